@@ -1,0 +1,159 @@
+"""
+Small utilities every stage shares: where artifacts live, printing from rank 0, atomic writes,
+and setting up the compute (device, dtype, process group).
+
+Nothing here runs at import time. A script calls `compute_init()` in its `main()` and passes the
+returned `Compute` down; library code never reads torchrun's environment variables itself.
+"""
+
+import json
+import logging
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+logger = logging.getLogger("nanochat")
+
+
+def get_base_dir():
+    """Root of every artifact a run produces: $NANOCHAT_BASE_DIR, default ~/.cache/nanochat."""
+    base = os.environ.get("NANOCHAT_BASE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "nanochat")
+    os.makedirs(base, exist_ok=True)
+    return base
+
+
+def dist_info():
+    """(rank, local_rank, world_size) from torchrun's environment, (0, 0, 1) when not under torchrun."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"])
+    return 0, 0, 1
+
+
+def print0(*args, **kwargs):
+    """print() on rank 0 only, flushed so logs interleave sensibly under torchrun."""
+    if dist_info()[0] == 0:
+        kwargs.setdefault("flush", True)
+        print(*args, **kwargs)
+
+
+# -----------------------------------------------------------------------------
+# Atomic writes: every artifact is written to a temp file in the same directory, then renamed,
+# so a reader (or a resumed run) never sees half a file.
+
+@contextmanager
+def atomic_path(path):
+    """Yields a temp path next to `path`; on clean exit renames it onto `path`, on error deletes it."""
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_bytes(path, data):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_write_text(path, text):
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, obj):
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_torch_save(obj, path):
+    import torch
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+# -----------------------------------------------------------------------------
+# Compute setup
+
+def autodetect_device_type():
+    """'cuda' if a GPU is visible, else 'mps' on Apple silicon, else 'cpu'."""
+    import torch
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@dataclass
+class Compute:
+    """What a stage needs to know about where it runs. Passed down explicitly, never global."""
+    device_type: str         # "cuda" | "cpu" | "mps"
+    device: object           # torch.device
+    rank: int
+    local_rank: int
+    world_size: int
+    ddp: bool                # True when a process group is initialised (world_size > 1)
+
+    @property
+    def master(self):
+        return self.rank == 0
+
+    def autocast(self):
+        """bf16 autocast on GPUs that support it; a no-op context on CPU/MPS (fp32 there)."""
+        import torch
+        if self.device_type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        from contextlib import nullcontext
+        return nullcontext()
+
+    def synchronize(self):
+        import torch
+        if self.device_type == "cuda":
+            torch.cuda.synchronize()
+
+    def max_memory_allocated(self):
+        import torch
+        if self.device_type == "cuda":
+            return torch.cuda.max_memory_allocated()
+        import psutil
+        return psutil.Process().memory_info().rss
+
+
+def compute_init(device_type="", seed=42):
+    """Pick the device, seed RNGs and, under torchrun, join the process group (NCCL on GPUs, gloo on CPU)."""
+    import torch
+    import torch.distributed as dist
+    device_type = device_type or autodetect_device_type()
+    if device_type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device_type='cuda' but no CUDA GPU is visible; pass --device-type=cpu")
+    rank, local_rank, world_size = dist_info()
+    ddp = world_size > 1
+    if device_type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    else:
+        device = torch.device(device_type)
+    if ddp and not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, device_id=device if device_type == "cuda" else None)
+        dist.barrier()
+    torch.manual_seed(seed)
+    if device_type == "cuda":
+        torch.cuda.manual_seed(seed)
+    return Compute(device_type, device, rank, local_rank, world_size, ddp)
+
+
+def compute_cleanup():
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

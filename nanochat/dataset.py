@@ -1,0 +1,184 @@
+"""
+Pretraining data on disk: parquet shards under $NANOCHAT_BASE_DIR/base_data.
+
+Each shard has one string column `text`, one document per row (see docs in ../shared/FORMATS.md).
+Shards sort by name and the LAST one is the validation shard; everything before it is training data.
+This module downloads the real shards from the Hugging Face hub (in parallel, with retries and a
+check of every file) and iterates documents; the embedded offline corpus is written in the same
+format by nanochat.synthetic.
+
+Deliberately not here: tokenization and batching (nanochat/dataloader.py).
+
+    python -m nanochat.dataset -n 240              # 240 training shards + the validation shard
+    python -m nanochat.dataset --embedded          # offline: write the embedded corpus instead
+"""
+
+import argparse
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from nanochat.common import get_base_dir
+
+# name -> (hub dataset repo, total shard count); the last shard of each is its validation shard
+DATASETS = {
+    "fineweb-edu": ("karpathy/fineweb-edu-100b-shuffle", 1823),
+    "climbmix": ("karpathy/climbmix-400b-shuffle", 6543),
+}
+DEFAULT_DATASET = "fineweb-edu"
+HUB_URL = "https://huggingface.co/datasets/{repo}/resolve/main/{name}"
+
+
+def shard_name(index):
+    return f"shard_{index:05d}.parquet"
+
+
+def data_dir(base_dir=None):
+    return os.path.join(base_dir or get_base_dir(), "base_data")
+
+
+def list_shards(directory):
+    """All complete shards in `directory`, sorted (temp files of an interrupted download are ignored)."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(os.path.join(directory, f) for f in os.listdir(directory)
+                  if f.startswith("shard_") and f.endswith(".parquet"))
+
+
+def split_shards(directory, split):
+    """Paths of the 'train' shards (all but the last) or the 'val' shard (the last)."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    paths = list_shards(directory)
+    if len(paths) < 2:
+        raise FileNotFoundError(
+            f"need at least 2 shards in {directory} (training + validation), found {len(paths)}. "
+            "Download real data with `python -m nanochat.dataset -n 8`, or write the offline corpus with "
+            "`python -m nanochat.dataset --embedded`.")
+    return paths[:-1] if split == "train" else paths[-1:]
+
+
+def iter_documents(paths, start_shard=0, start_row_group=0):
+    """Yield (shard_idx, row_group_idx, list of documents) for each row group, in order, from a position."""
+    import pyarrow.parquet as pq
+    for si in range(start_shard, len(paths)):
+        pf = pq.ParquetFile(paths[si])
+        first = start_row_group if si == start_shard else 0
+        for rg in range(first, pf.num_row_groups):
+            yield si, rg, pf.read_row_group(rg, columns=["text"]).column("text").to_pylist()
+
+
+def iter_texts(directory, split="train", max_chars=None, doc_cap=None):
+    """Plain text stream for tokenizer training: documents cropped to `doc_cap` chars, `max_chars` in total."""
+    seen = 0
+    for _, _, docs in iter_documents(split_shards(directory, split)):
+        for doc in docs:
+            if doc_cap is not None:
+                doc = doc[:doc_cap]
+            yield doc
+            seen += len(doc)
+            if max_chars is not None and seen >= max_chars:
+                return
+
+
+# -----------------------------------------------------------------------------
+# Download
+
+def check_shard(path):
+    """Raise ValueError unless `path` is a readable parquet file with a string column `text`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    try:
+        schema = pq.read_schema(path)
+    except Exception as e:  # pyarrow raises several types for truncated/garbage files
+        raise ValueError(f"{path} is not a readable parquet file: {e}") from e
+    text_type = schema.field("text").type if "text" in schema.names else None
+    if text_type is None or not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
+        raise ValueError(f"{path} has no string column 'text' (columns: {schema.names})")
+
+
+def download_shard(url, dest, max_attempts=5, timeout=60, backoff=2.0):
+    """Download one file to `dest` via `dest.tmp` + rename, checking size and parquet format. Idempotent."""
+    import requests
+    if os.path.exists(dest):
+        return dest
+    tmp = dest + ".tmp"
+    last_error = None
+    for attempt in range(1, max_attempts + 1):
+        try:
+            with requests.get(url, stream=True, timeout=timeout) as r:
+                r.raise_for_status()
+                expected = int(r.headers.get("Content-Length", -1))
+                with open(tmp, "wb") as f:
+                    for chunk in r.iter_content(chunk_size=1 << 20):
+                        f.write(chunk)
+            size = os.path.getsize(tmp)
+            if expected >= 0 and size != expected:
+                raise OSError(f"got {size} bytes, server announced {expected}")
+            check_shard(tmp)
+            os.replace(tmp, dest)
+            return dest
+        except (OSError, ValueError, requests.RequestException) as e:
+            last_error = e
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            if attempt < max_attempts:
+                time.sleep(backoff * 2 ** (attempt - 1))
+    raise RuntimeError(f"failed to download {url} after {max_attempts} attempts: {last_error}")
+
+
+def download(num_train_shards, dataset=DEFAULT_DATASET, directory=None, workers=8,
+             url_template=HUB_URL, max_attempts=5, backoff=2.0, log=print):
+    """Fetch training shards 0..num_train_shards-1 plus the dataset's pinned validation shard."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
+    repo, total = DATASETS[dataset]
+    if not 1 <= num_train_shards <= total - 1:
+        raise ValueError(f"num_train_shards={num_train_shards}: {dataset} has {total - 1} training shards")
+    directory = directory or data_dir()
+    os.makedirs(directory, exist_ok=True)
+    indices = list(range(num_train_shards)) + [total - 1]   # the last one is the validation shard
+    todo = [i for i in indices if not os.path.exists(os.path.join(directory, shard_name(i)))]
+    log(f"{dataset}: {len(indices) - len(todo)}/{len(indices)} shards already in {directory}")
+    if not todo:
+        return
+    t0, done, nbytes = time.time(), 0, 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(download_shard, url_template.format(repo=repo, name=shard_name(i)),
+                               os.path.join(directory, shard_name(i)), max_attempts, 60, backoff): i
+                   for i in todo}
+        try:
+            for fut in as_completed(futures):
+                path = fut.result()
+                done += 1
+                nbytes += os.path.getsize(path)
+                mbps = nbytes / 1e6 / max(time.time() - t0, 1e-6)
+                log(f"  [{done}/{len(todo)}] {os.path.basename(path)}  {mbps:.1f} MB/s")
+        except RuntimeError as e:
+            for f in futures:
+                f.cancel()
+            raise RuntimeError(f"{e}\nNo network? Every stage can run offline on the embedded corpus: "
+                               "`python -m nanochat.dataset --embedded`") from e
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Download pretraining shards, or write the embedded corpus")
+    parser.add_argument("-n", "--num-shards", type=int, default=8, help="number of training shards to download")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
+    parser.add_argument("-w", "--workers", type=int, default=8, help="parallel downloads")
+    parser.add_argument("--embedded", action="store_true", help="write the offline embedded corpus instead")
+    parser.add_argument("--embedded-shards", type=int, default=8, help="shards of the embedded corpus (incl. val)")
+    parser.add_argument("--embedded-chars", type=int, default=4_000_000, help="characters per embedded shard")
+    args = parser.parse_args(argv)
+    directory = data_dir()
+    if args.embedded:
+        from nanochat.synthetic import write_embedded_corpus
+        paths = write_embedded_corpus(directory, num_shards=args.embedded_shards,
+                                      chars_per_shard=args.embedded_chars)
+        print(f"embedded corpus: {len(paths)} shards in {directory}")
+    else:
+        download(args.num_shards, args.dataset, directory, args.workers)
+
+
+if __name__ == "__main__":
+    main()

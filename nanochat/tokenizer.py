@@ -1,0 +1,285 @@
+"""
+The tokenizer: byte-level BPE trained by `rustbpe`, encoded at inference time by `tiktoken`,
+plus the chat template that turns a conversation into token ids and a training mask.
+
+Training happens once (scripts/tok_train.py) in Rust. Everything after that (data loading,
+evaluation, chat) only needs to *encode*, which tiktoken does fast from the learned ranks, so this
+is the only module in the project that imports rustbpe.
+
+Conversations are dicts: {"messages": [{"role": ..., "content": ...}, ...]} with an optional
+leading "system" message, then user/assistant turns alternating, starting with the user.
+Assistant content is either a string or a list of parts {"type": "text" | "python" |
+"python_output", "text": str}: the assistant's own words, a calculator call it wrote, and the
+tool's output that was fed back to it.
+
+Deliberately left out: byte-fallback for unknown tokens (byte-level BPE has none), training in
+Python (tests/bpe_reference.py has a slow reference), and normalisation of the input text.
+"""
+
+import base64
+import json
+import os
+
+import tiktoken
+
+from nanochat.common import atomic_path, atomic_write_json, atomic_write_text, get_base_dir
+
+SPECIAL_TOKENS = [
+    "<|bos|>",              # starts every document; also the row separator in packed batches
+    "<|user_start|>", "<|user_end|>",
+    "<|assistant_start|>", "<|assistant_end|>",
+    "<|python_start|>", "<|python_end|>",   # the assistant calls the calculator tool
+    "<|output_start|>", "<|output_end|>",   # the tool's answer, forced into the stream
+]
+
+# The GPT-4 split pattern, except digits are grouped at most two at a time (GPT-4 uses three): with
+# small vocabularies it wastes fewer tokens on number chunks. The same constant lives in rustbpe.
+SPLIT_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+)
+
+# file names inside a tokenizer directory; tokenizer.json is written last and marks a complete save
+RANKS_FILE, META_FILE, TOKEN_BYTES_FILE = "ranks.tiktoken", "tokenizer.json", "token_bytes.pt"
+
+
+class Tokenizer:
+    """A tiktoken Encoding with our special tokens appended after the learned ranks."""
+
+    def __init__(self, mergeable_ranks, pattern=SPLIT_PATTERN):
+        ranks = dict(mergeable_ranks)
+        if sorted(ranks.values()) != list(range(len(ranks))):
+            raise ValueError("mergeable_ranks must use every rank 0..n-1 exactly once")
+        self.mergeable_ranks = ranks
+        self.pattern = pattern
+        n = len(ranks)
+        self.special_ids = {name: n + i for i, name in enumerate(SPECIAL_TOKENS)}
+        self.enc = tiktoken.Encoding(
+            name="nanochat", pat_str=pattern, mergeable_ranks=ranks, special_tokens=self.special_ids,
+        )
+        self.bos_id = self.special_ids["<|bos|>"]
+
+    # ---------------------------------------------------------------- training, saving, loading
+
+    @classmethod
+    def train_from_iterator(cls, texts, vocab_size, pattern=SPLIT_PATTERN):
+        """Train BPE on an iterable of strings. `vocab_size` counts the special tokens too."""
+        import rustbpe  # the only import of the Rust extension in the project
+        n_special = len(SPECIAL_TOKENS)
+        if vocab_size < 256 + n_special:
+            raise ValueError(f"vocab_size={vocab_size} is too small: it must be at least "
+                             f"{256 + n_special} (256 byte tokens + {n_special} special tokens)")
+        bpe = rustbpe.Tokenizer()
+        bpe.train_from_iterator(texts, vocab_size - n_special, pattern=pattern)
+        return cls(bpe.get_mergeable_ranks(), bpe.get_pattern())
+
+    def save(self, tokenizer_dir):
+        """Write ranks, metadata and token_bytes, each atomically; tokenizer.json last."""
+        import torch
+        os.makedirs(tokenizer_dir, exist_ok=True)
+        lines = [f"{base64.b64encode(tok).decode('ascii')} {rank}"
+                 for tok, rank in sorted(self.mergeable_ranks.items(), key=lambda kv: kv[1])]
+        atomic_write_text(os.path.join(tokenizer_dir, RANKS_FILE), "\n".join(lines) + "\n")
+        with atomic_path(os.path.join(tokenizer_dir, TOKEN_BYTES_FILE)) as tmp:
+            torch.save(self.token_bytes(), tmp)
+        meta = {"pattern": self.pattern, "special_tokens": SPECIAL_TOKENS, "vocab_size": self.get_vocab_size()}
+        atomic_write_json(os.path.join(tokenizer_dir, META_FILE), meta)
+
+    @classmethod
+    def load(cls, tokenizer_dir):
+        meta_path = os.path.join(tokenizer_dir, META_FILE)
+        if not os.path.exists(meta_path):
+            raise FileNotFoundError(f"no trained tokenizer in {tokenizer_dir} (missing {META_FILE}); "
+                                    f"train one with `python -m scripts.tok_train`")
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if meta["special_tokens"] != SPECIAL_TOKENS:
+            raise ValueError(f"{meta_path} was saved with different special tokens; retrain the tokenizer")
+        ranks = {}
+        with open(os.path.join(tokenizer_dir, RANKS_FILE)) as f:
+            for line in f:
+                tok, rank = line.split()
+                ranks[base64.b64decode(tok)] = int(rank)
+        return cls(ranks, meta["pattern"])
+
+    # ---------------------------------------------------------------- basics
+
+    def get_vocab_size(self):
+        return self.enc.n_vocab
+
+    def get_bos_token_id(self):
+        return self.bos_id
+
+    def encode_special(self, name):
+        if name not in self.special_ids:
+            raise KeyError(f"unknown special token {name!r}; known: {', '.join(SPECIAL_TOKENS)}")
+        return self.special_ids[name]
+
+    def _as_id(self, tok):
+        return tok if isinstance(tok, int) else self.encode_special(tok)
+
+    def encode(self, text, prepend=None, append=None, num_threads=8):
+        """Encode a string (-> list of ids) or a list of strings (-> list of lists).
+
+        Text is always encoded as ordinary text: a literal "<|bos|>" in it becomes the ids of those
+        characters, never the special token. `prepend`/`append` add one special token (name or id).
+        """
+        pre = [self._as_id(prepend)] if prepend is not None else []
+        post = [self._as_id(append)] if append is not None else []
+        if isinstance(text, str):
+            return pre + self.enc.encode_ordinary(text) + post
+        if isinstance(text, list):
+            return [pre + ids + post for ids in self.enc.encode_ordinary_batch(text, num_threads=num_threads)]
+        raise TypeError(f"encode expects a str or a list of str, got {type(text).__name__}")
+
+    __call__ = encode
+
+    def decode(self, ids):
+        return self.enc.decode(ids)
+
+    def decode_bytes(self, ids):
+        """Raw bytes of a token sequence (may end in the middle of a UTF-8 character)."""
+        return self.enc.decode_bytes(ids)
+
+    def id_to_token(self, token_id):
+        return self.enc.decode_single_token_bytes(token_id).decode("utf-8", errors="replace")
+
+    def token_bytes(self):
+        """int32 tensor (vocab,): bytes per token id, 0 for specials (so they do not count in bits-per-byte)."""
+        import torch
+        special = set(self.special_ids.values())
+        sizes = [0 if i in special else len(self.enc.decode_single_token_bytes(i)) for i in range(self.enc.n_vocab)]
+        return torch.tensor(sizes, dtype=torch.int32)
+
+    # ---------------------------------------------------------------- chat template
+
+    def render_conversation(self, conversation, max_tokens=None):
+        """Render a conversation to (ids, mask). mask[i] == 1 where ids[i] is a training target.
+
+        Trained on: the assistant's text, its python tool calls (with their delimiters) and
+        <|assistant_end|>. Not trained on: <|bos|>, user turns, <|assistant_start|> (the template
+        forces it), and tool outputs with their delimiters (the tool, not the model, wrote them).
+        """
+        ids, mask = [], []
+
+        def add(tokens, m):
+            tokens = [tokens] if isinstance(tokens, int) else tokens
+            ids.extend(tokens)
+            mask.extend([m] * len(tokens))
+
+        add(self.bos_id, 0)
+        for msg in _normalize_messages(conversation):
+            if msg["role"] == "user":
+                add(self.special_ids["<|user_start|>"], 0)
+                add(self.enc.encode_ordinary(msg["content"]), 0)
+                add(self.special_ids["<|user_end|>"], 0)
+            else:
+                add(self.special_ids["<|assistant_start|>"], 0)
+                for part in msg["content"]:
+                    text = self.enc.encode_ordinary(part["text"])
+                    if part["type"] == "text":
+                        add(text, 1)
+                    elif part["type"] == "python":
+                        add(self.special_ids["<|python_start|>"], 1)
+                        add(text, 1)
+                        add(self.special_ids["<|python_end|>"], 1)
+                    else:  # python_output
+                        add(self.special_ids["<|output_start|>"], 0)
+                        add(text, 0)
+                        add(self.special_ids["<|output_end|>"], 0)
+                add(self.special_ids["<|assistant_end|>"], 1)
+        if max_tokens is not None:
+            ids, mask = ids[:max_tokens], mask[:max_tokens]
+        return ids, mask
+
+    def render_for_completion(self, conversation):
+        """Ids that prime the model to write the next assistant turn.
+
+        The conversation must end with a user message, or with an assistant message (e.g. a task's
+        reference answer), which is then dropped.
+        """
+        messages = list(conversation["messages"]) if isinstance(conversation, dict) else None
+        if not messages:
+            raise ValueError("conversation must be a dict with a non-empty 'messages' list")
+        if messages[-1].get("role") == "assistant":
+            messages = messages[:-1]
+        ids, _ = self.render_conversation({"messages": messages})
+        return ids + [self.special_ids["<|assistant_start|>"]]
+
+    def visualize_mask(self, ids, mask):
+        """Debugging aid: tokens with the mask shown as [trained] / plain."""
+        out = []
+        for i, m in zip(ids, mask):
+            t = self.enc.decode_single_token_bytes(i).decode("utf-8", errors="replace")
+            out.append(f"[{t}]" if m else t)
+        return "".join(out)
+
+
+PART_TYPES = ("text", "python", "python_output")
+
+
+def _normalize_messages(conversation):
+    """Validate a conversation; fold a system message into the first user turn; list-ify assistant content.
+
+    Raises ValueError naming the offending message for anything malformed.
+    """
+    if not isinstance(conversation, dict) or not isinstance(conversation.get("messages"), list):
+        raise ValueError("a conversation must be a dict with a 'messages' list, "
+                         f"got {type(conversation).__name__}")
+    messages = conversation["messages"]
+    if not messages:
+        raise ValueError("conversation has no messages")
+    system = None
+    if isinstance(messages[0], dict) and messages[0].get("role") == "system":
+        system, messages = messages[0], messages[1:]
+        if not isinstance(system.get("content"), str):
+            raise ValueError("the system message's content must be a string")
+        if not messages:
+            raise ValueError("conversation has a system message but no user message after it")
+    out = []
+    for i, msg in enumerate(messages):
+        expected = "user" if i % 2 == 0 else "assistant"
+        role = msg.get("role") if isinstance(msg, dict) else None
+        if role != expected:
+            where = i + (system is not None)
+            raise ValueError(f"message {where} has role {role!r}, expected {expected!r}: after an optional "
+                             "system message, roles must alternate user, assistant, user, ...")
+        content = msg.get("content")
+        if role == "user":
+            if not isinstance(content, str):
+                raise ValueError(f"user message {i} content must be a string, got {type(content).__name__}")
+            if i == 0 and system is not None:
+                content = system["content"] + "\n\n" + content
+            out.append({"role": "user", "content": content})
+        else:
+            if isinstance(content, str):
+                parts = [{"type": "text", "text": content}]
+            elif isinstance(content, list):
+                parts = content
+                for j, p in enumerate(parts):
+                    if not isinstance(p, dict) or p.get("type") not in PART_TYPES or not isinstance(p.get("text"), str):
+                        raise ValueError(f"assistant message {i} part {j} is {p!r}; each part must be "
+                                         f"{{'type': one of {PART_TYPES}, 'text': str}}")
+            else:
+                raise ValueError(f"assistant message {i} content must be a string or a list of parts, "
+                                 f"got {type(content).__name__}")
+            out.append({"role": "assistant", "content": parts})
+    return out
+
+
+# -----------------------------------------------------------------------------
+# The project's tokenizer lives in $NANOCHAT_BASE_DIR/tokenizer
+
+def tokenizer_dir(base_dir=None):
+    return os.path.join(base_dir or get_base_dir(), "tokenizer")
+
+
+def get_tokenizer(base_dir=None):
+    return Tokenizer.load(tokenizer_dir(base_dir))
+
+
+def get_token_bytes(base_dir=None, device="cpu"):
+    import torch
+    path = os.path.join(tokenizer_dir(base_dir), TOKEN_BYTES_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing; train the tokenizer with `python -m scripts.tok_train`")
+    return torch.load(path, map_location=device)
