@@ -1,0 +1,173 @@
+"""
+Checkpoints: everything needed to resume a training run exactly, written so a crash never leaves
+a checkpoint that looks complete but is not.
+
+Layout of one checkpoint at step S in a checkpoint directory:
+    model_S.pt            model weights (rank 0)
+    rank_S_rank<r>.pt     per-rank state: this rank's optimizer shard, data-loader position, RNG
+    meta_S.json           config, metrics, world size (rank 0, written LAST: it marks the step complete)
+
+Each file is written to a temp file and renamed. Every rank writes its own file, all ranks meet at a
+barrier, and only then does rank 0 write the model and the meta file. A step without a meta file is
+incomplete; a step whose files fail to load is reported and skipped, and resume falls back to the
+newest step that every rank can load.
+
+Deliberately left out: sharded model weights (the model fits on one GPU) and cloud storage.
+"""
+
+import glob
+import json
+import os
+import re
+
+import torch
+
+from nanochat.common import atomic_torch_save, atomic_write_json
+
+STEP_WIDTH = 6
+
+
+def _paths(ckpt_dir, step, rank):
+    s = f"{step:0{STEP_WIDTH}d}"
+    return (os.path.join(ckpt_dir, f"model_{s}.pt"), os.path.join(ckpt_dir, f"rank_{s}_rank{rank}.pt"),
+            os.path.join(ckpt_dir, f"meta_{s}.json"))
+
+
+def _dist():
+    import torch.distributed as dist
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def save_checkpoint(ckpt_dir, step, model_state, rank_state, meta, rank=0, keep_last=None):
+    """Collective when torch.distributed is initialised: every rank must call it."""
+    model_path, rank_path, meta_path = _paths(ckpt_dir, step, rank)
+    os.makedirs(ckpt_dir, exist_ok=True)
+    atomic_torch_save(rank_state, rank_path)
+    dist = _dist()
+    world_size = dist.get_world_size() if dist else 1
+    if dist:
+        dist.barrier()   # every rank's file is on disk before the step is declared complete
+    if rank == 0:
+        atomic_torch_save(model_state, model_path)
+        atomic_write_json(meta_path, {**meta, "step": step, "world_size": world_size})
+    if dist:
+        dist.barrier()
+    if keep_last:
+        _prune(ckpt_dir, keep_last, rank)
+
+
+def complete_steps(ckpt_dir):
+    """Steps with a meta file (i.e. declared complete), newest first."""
+    steps = []
+    for p in glob.glob(os.path.join(ckpt_dir, "meta_*.json")):
+        m = re.fullmatch(r"meta_(\d+)\.json", os.path.basename(p))
+        if m:
+            steps.append(int(m.group(1)))
+    return sorted(steps, reverse=True)
+
+
+def _prune(ckpt_dir, keep_last, rank):
+    for step in complete_steps(ckpt_dir)[keep_last:]:
+        model_path, rank_path, meta_path = _paths(ckpt_dir, step, rank)
+        for p in ([meta_path, model_path] if rank == 0 else []) + [rank_path]:
+            if os.path.exists(p):
+                os.remove(p)
+
+
+def _try_load(ckpt_dir, step, rank, device, load_rank_state):
+    """(model_state, rank_state, meta) or the reason this step cannot be loaded on this rank."""
+    model_path, rank_path, meta_path = _paths(ckpt_dir, step, rank)
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+        model_state = torch.load(model_path, map_location=device)
+        rank_state = torch.load(rank_path, map_location=device, weights_only=False) if load_rank_state else None
+    except Exception as e:  # truncated zip, missing file, bad JSON: all mean "skip this step"
+        return None, f"{type(e).__name__}: {e}"
+    return (model_state, rank_state, meta), None
+
+
+def load_checkpoint(ckpt_dir, step=None, rank=0, device="cpu", load_rank_state=True, log=print):
+    """Load step `step`, or the newest step that loads on every rank. Returns (model_state, rank_state, meta).
+
+    Collective when torch.distributed is initialised. Raises FileNotFoundError if nothing loads.
+    """
+    candidates = [step] if step is not None else complete_steps(ckpt_dir)
+    dist = _dist()
+    for s in candidates:
+        loaded, why = _try_load(ckpt_dir, s, rank, device, load_rank_state)
+        ok = torch.tensor([1 if loaded else 0])
+        if dist:
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)   # gloo and nccl both have MIN
+        if ok.item() == 1:
+            meta = loaded[2]
+            world_size = dist.get_world_size() if dist else 1
+            if load_rank_state and meta.get("world_size", 1) != world_size:
+                raise ValueError(f"checkpoint step {s} in {ckpt_dir} was written by {meta['world_size']} ranks, "
+                                 f"this run has {world_size}: resume with the same number of processes")
+            return loaded
+        if why and log:
+            log(f"skipping checkpoint step {s} in {ckpt_dir}: cannot load it on rank {rank} ({why})")
+        elif log and rank == 0:
+            log(f"skipping checkpoint step {s} in {ckpt_dir}: another rank cannot load its part")
+    raise FileNotFoundError(f"no complete checkpoint in {ckpt_dir}" + (f" at step {step}" if step is not None else ""))
+
+
+def rng_state():
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -----------------------------------------------------------------------------
+# Finding and loading the model a stage produced
+
+# source -> (checkpoint directory under the base dir, the command that produces it)
+SOURCES = {
+    "base": ("base_checkpoints", "python -m scripts.base_train"),
+    "mid": ("mid_checkpoints", "python -m scripts.mid_train"),
+    "sft": ("chatsft_checkpoints", "python -m scripts.chat_sft"),
+    "rl": ("chatrl_checkpoints", "python -m scripts.chat_rl"),
+}
+
+
+def checkpoint_dir(source, model_tag=None, base_dir=None):
+    """Directory of a stage's checkpoints; without a tag, the most recently written tag."""
+    from nanochat.common import get_base_dir
+    if source not in SOURCES:
+        raise ValueError(f"unknown checkpoint source {source!r}; choose one of {', '.join(SOURCES)}")
+    subdir, command = SOURCES[source]
+    root = os.path.join(base_dir or get_base_dir(), subdir)
+    if model_tag:
+        path = os.path.join(root, model_tag)
+        if not complete_steps(path):
+            raise FileNotFoundError(f"no {source} checkpoint with tag {model_tag!r} in {root}; "
+                                    f"produce one with `{command} --model-tag={model_tag}`")
+        return path
+    tags = [t for t in (os.listdir(root) if os.path.isdir(root) else []) if complete_steps(os.path.join(root, t))]
+    if not tags:
+        raise FileNotFoundError(f"no {source} checkpoint in {root}; produce one with `{command}`")
+    return max((os.path.join(root, t) for t in tags), key=os.path.getmtime)
+
+
+def load_model(source, device="cpu", model_tag=None, step=None, base_dir=None):
+    """(model in eval mode, tokenizer, meta) from a stage's newest (or given) checkpoint."""
+    from nanochat.gpt import GPT, GPTConfig
+    from nanochat.tokenizer import get_tokenizer
+    path = checkpoint_dir(source, model_tag, base_dir)
+    model_state, _, meta = load_checkpoint(path, step=step, device=device, load_rank_state=False, log=None)
+    model = GPT(GPTConfig(**meta["model_config"]))
+    model.load_state_dict(model_state)
+    model.to(device).eval()
+    tokenizer = get_tokenizer(base_dir)
+    if tokenizer.get_vocab_size() != model.config.vocab_size:
+        raise ValueError(f"the tokenizer has {tokenizer.get_vocab_size()} tokens but the {source} model in {path} "
+                         f"expects {model.config.vocab_size}: it was trained with another tokenizer")
+    return model, tokenizer, {**meta, "checkpoint_dir": path}

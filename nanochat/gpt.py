@@ -1,0 +1,367 @@
+"""
+The GPT model: a decoder-only transformer written as plain math and shapes.
+
+What is in it: a token embedding, n_layer pre-norm blocks (attention + MLP), an untied lm_head;
+rotary positions, parameter-free RMSNorm (on the embedding, before attention and MLP, before lm_head),
+QK-norm, a ReLU^2 MLP, no biases, a tanh logit softcap and grouped-query attention. Attention is
+PyTorch's SDPA, or flash-attention-3 for the training path on Hopper GPUs when its module is importable.
+KVCache holds keys/values for incremental decoding, with every batch row at its own position.
+
+What it deliberately does not do: know about optimizers (param_groups() only sorts parameters by role),
+data, ranks or devices. The caller moves the model to a device, wraps forward in torch.autocast on GPUs
+(weights stay fp32), syncs gradients (nanochat/optim.py) and samples tokens (the engine).
+"""
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# The rotary tables cover this many times sequence_len, so inference may run past the training context.
+ROTARY_HEADROOM = 10
+
+
+@dataclass
+class GPTConfig:
+    sequence_len: int = 1024    # training context length
+    vocab_size: int = 65536
+    n_layer: int = 12
+    n_head: int = 6             # query heads
+    n_kv_head: int = 6          # key/value heads; fewer than n_head means grouped-query attention
+    n_embd: int = 768
+    softcap: float = 15.0       # logits = softcap * tanh(logits / softcap); 0 turns it off
+    rope_base: float = 10000.0  # rotary base: pair i turns by position * rope_base^(-2i / head_dim)
+
+    def __post_init__(self):
+        for name in ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}; "
+                             "pick n_embd = n_head * head_dim")
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim = n_embd / n_head = {self.head_dim} must be even (rotary turns pairs)")
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head} "
+                             "(each key/value head serves n_head / n_kv_head query heads)")
+        if self.softcap < 0:
+            raise ValueError(f"softcap must be >= 0 (0 turns it off), got {self.softcap}")
+
+    @property
+    def head_dim(self):
+        return self.n_embd // self.n_head
+
+
+def config_from_depth(depth, vocab_size, sequence_len, aspect_ratio=64, head_dim=128):
+    """The one size dial: every shape of the model follows from its depth (number of blocks)."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive int, got {depth!r}")
+    if aspect_ratio < 1 or head_dim < 2 or head_dim % 2:
+        raise ValueError(f"need aspect_ratio >= 1 and an even head_dim >= 2, got {aspect_ratio}, {head_dim}")
+    # Width grows linearly with depth (aspect ratio 64: d12 -> 768, d20 -> 1280, d32 -> 2048), so one
+    # dial scales width and depth together. It is rounded UP to a whole number of heads of a fixed size:
+    # attention kernels are tuned for head sizes like 64/128, and extra width becomes extra heads.
+    n_embd = -(-depth * aspect_ratio // head_dim) * head_dim  # ceil to a multiple of head_dim
+    n_head = n_embd // head_dim
+    # n_kv_head = n_head: plain multi-head attention. GQA shrinks the KV cache, which pays off for long
+    # contexts and big serving batches, not at our sizes; the model supports it, the default stays simplest.
+    return GPTConfig(sequence_len=sequence_len, vocab_size=vocab_size, n_layer=depth,
+                     n_head=n_head, n_kv_head=n_head, n_embd=n_embd)
+
+
+def norm(x):
+    """Parameter-free RMSNorm over the last dimension."""
+    return F.rms_norm(x, (x.size(-1),))
+
+
+def rotary_tables(length, head_dim, base, device=None):
+    """cos, sin of shape (length, head_dim // 2): pair i at position t turns by angle t * base^(-2i/head_dim)."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
+    angles = torch.outer(torch.arange(length, dtype=torch.float32, device=device), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x, cos, sin):
+    """Turn each pair (x[..., i], x[..., i + D/2]) of x (B, T, H, D); cos/sin broadcast as (B|1, T, 1, D/2)."""
+    d = x.size(-1) // 2
+    x1, x2 = x[..., :d], x[..., d:]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # fp32 tables, bf16 activations under autocast
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+@functools.lru_cache(maxsize=1)
+def _flash_attn3():
+    """The flash-attention-3 module if this process can use it (CUDA, compute capability 9.x), else None.
+    Looked up on first use, never at import, and never installed: a missing module just means SDPA."""
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9:
+        return None
+    try:
+        import flash_attn_interface
+    except ImportError:
+        return None
+    return flash_attn_interface
+
+
+def causal_attention(q, k, v):
+    """Training-path attention. q (B, T, H, D), k/v (B, T, Hkv, D) -> (B, T, H, D)."""
+    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
+        fa3 = _flash_attn3()
+        if fa3 is not None:
+            y = fa3.flash_attn_func(q, k, v, causal=True)  # takes (B, T, H, D) and GQA directly
+            return y[0] if isinstance(y, tuple) else y  # some versions also return the log-sum-exp
+    y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                       is_causal=True, enable_gqa=k.size(2) != q.size(2))
+    return y.transpose(1, 2)
+
+
+class KVCache:
+    """Keys and values of past tokens, for decoding one (or a few) tokens at a time.
+
+    k, v: (num_layers, B, num_kv_heads, max_len, head_dim). lengths: (B,) long, tokens cached per row.
+    Rows are independent: row b's next tokens go to positions lengths[b], lengths[b] + 1, ... so a
+    server can batch requests that are at different points of their conversations. Slots at or past
+    lengths[b] hold stale data that attention masks out, so clearing a row only resets its length.
+    """
+
+    def __init__(self, batch_size, num_layers, num_kv_heads, head_dim, max_len, device=None,
+                 dtype=torch.float32):
+        for name, value in (("batch_size", batch_size), ("num_layers", num_layers),
+                            ("num_kv_heads", num_kv_heads), ("head_dim", head_dim), ("max_len", max_len)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"KVCache {name} must be a positive int, got {value!r}")
+        shape = (num_layers, batch_size, num_kv_heads, max_len, head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.lengths = torch.zeros(batch_size, dtype=torch.long, device=device)
+
+    @property
+    def batch_size(self):
+        return self.k.size(1)
+
+    @property
+    def max_len(self):
+        return self.k.size(3)
+
+    def _check_row(self, row):
+        if not -self.batch_size <= row < self.batch_size:
+            raise IndexError(f"row {row} is out of range for a KVCache of batch_size {self.batch_size}")
+
+    def reset(self):
+        """Forget every row."""
+        self.lengths.zero_()
+
+    def clear_row_(self, row):
+        """Forget one row, e.g. a finished request whose slot a new one will take."""
+        self._check_row(row)
+        self.lengths[row] = 0
+
+    def row_copy_(self, dst_row, src_cache, src_row):
+        """Copy row src_row of src_cache (e.g. a freshly prefilled prompt) into row dst_row of this cache."""
+        self._check_row(dst_row)
+        src_cache._check_row(src_row)
+        ours, theirs = self.k.shape, src_cache.k.shape
+        if (ours[0], ours[2], ours[4]) != (theirs[0], theirs[2], theirs[4]):
+            raise ValueError(f"cannot copy between KV caches of shapes {tuple(theirs)} and {tuple(ours)}: "
+                             "num_layers, num_kv_heads and head_dim must match")
+        n = int(src_cache.lengths[src_row])
+        if n > self.max_len:
+            raise ValueError(f"source row holds {n} tokens but this cache's max_len is {self.max_len}")
+        self.k[:, dst_row, :, :n] = src_cache.k[:, src_row, :, :n]
+        self.v[:, dst_row, :, :n] = src_cache.v[:, src_row, :, :n]
+        self.lengths[dst_row] = n
+
+
+def cached_attention(q, k, v, cache, layer_idx, positions, attn_mask):
+    """Attention that appends this step's k/v to the cache, then reads the cached prefix.
+
+    q (B, T, H, D), k/v (B, T, Hkv, D); positions (B, T) absolute position of each new token;
+    attn_mask (B, 1, T, L) bool, True where a query may look, L = the longest row after this step.
+    """
+    B = q.size(0)
+    k_cache, v_cache = cache.k[layer_idx], cache.v[layer_idx]  # (B, Hkv, max_len, D), views
+    rows = torch.arange(B, device=q.device)[:, None]  # (B, 1), broadcasts against positions (B, T)
+    # Two index tensors around a slice: their broadcast shape (B, T) comes first, so the target is
+    # (B, T, Hkv, D), exactly the layout of k and v.
+    k_cache[rows, :, positions] = k.to(k_cache.dtype)
+    v_cache[rows, :, positions] = v.to(v_cache.dtype)
+    L = attn_mask.size(-1)
+    keys = k_cache[:, :, :L].to(q.dtype)  # (B, Hkv, L, D)
+    values = v_cache[:, :, :L].to(q.dtype)
+    y = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, attn_mask=attn_mask,
+                                       enable_gqa=k.size(2) != q.size(2))
+    return y.transpose(1, 2)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.n_kv_head, config.head_dim
+        C = config.n_embd
+        self.c_q = nn.Linear(C, self.n_head * self.head_dim, bias=False)
+        self.c_k = nn.Linear(C, self.n_kv_head * self.head_dim, bias=False)
+        self.c_v = nn.Linear(C, self.n_kv_head * self.head_dim, bias=False)
+        self.c_proj = nn.Linear(C, C, bias=False)
+
+    def forward(self, x, cos, sin, kv_cache=None, positions=None, attn_mask=None):
+        B, T, C = x.shape
+        q = self.c_q(x).view(B, T, self.n_head, self.head_dim)  # (B, T, H, D)
+        k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim)  # (B, T, Hkv, D)
+        v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim)  # (B, T, Hkv, D)
+        # QK-norm: unit-RMS queries and keys bound the attention logits by sqrt(D), which keeps
+        # attention from saturating early in training. (Rotation keeps norms, so the order is free.)
+        q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))
+        q, k = q.to(v.dtype), k.to(v.dtype)  # attention wants one dtype; rms_norm may upcast under autocast
+        if kv_cache is None:
+            y = causal_attention(q, k, v)
+        else:
+            y = cached_attention(q, k, v, kv_cache, self.layer_idx, positions, attn_mask)
+        return self.c_proj(y.reshape(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x):
+        return self.c_proj(F.relu(self.c_fc(x)).square())  # ReLU^2: cheap, and beats GELU at this scale
+
+
+class Block(nn.Module):
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.attn = CausalSelfAttention(config, layer_idx)
+        self.mlp = MLP(config)
+
+    def forward(self, x, cos, sin, kv_cache=None, positions=None, attn_mask=None):
+        x = x + self.attn(norm(x), cos, sin, kv_cache, positions, attn_mask)
+        return x + self.mlp(norm(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.blocks = nn.ModuleList([Block(config, i) for i in range(config.n_layer)])
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # Rotary tables are derived data: non-persistent, so checkpoints hold only weights.
+        rotary_len = config.sequence_len * ROTARY_HEADROOM
+        self.register_buffer("cos", torch.empty(rotary_len, config.head_dim // 2), persistent=False)
+        self.register_buffer("sin", torch.empty(rotary_len, config.head_dim // 2), persistent=False)
+        self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self):
+        """Fill every weight and the rotary tables, deterministically given torch's seed.
+
+        Built on the meta device and moved with to_empty()? Call this again afterwards.
+        """
+        # Embeddings N(0, 1): the RMSNorm right after the lookup fixes their scale anyway.
+        nn.init.normal_(self.wte.weight, std=1.0)
+        # Input projections std 1/sqrt(fan_in): unit-RMS inputs give unit-RMS outputs.
+        # Output projections start at zero, so every residual branch starts as the identity and the
+        # residual stream is exactly the normed embedding at init; their gradient is not zero, so
+        # they move on the first step and the branches open up gradually.
+        # lm_head std 0.001: logits start near 0, the first prediction is near uniform, loss ~ ln(vocab).
+        for block in self.blocks:
+            for linear in (block.attn.c_q, block.attn.c_k, block.attn.c_v, block.mlp.c_fc):
+                nn.init.normal_(linear.weight, std=linear.in_features ** -0.5)
+            nn.init.zeros_(block.attn.c_proj.weight)
+            nn.init.zeros_(block.mlp.c_proj.weight)
+        nn.init.normal_(self.lm_head.weight, std=0.001)
+        cfg = self.config
+        self.cos, self.sin = rotary_tables(self.cos.size(0), cfg.head_dim, cfg.rope_base, self.wte.weight.device)
+
+    def new_kv_cache(self, batch_size, max_len, dtype=torch.float32):
+        """An empty KVCache shaped for this model, on its device."""
+        cfg = self.config
+        return KVCache(batch_size, cfg.n_layer, cfg.n_kv_head, cfg.head_dim, max_len, self.wte.weight.device, dtype)
+
+    def _cache_positions(self, kv_cache, B, T):
+        """Rotary tables, positions and attention mask for T new tokens per row appended to kv_cache."""
+        cfg = self.config
+        if kv_cache.k.shape[0] != cfg.n_layer or kv_cache.k.shape[2] != cfg.n_kv_head \
+                or kv_cache.k.shape[4] != cfg.head_dim or kv_cache.batch_size != B:
+            raise ValueError(f"KVCache of shape {tuple(kv_cache.k.shape)} does not fit this model and batch: need "
+                             f"({cfg.n_layer}, {B}, {cfg.n_kv_head}, max_len, {cfg.head_dim})")
+        positions = kv_cache.lengths[:, None] + torch.arange(T, device=kv_cache.lengths.device)  # (B, T)
+        ends = kv_cache.lengths + T
+        L = int(ends.max())  # the one host sync per forward: how many key slots anybody needs
+        limit = min(kv_cache.max_len, self.cos.size(0))
+        if L > limit:
+            row = int(ends.argmax())
+            raise ValueError(f"row {row} would hold {L} tokens, past the limit {limit} (KVCache max_len "
+                             f"{kv_cache.max_len}, rotary table {self.cos.size(0)}); use a larger max_len, "
+                             "or clear the row")
+        # Key slot j is visible to the query at absolute position p iff j <= p: the row's cached prefix
+        # plus the causal part of the new tokens. Slots past a row's own end are always masked.
+        slots = torch.arange(L, device=positions.device)
+        attn_mask = (slots[None, None, :] <= positions[:, :, None])[:, None]  # (B, 1, T, L)
+        cos, sin = self.cos[positions][:, :, None], self.sin[positions][:, :, None]  # (B, T, 1, D/2)
+        return cos, sin, positions, attn_mask
+
+    def forward(self, idx, targets=None, kv_cache=None, loss_reduction="mean"):
+        """idx (B, T) long -> logits (B, T, vocab) fp32, or the loss when targets (B, T) are given.
+
+        targets == -1 marks positions not trained on; loss_reduction "mean" averages over the rest,
+        "none" returns one loss per position, shape (B*T,), 0 at ignored positions.
+        With kv_cache, the tokens are appended to each row of the cache and lengths grow by T.
+        """
+        if idx.dim() != 2 or idx.dtype != torch.long:
+            raise ValueError(f"idx must be a (B, T) long tensor, got shape {tuple(idx.shape)} dtype {idx.dtype}")
+        B, T = idx.shape
+        positions = attn_mask = None
+        if kv_cache is None:
+            if T > self.cos.size(0):
+                raise ValueError(f"sequence of {T} tokens is longer than the rotary table ({self.cos.size(0)})")
+            cos, sin = self.cos[None, :T, None], self.sin[None, :T, None]  # (1, T, 1, D/2)
+        else:
+            cos, sin, positions, attn_mask = self._cache_positions(kv_cache, B, T)
+        x = norm(self.wte(idx))  # (B, T, C)
+        for block in self.blocks:
+            x = block(x, cos, sin, kv_cache, positions, attn_mask)
+        if kv_cache is not None:
+            kv_cache.lengths += T
+        logits = self.lm_head(norm(x)).float()  # (B, T, V); fp32 for the softcap and the loss
+        softcap = self.config.softcap
+        if softcap:
+            # Smoothly bound |logits| < softcap: stops a few logits from running away in training.
+            logits = softcap * torch.tanh(logits / softcap)
+        if targets is None:
+            return logits
+        if loss_reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"loss_reduction must be 'mean', 'sum' or 'none', got {loss_reduction!r}")
+        return F.cross_entropy(logits.view(B * T, -1), targets.reshape(B * T), ignore_index=-1,
+                               reduction=loss_reduction)
+
+    def num_params(self):
+        return sum(p.numel() for p in self.parameters())
+
+    def estimate_flops(self):
+        """Training FLOPs per token (forward + backward), the numerator of MFU.
+
+        Each weight used in a matmul costs 2 FLOPs (multiply + add) per token forward and 4 backward
+        (gradients for input and weight): 6 per parameter. The embedding is a lookup, not a matmul, so
+        it is left out. Attention adds q.k and att.v, each 2 * T * D FLOPs per head per token forward,
+        again x3 with backward: 12 * n_layer * n_head * head_dim * T (full T x T, causality not discounted).
+        """
+        cfg = self.config
+        matmul_params = self.num_params() - self.wte.weight.numel()
+        return 6 * matmul_params + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.sequence_len
+
+    def param_groups(self):
+        """Parameters by role, each exactly once: what the optimizer treats differently."""
+        block_params = list(self.blocks.parameters())
+        return {
+            "matrix": [p for p in block_params if p.dim() == 2],  # hidden matrices: Muon
+            "embedding": [self.wte.weight],
+            "unembedding": [self.lm_head.weight],
+            "scalar": [p for p in block_params if p.dim() < 2],  # none today; the slot is for experiments
+        }
+

@@ -1,0 +1,41 @@
+"""
+Bits per byte: the validation loss that does not depend on the tokenizer.
+
+Cross-entropy in nats per *token* changes when the vocabulary changes, so it cannot compare two
+tokenizers. Dividing the total loss by the number of UTF-8 bytes those tokens stand for (and by
+ln 2) gives bits per byte, which can. Special tokens stand for no bytes and are left out of both
+sums, as are targets marked -1 (ignored).
+"""
+
+import math
+
+import torch
+import torch.distributed as dist
+
+
+@torch.no_grad()
+def evaluate_bpb(model, batches, steps, token_bytes, autocast=None):
+    """Mean bits per byte over `steps` batches of (inputs, targets), summed across ranks if distributed.
+
+    model(x, y, loss_reduction="none") must return the per-position loss in nats, shape (B*T,).
+    token_bytes: (vocab,) int tensor of bytes per token id (0 for special tokens).
+    """
+    from contextlib import nullcontext
+    autocast = autocast or nullcontext
+    token_bytes = token_bytes.to(next(model.parameters()).device)
+    total_nats = torch.zeros((), dtype=torch.float64, device=token_bytes.device)
+    total_bytes = torch.zeros((), dtype=torch.int64, device=token_bytes.device)
+    for _ in range(steps):
+        x, y = next(batches)
+        with autocast():
+            loss = model(x, y, loss_reduction="none").view(-1).double()   # (B*T,)
+        y = y.reshape(-1)
+        nbytes = torch.where(y >= 0, token_bytes[y.clamp(min=0)], 0)      # (B*T,) bytes per target
+        total_nats += (loss * (nbytes > 0)).sum()
+        total_bytes += nbytes.sum()
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(total_nats)
+        dist.all_reduce(total_bytes)
+    if total_bytes.item() == 0:
+        raise ValueError("no target bytes to evaluate: every target was ignored or a special token")
+    return (total_nats / (math.log(2) * total_bytes)).item()

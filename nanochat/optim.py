@@ -1,0 +1,309 @@
+"""
+MuonAdamW: one optimizer for the whole model, which also does the data-parallel gradient sync.
+
+Every param group names its update rule with "kind":
+  "adamw": lr, betas, eps, weight_decay            (embeddings, lm_head, scalars: any shape)
+  "muon":  lr, momentum, nesterov, ns_steps, weight_decay   (2-D hidden matrices only)
+and keeps "initial_lr" (the lr at construction), so a training loop schedules with
+group["lr"] = group["initial_lr"] * multiplier.
+
+One process (torch.distributed not initialised, or world size 1): plain updates, no communication.
+Several processes (torchrun): the model is NOT wrapped in DDP, so after backward each rank holds only
+its own local gradient, and step() averages gradients itself, ZeRO-2 style:
+  - AdamW: the gradient is reduce-scattered along dim 0 (padded to a multiple of the world size), each
+    rank updates only its slice of rows and keeps exp_avg/exp_avg_sq for that slice, then the updated
+    slices are all-gathered back into the full parameter.
+  - Muon: same-shape matrices of a group are stacked (K, m, n), K padded to a multiple of the world
+    size; after the reduce-scatter each rank owns whole matrices, keeps momentum for those only,
+    orthogonalises and applies their update, then the updated matrices are all-gathered.
+  - All reduce-scatters are launched first; then jobs are processed in order, each launching its
+    all-gather as soon as its update is done, so one job's communication overlaps the next job's compute.
+NCCL uses reduce_scatter_tensor / all_gather_into_tensor. Other backends (gloo on CPU) lack those or
+ReduceOp.AVG, so _Comm swaps in all_reduce(SUM) / world_size and a list all_gather with the same results:
+the CPU tests run the very same step().
+
+What it deliberately does not do: know about models, schedule learning rates, clip gradients, or
+reshard its state. state_dict() holds this rank's shard only; resuming needs the same world size
+(and each rank loading its own file), which load_state_dict() checks.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+ADAMW_DEFAULTS = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+MUON_DEFAULTS = {"lr": 0.02, "momentum": 0.95, "nesterov": True, "ns_steps": 5, "weight_decay": 0.0}
+KIND_DEFAULTS = {"adamw": ADAMW_DEFAULTS, "muon": MUON_DEFAULTS}
+
+
+# -----------------------------------------------------------------------------
+# The two update rules, on local tensors
+
+
+def adamw_update_(p, grad, state, group):
+    """One AdamW step on p (a whole parameter or this rank's rows of one), in place.
+
+    Bias-corrected Adam with decoupled weight decay, in the same order of operations as
+    torch.optim.AdamW's single-tensor path, so the two agree to the last few bits.
+    """
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = torch.zeros_like(p)
+        state["exp_avg_sq"] = torch.zeros_like(p)
+    state["step"] += 1
+    t, lr = state["step"], group["lr"]
+    beta1, beta2 = group["betas"]
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    p.mul_(1 - lr * group["weight_decay"])  # decoupled: decay the weight, not the gradient
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    # Both moments start at 0 and so are biased towards 0 by factors (1 - beta^t); divide those out.
+    step_size = lr / (1 - beta1 ** t)
+    denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
+    p.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+def zeropower_via_newtonschulz(G, steps):
+    """Roughly orthogonalise each matrix of G (..., m, n): U S V^T -> U S' V^T with S' near 1.
+
+    The quintic Newton-Schulz iteration and its coefficients are from Keller Jordan's Muon write-up
+    (kellerjordan.github.io/posts/muon). X <- a X + b (X X^T) X + c (X X^T)^2 X applies the odd
+    polynomial f(s) = a s + b s^3 + c s^5 to every singular value and leaves U, V alone. The
+    coefficients trade exactness for speed: a = 3.4445 grows small singular values fast, and the
+    values then oscillate in a band around 1 (roughly 0.7..1.2) instead of converging to exactly 1,
+    which training does not mind. bf16 on CUDA (fast and good enough), fp32 elsewhere.
+    """
+    a, b, c = 3.4445, -4.7750, 2.0315
+    X = G.bfloat16() if G.is_cuda else G.float()
+    tall = X.size(-2) > X.size(-1)
+    if tall:
+        X = X.mT  # work on the wide side, so X X^T is the smaller Gram matrix
+    # Scale so every singular value is <= 1 (spectral norm <= Frobenius norm): inside f's basin.
+    X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
+    for _ in range(steps):
+        A = X @ X.mT
+        B = b * A + c * (A @ A)
+        X = a * X + B @ X
+    if tall:
+        X = X.mT
+    return X.to(G.dtype)
+
+
+def muon_direction_(grads, bufs, group):
+    """Muon's update direction for a stack of matrices grads (k, m, n); bufs: their momentum buffers.
+
+    Momentum (an EMA of gradients), optionally Nesterov-style, then orthogonalised. Scaled by
+    sqrt(max(1, m/n)) so tall matrices (like the MLP's c_fc) get updates of a comparable RMS size.
+    """
+    momentum = group["momentum"]
+    for g, buf in zip(grads, bufs):
+        buf.lerp_(g, 1 - momentum)
+        if group["nesterov"]:
+            g.lerp_(buf, momentum)  # look ahead: mix the fresh gradient with the updated average
+        else:
+            g.copy_(buf)
+    m, n = grads.shape[-2:]
+    return zeropower_via_newtonschulz(grads, group["ns_steps"]) * max(1.0, m / n) ** 0.5
+
+
+# -----------------------------------------------------------------------------
+# Communication: one small object, chosen by backend
+
+
+class _Done:
+    """The handle of a collective that needed no communication."""
+
+    def wait(self):
+        pass
+
+
+class _Then:
+    """An async collective's handle plus the local work that finishes it (for the fallbacks)."""
+
+    def __init__(self, work, finish):
+        self.work, self.finish = work, finish
+
+    def wait(self):
+        self.work.wait()
+        self.finish()
+
+
+@dataclass
+class _Comm:
+    world_size: int
+    rank: int
+    native: bool  # NCCL: real reduce-scatter / all-gather-into-tensor with AVG
+
+    @staticmethod
+    def current():
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return _Comm(1, 0, False)
+        return _Comm(dist.get_world_size(), dist.get_rank(), dist.get_backend() == "nccl")
+
+    def reduce_scatter_mean(self, inp):
+        """Start averaging inp (W*n, ...) over ranks; this rank gets rows [rank*n, (rank+1)*n).
+        Returns (handle, out); out is valid after handle.wait(). inp itself is left unchanged."""
+        if self.world_size == 1:
+            return _Done(), inp
+        n = inp.size(0) // self.world_size
+        out = inp.new_empty((n, *inp.shape[1:]))
+        if self.native:
+            return dist.reduce_scatter_tensor(out, inp, op=dist.ReduceOp.AVG, async_op=True), out
+        total = inp.clone()  # all_reduce works in place; the caller's gradient must stay the local one
+        work = dist.all_reduce(total, op=dist.ReduceOp.SUM, async_op=True)
+        mine = total[self.rank * n:(self.rank + 1) * n]
+        return _Then(work, lambda: torch.div(mine, self.world_size, out=out)), out
+
+    def all_gather(self, inp, out=None):
+        """Start gathering every rank's inp (n, ...) into out (W*n, ...), rank order. inp may be a
+        view of out (this rank's rows). Returns (handle, out); out is valid after handle.wait()."""
+        if self.world_size == 1:
+            if out is None:
+                return _Done(), inp
+            if out.data_ptr() != inp.data_ptr():
+                out.copy_(inp)
+            return _Done(), out
+        if out is None:
+            out = inp.new_empty((self.world_size * inp.size(0), *inp.shape[1:]))
+        if self.native:
+            return dist.all_gather_into_tensor(out, inp, async_op=True), out
+        return dist.all_gather(list(out.chunk(self.world_size)), inp, async_op=True), out
+
+
+def _padded_rows(x, rows):
+    """x with dim 0 zero-padded to `rows` (x itself when it already has that many)."""
+    if x.size(0) == rows:
+        return x
+    return torch.cat([x, x.new_zeros((rows - x.size(0), *x.shape[1:]))])
+
+
+# -----------------------------------------------------------------------------
+# The optimizer
+
+
+class MuonAdamW(torch.optim.Optimizer):
+    def __init__(self, param_groups):
+        groups = []
+        for i, group in enumerate(param_groups):
+            kind = group.get("kind")
+            if kind not in KIND_DEFAULTS:
+                raise ValueError(f"param group {i}: 'kind' must be 'adamw' or 'muon', got {kind!r}")
+            unknown = set(group) - set(KIND_DEFAULTS[kind]) - {"params", "kind", "initial_lr", "name"}
+            if unknown:
+                raise ValueError(f"param group {i} ({kind}): unknown keys {sorted(unknown)}; "
+                                 f"allowed: {sorted(KIND_DEFAULTS[kind])}")
+            group = {**KIND_DEFAULTS[kind], **group, "params": list(group["params"])}
+            group.setdefault("initial_lr", group["lr"])
+            if kind == "muon":
+                for p in group["params"]:
+                    if p.dim() != 2:
+                        raise ValueError(f"param group {i}: Muon takes 2-D matrices only, got a parameter of "
+                                         f"shape {tuple(p.shape)}; put it in an 'adamw' group")
+            groups.append(group)
+        super().__init__(groups, defaults={})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        comm = _Comm.current()
+        # Each job is a generator that runs up to a communication point and yields while the
+        # collective is in flight. Three passes: start every reduce-scatter; then, in order, wait
+        # for one job's gradient, update, start its all-gather; finally wait for the all-gathers.
+        jobs = []
+        for group in self.param_groups:
+            params = self._params_with_grads(group, comm)
+            if group["kind"] == "adamw":
+                jobs += [self._adamw_job(p, group, comm) for p in params]
+            else:
+                jobs += [self._muon_job(same, group, comm) for same in _same_shape_buckets(params)]
+        for _ in range(3):
+            for job in jobs:
+                next(job, None)
+        return loss
+
+    @staticmethod
+    def _params_with_grads(group, comm):
+        params = [p for p in group["params"] if p.grad is not None]
+        if comm.world_size > 1 and len(params) != len(group["params"]):
+            # Skipping would desync the collectives across ranks, and hang.
+            shapes = [tuple(p.shape) for p in group["params"] if p.grad is None]
+            raise RuntimeError(f"rank {comm.rank}: parameters of shapes {shapes} have no gradient; in a "
+                               "distributed step every rank needs a gradient for every parameter "
+                               "(set p.grad = torch.zeros_like(p) for unused ones)")
+        return params
+
+    def _adamw_job(self, p, group, comm):
+        W, r = comm.world_size, comm.rank
+        full = p.view(1) if p.dim() == 0 else p  # a 0-D scalar is one row
+        rows = full.size(0)
+        chunk = -(-rows // W)  # ceil: rows per rank after padding
+        grad = p.grad.view(1) if p.dim() == 0 else p.grad
+        work, grad_mine = comm.reduce_scatter_mean(_padded_rows(grad.contiguous(), chunk * W))
+        yield
+        work.wait()
+        # This rank's rows: a view of the parameter when dim 0 splits evenly, else rows of a padded copy
+        # (padding rows have zero grad and state, so their update is zero).
+        padded = _padded_rows(full, chunk * W)
+        mine = padded[r * chunk:(r + 1) * chunk]
+        adamw_update_(mine, grad_mine, self.state[p], group)
+        work, padded = comm.all_gather(mine, out=padded)
+        yield
+        work.wait()
+        if padded is not full:
+            full.copy_(padded[:rows])
+
+    def _muon_job(self, params, group, comm):
+        W, r = comm.world_size, comm.rank
+        per_rank = -(-len(params) // W)  # ceil: matrices each rank owns after padding
+        grads = torch.stack([p.grad for p in params])  # (K, m, n)
+        work, grads_mine = comm.reduce_scatter_mean(_padded_rows(grads, per_rank * W))  # (per_rank, m, n)
+        yield
+        work.wait()
+        mine = params[r * per_rank:(r + 1) * per_rank]  # fewer than per_rank (maybe none) on the last ranks
+        k = len(mine)
+        updated = torch.zeros_like(grads_mine)  # padding slots stay zero
+        if k:
+            bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p)) for p in mine]
+            direction = muon_direction_(grads_mine[:k], bufs, group)
+            lr = group["lr"]
+            updated[:k] = torch.stack(mine)
+            updated[:k].mul_(1 - lr * group["weight_decay"]).add_(direction, alpha=-lr)
+        work, everyone = comm.all_gather(updated)  # (per_rank * W, m, n)
+        yield
+        work.wait()
+        for p, new in zip(params, everyone):  # the zip stops before the padding slots
+            p.copy_(new)
+
+    def state_dict(self):
+        """This rank's shard of the state, tagged with the world size and rank it belongs to."""
+        comm = _Comm.current()
+        sd = super().state_dict()
+        sd["world_size"], sd["rank"] = comm.world_size, comm.rank
+        return sd
+
+    def load_state_dict(self, state_dict):
+        comm = _Comm.current()
+        saved = (state_dict.get("world_size", 1), state_dict.get("rank", 0))
+        if saved != (comm.world_size, comm.rank):
+            raise ValueError(f"optimizer state was saved by rank {saved[1]} of {saved[0]} but this is rank "
+                             f"{comm.rank} of {comm.world_size}: resume with the same world size, each rank "
+                             "loading its own optim_*_rank<r>.pt")
+        for i, (ours, theirs) in enumerate(zip(self.param_groups, state_dict["param_groups"])):
+            if ours["kind"] != theirs.get("kind"):
+                raise ValueError(f"param group {i} is {ours['kind']!r} here but {theirs.get('kind')!r} in the "
+                                 "saved state: build the groups in the same order as the saved run")
+        state_dict = {k: v for k, v in state_dict.items() if k not in ("world_size", "rank")}
+        super().load_state_dict(state_dict)
+
+
+def _same_shape_buckets(params):
+    """Params grouped by shape, buckets in order of first appearance (the same on every rank)."""
+    buckets = {}
+    for p in params:
+        buckets.setdefault(tuple(p.shape), []).append(p)
+    return list(buckets.values())

@@ -1,0 +1,146 @@
+"""
+Pieces every training stage (base, mid, SFT, RL) shares, so each script's loop stays short:
+building the optimizer from a model's parameter groups, the learning-rate schedule, gradient
+accumulation arithmetic, stopping cleanly on SIGTERM/SIGINT, MFU, and optional wandb logging.
+
+This module knows both the model and the optimizer; gpt.py and optim.py know neither each other
+nor this. It never parses argv.
+"""
+
+import math
+import signal
+
+import torch
+import torch.distributed as dist
+
+from nanochat.optim import MuonAdamW
+
+# bf16 dense peak of the GPUs people rent for this, for MFU; unknown GPUs report no MFU
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
+
+
+def build_optimizer(model, matrix_lr=0.02, embedding_lr=0.2, unembedding_lr=0.004, scalar_lr=0.5,
+                    weight_decay=0.0, adam_betas=(0.8, 0.95)):
+    """Muon for the hidden matrices, AdamW for the rest, in one MuonAdamW object.
+
+    The AdamW learning rates were tuned at width 768; wider models get them scaled by
+    (768 / n_embd) ** 0.5, the usual 1/sqrt(width) rule for Adam on embedding-like parameters.
+    Muon needs no such rescaling: its update is orthogonalised, so its size does not grow with width.
+    """
+    groups = model.param_groups()
+    scale = (768 / model.config.n_embd) ** 0.5
+    specs = [
+        ("matrix", {"kind": "muon", "lr": matrix_lr, "momentum": 0.95, "weight_decay": weight_decay}),
+        ("embedding", {"kind": "adamw", "lr": embedding_lr * scale, "betas": adam_betas, "eps": 1e-10,
+                       "weight_decay": 0.0}),
+        ("unembedding", {"kind": "adamw", "lr": unembedding_lr * scale, "betas": adam_betas, "eps": 1e-10,
+                         "weight_decay": 0.0}),
+        ("scalar", {"kind": "adamw", "lr": scalar_lr, "betas": adam_betas, "eps": 1e-10, "weight_decay": 0.0}),
+    ]
+    param_groups = [dict(params=groups[name], **spec) for name, spec in specs if groups.get(name)]
+    return MuonAdamW(param_groups)
+
+
+def lr_multiplier(progress, warmup_ratio=0.0, warmdown_ratio=0.2, final_lr_frac=0.0):
+    """Trapezoid schedule over training progress in [0, 1]: linear warmup, flat, linear warmdown."""
+    if warmup_ratio > 0 and progress < warmup_ratio:
+        return (progress + 1e-8) / warmup_ratio
+    if progress <= 1.0 - warmdown_ratio:
+        return 1.0
+    frac = min(1.0, (1.0 - progress) / max(warmdown_ratio, 1e-8))
+    return frac + (1.0 - frac) * final_lr_frac
+
+
+def muon_momentum(step, warmup_steps=300, start=0.85, end=0.95):
+    """Muon momentum ramps up over the first steps: a lower momentum is more stable at the start."""
+    frac = min(step / warmup_steps, 1.0) if warmup_steps > 0 else 1.0
+    return (1 - frac) * start + frac * end
+
+
+def set_schedule(optimizer, lrm, momentum=None):
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * lrm
+        if momentum is not None and group["kind"] == "muon":
+            group["momentum"] = momentum
+
+
+def grad_accum_steps(total_batch_tokens, device_batch_size, seq_len, world_size):
+    """Micro-steps per optimizer step so that every step sees exactly `total_batch_tokens` tokens."""
+    per_micro = device_batch_size * seq_len * world_size
+    if total_batch_tokens <= 0 or total_batch_tokens % per_micro != 0:
+        valid = max(per_micro, round(total_batch_tokens / per_micro) * per_micro)
+        raise ValueError(
+            f"--total-batch-size={total_batch_tokens} is not a multiple of --device-batch-size={device_batch_size} "
+            f"x sequence length {seq_len} x {world_size} processes = {per_micro} tokens; "
+            f"use e.g. --total-batch-size={valid}")
+    return total_batch_tokens // per_micro
+
+
+def peak_flops(device_type):
+    """bf16 peak FLOP/s of the current GPU, or None when unknown (CPU, unlisted GPU)."""
+    if device_type != "cuda":
+        return None
+    name = torch.cuda.get_device_name()
+    for key, flops in PEAK_BF16_FLOPS.items():
+        if key in name:
+            return flops
+    return None
+
+
+def all_ranks_max(value, device="cpu"):
+    """The max of a number over ranks (identity without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    t = torch.tensor([float(value)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.item()
+
+
+class StopSignal:
+    """Turns SIGTERM/SIGINT (spot preemption, Ctrl-C) into a flag the loop checks at a step boundary.
+
+    The loop then saves a checkpoint and exits; `should_stop()` agrees across ranks so that all
+    ranks stop at the same step even if the signal reached them at different times.
+    """
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def should_stop(self, device="cpu"):
+        return all_ranks_max(1.0 if self.received else 0.0, device) > 0
+
+    def restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class RunLogger:
+    """wandb when a run name is given (honours WANDB_MODE=offline), otherwise nothing."""
+
+    def __init__(self, run, project, config, enabled=True):
+        self.wandb = None
+        if run and run != "dummy" and enabled:
+            import wandb
+            self.wandb = wandb.init(project=project, name=run, config=config)
+
+    def log(self, data, step=None):
+        if self.wandb is not None:
+            self.wandb.log(data, step=step)
+
+    def finish(self):
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def format_duration(seconds):
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    h, m, s = seconds // 3600, seconds // 60 % 60, seconds % 60
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"

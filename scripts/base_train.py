@@ -1,0 +1,285 @@
+"""
+Pretrain the base model.
+
+    python -m scripts.base_train --depth=4 --max-seq-len=256 ...            # one process (CPU or 1 GPU)
+    torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=24
+
+One dial: --depth. The model's width and heads follow from it (gpt.config_from_depth); so do the
+training horizon (tokens = 20 x parameters, the Chinchilla ratio) and, unless given, the total
+batch size (a power of two near the compute-optimal batch). Every derived value is printed and
+saved with the checkpoint. The model is not wrapped in DDP: the optimizer averages gradients
+across ranks inside its step (nanochat/optim.py).
+
+Resumable: checkpoints every --save-every steps and on SIGTERM/SIGINT; --resume continues from the
+newest complete one with exactly the batches, optimizer state and schedule it would have had.
+The last line printed is `val_bpb: X` (the stage's metric).
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+
+import torch
+
+from nanochat.checkpoint import complete_steps, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from nanochat.common import compute_cleanup, compute_init, get_base_dir, print0
+from nanochat.dataloader import PackedLoader
+from nanochat.dataset import data_dir, split_shards
+from nanochat.gpt import GPT, config_from_depth
+from nanochat.loss_eval import evaluate_bpb
+from nanochat.report import get_report
+from nanochat.tokenizer import get_token_bytes, get_tokenizer
+from nanochat.training import (
+    RunLogger,
+    StopSignal,
+    build_optimizer,
+    format_duration,
+    grad_accum_steps,
+    lr_multiplier,
+    muon_momentum,
+    peak_flops,
+    set_schedule,
+)
+
+SAMPLE_PROMPTS = ["The capital of France is", "Once upon a time,", "If I have 3 apples and buy 4 more, I have",
+                  "The opposite of hot is"]
+
+
+# -----------------------------------------------------------------------------
+# Hyperparameters derived from the model size: small pure functions (tests/test_base_train.py)
+
+def chinchilla_tokens(num_params, ratio=20):
+    """Training tokens for a compute-optimal run: ~20 tokens per parameter (Hoffmann et al. 2022)."""
+    return int(ratio * num_params)
+
+
+def optimal_batch_tokens(flops):
+    """Total batch size in tokens for a run of `flops` FLOPs, rounded to a power of two.
+
+    DeepSeek LLM (arXiv 2401.02954) fits B_opt = 0.292 * C^0.3271 tokens. For a GPT-2-grade run
+    (C ~ 4e19) that gives ~2^19 = 524,288 tokens, the batch size GPT-2-class speedruns use.
+    """
+    return 2 ** round(math.log2(0.292 * flops ** 0.3271))
+
+
+def num_iterations_for(target_tokens, total_batch_tokens):
+    return max(1, target_tokens // total_batch_tokens)
+
+
+# -----------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Pretrain a base model")
+    p.add_argument("--depth", type=int, default=20, help="number of transformer layers: the one model-size dial")
+    p.add_argument("--aspect-ratio", type=int, default=64, help="model width = depth x aspect ratio")
+    p.add_argument("--head-dim", type=int, default=128, help="attention head dimension")
+    p.add_argument("--max-seq-len", type=int, default=2048, help="context length")
+    p.add_argument("--device-batch-size", type=int, default=32, help="sequences per micro-batch per process")
+    p.add_argument("--total-batch-size", type=int, default=-1, help="tokens per optimizer step (-1: derived)")
+    p.add_argument("--num-iterations", type=int, default=-1, help="optimizer steps (-1: from --data-param-ratio)")
+    p.add_argument("--data-param-ratio", type=float, default=20, help="training tokens per parameter")
+    p.add_argument("--time-budget", type=float, default=-1, help="stop after this many seconds of training "
+                   "(the lr schedule then follows time); -1: off")
+    p.add_argument("--matrix-lr", type=float, default=0.02, help="Muon learning rate")
+    p.add_argument("--embedding-lr", type=float, default=0.2, help="AdamW lr of the embedding (at width 768)")
+    p.add_argument("--unembedding-lr", type=float, default=0.004, help="AdamW lr of lm_head (at width 768)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="Muon weight decay")
+    p.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of training with lr warmup")
+    p.add_argument("--warmdown-ratio", type=float, default=0.2, help="fraction of training with lr warmdown")
+    p.add_argument("--final-lr-frac", type=float, default=0.0, help="lr at the end, as a fraction of the peak")
+    p.add_argument("--eval-every", type=int, default=250, help="validation bpb every N steps")
+    p.add_argument("--eval-tokens", type=int, default=10 * 524288, help="tokens per validation bpb evaluation")
+    p.add_argument("--sample-every", type=int, default=2000, help="print samples every N steps (-1: never)")
+    p.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps (and always at the end)")
+    p.add_argument("--keep-last", type=int, default=2, help="checkpoints to keep")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    p.add_argument("--model-tag", default="", help="checkpoint subdirectory (default d<depth>)")
+    p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
+    p.add_argument("--compile", type=int, default=-1, help="torch.compile the model (1/0; -1: on for CUDA)")
+    p.add_argument("--run", default="", help="wandb run name (empty: no wandb)")
+    p.add_argument("--seed", type=int, default=42)
+    args = p.parse_args(argv)
+    for name in ("depth", "max_seq_len", "device_batch_size", "eval_every", "save_every"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    return args
+
+
+@torch.no_grad()
+def sample_greedy(model, tokenizer, prompt, max_tokens, autocast):
+    """Greedy continuation by repeated full forward passes: slow, but needs nothing beyond the model."""
+    ids = tokenizer.encode(prompt, prepend="<|bos|>")
+    device = next(model.parameters()).device
+    for _ in range(max_tokens):
+        x = torch.tensor([ids[-model.config.sequence_len:]], device=device)
+        with autocast():
+            ids.append(int(model(x)[0, -1].argmax()))
+    return tokenizer.decode(ids[1:])
+
+
+def train(args):
+    compute = compute_init(args.device_type, seed=args.seed)
+    base_dir = get_base_dir()
+    tokenizer = get_tokenizer(base_dir)
+    token_bytes = get_token_bytes(base_dir, device=compute.device)
+
+    # ---- the model, and everything derived from its size
+    config = config_from_depth(args.depth, tokenizer.get_vocab_size(), args.max_seq_len,
+                               aspect_ratio=args.aspect_ratio, head_dim=args.head_dim)
+    model = GPT(config).to(compute.device)
+    model.init_weights()
+    groups = model.param_groups()
+    num_params = model.num_params()
+    scaling_params = num_params - sum(p.numel() for p in groups["embedding"])  # embeddings are lookups, not FLOPs
+    flops_per_token = model.estimate_flops()
+    target_tokens = chinchilla_tokens(scaling_params, args.data_param_ratio)
+    total_batch = args.total_batch_size
+    if total_batch <= 0:
+        total_batch = optimal_batch_tokens(flops_per_token * target_tokens)
+        per_micro = args.device_batch_size * args.max_seq_len * compute.world_size
+        total_batch = max(per_micro, total_batch // per_micro * per_micro)   # whole micro-batches
+    accum = grad_accum_steps(total_batch, args.device_batch_size, args.max_seq_len, compute.world_size)
+    num_iterations = args.num_iterations if args.num_iterations > 0 else num_iterations_for(target_tokens, total_batch)
+    if args.time_budget > 0 and args.num_iterations <= 0:
+        num_iterations = 10 ** 9   # the time budget decides when to stop
+    model_tag = args.model_tag or f"d{args.depth}"
+    ckpt_dir = os.path.join(base_dir, "base_checkpoints", model_tag)
+    resolved = {**vars(args), "total_batch_size": total_batch, "num_iterations": num_iterations,
+                "grad_accum_steps": accum, "world_size": compute.world_size, "model_tag": model_tag}
+    print0(f"model: {asdict(config)}")
+    print0(f"parameters: {num_params:,} ({scaling_params:,} excluding embeddings); "
+           f"FLOPs/token: {flops_per_token:.3e}")
+    print0(f"batch: {total_batch:,} tokens = {args.device_batch_size} seqs x {args.max_seq_len} tokens "
+           f"x {compute.world_size} processes x {accum} accumulation steps")
+    print0(f"horizon: {num_iterations:,} steps" + (f" or {args.time_budget:.0f}s" if args.time_budget > 0 else "")
+           + f" (target {target_tokens:,} tokens = {args.data_param_ratio:g} x params)")
+
+    optimizer = build_optimizer(model, args.matrix_lr, args.embedding_lr, args.unembedding_lr,
+                                weight_decay=args.weight_decay)
+    train_paths = split_shards(data_dir(base_dir), "train")
+    val_paths = split_shards(data_dir(base_dir), "val")
+    loader = PackedLoader(tokenizer, train_paths, args.device_batch_size, args.max_seq_len,
+                          compute.rank, compute.world_size, compute.device)
+
+    # ---- resume
+    step, smooth_loss, train_time, val_bpb = 0, 0.0, 0.0, float("nan")
+    if args.resume and complete_steps(ckpt_dir):
+        model_state, rank_state, meta = load_checkpoint(ckpt_dir, rank=compute.rank, device=compute.device,
+                                                        log=print0)
+        if meta.get("final"):
+            print0(f"{ckpt_dir} already holds the final checkpoint (step {meta['step']}); nothing to do")
+            print0(f"val_bpb: {meta['val_bpb']:.6f}")
+            return meta
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(rank_state["optimizer"])
+        loader.load_state_dict(rank_state["loader"])
+        set_rng_state(rank_state["rng"])
+        step, smooth_loss, train_time = meta["step"], meta["smooth_loss"], meta["train_time"]
+        print0(f"resumed from step {step} of {ckpt_dir}")
+        del model_state, rank_state
+    elif args.resume:
+        print0(f"--resume: no checkpoint in {ckpt_dir} yet, starting from scratch")
+
+    use_compile = args.compile == 1 or (args.compile == -1 and compute.device_type == "cuda")
+    fwd = torch.compile(model, dynamic=False) if use_compile else model
+    logger = RunLogger(args.run, "nanochat-base", resolved, enabled=compute.master)
+    stop = StopSignal()
+    peak = peak_flops(compute.device_type)
+    eval_steps = max(1, args.eval_tokens // (args.device_batch_size * args.max_seq_len * compute.world_size))
+
+    def progress():
+        p = step / num_iterations
+        return max(p, train_time / args.time_budget) if args.time_budget > 0 else p
+
+    def save(final=False):
+        meta = {"model_config": asdict(config), "train_config": resolved, "step": step, "val_bpb": val_bpb,
+                "smooth_loss": smooth_loss, "train_time": train_time, "final": final}
+        rank_state = {"optimizer": optimizer.state_dict(), "loader": loader.state_dict(), "rng": rng_state()}
+        save_checkpoint(ckpt_dir, step, model.state_dict(), rank_state, meta, compute.rank, args.keep_last)
+        print0(f"saved checkpoint step {step} to {ckpt_dir}")
+
+    while True:
+        last = progress() >= 1.0
+        if step % args.eval_every == 0 or last:
+            model.eval()
+            val_loader = PackedLoader(tokenizer, val_paths, args.device_batch_size, args.max_seq_len,
+                                      compute.rank, compute.world_size, compute.device)
+            val_bpb = evaluate_bpb(fwd, val_loader, eval_steps, token_bytes, compute.autocast)
+            model.train()
+            print0(f"step {step:05d} | val bpb {val_bpb:.4f}")
+            logger.log({"val/bpb": val_bpb}, step=step)
+        if compute.master and args.sample_every > 0 and (step % args.sample_every == 0 or last) and step > 0:
+            model.eval()
+            for prompt in SAMPLE_PROMPTS:
+                print0("  sample: " + repr(sample_greedy(model, tokenizer, prompt, 16, compute.autocast)))
+            model.train()
+        if last:
+            break
+
+        # ---- one optimizer step
+        compute.synchronize()
+        t0 = time.time()
+        set_schedule(optimizer, lr_multiplier(progress(), args.warmup_ratio, args.warmdown_ratio,
+                                              args.final_lr_frac), muon_momentum(step))
+        loss_sum = 0.0
+        for _ in range(accum):
+            x, y = next(loader)
+            with compute.autocast():
+                loss = fwd(x, y)
+            (loss / accum).backward()
+            loss_sum += loss.detach()
+        optimizer.step()
+        model.zero_grad(set_to_none=True)
+        train_loss = (loss_sum / accum).item()
+        compute.synchronize()
+        dt = time.time() - t0
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"training loss became {train_loss} at step {step}; lower the learning rates")
+        step += 1
+        train_time += dt
+        smooth_loss = train_loss if step == 1 else 0.9 * smooth_loss + 0.1 * train_loss
+        tok_per_s = total_batch / dt
+        mfu = f"{100 * flops_per_token * tok_per_s / (peak * compute.world_size):.1f}%" if peak else "n/a"
+        remaining = (1 - progress()) * train_time / max(progress(), 1e-9)
+        lrm = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0]["initial_lr"]
+        print0(f"step {step:05d}/{num_iterations} ({100 * progress():.1f}%) | loss {train_loss:.4f} "
+               f"(smooth {smooth_loss:.4f}) | lrm {lrm:.3f} | {1000 * dt:.0f} ms | {tok_per_s:,.0f} tok/s "
+               f"| mfu {mfu} | eta {format_duration(remaining)}")
+        logger.log({"train/loss": train_loss, "train/tok_per_s": tok_per_s, "train/dt": dt}, step=step)
+
+        if stop.should_stop(compute.device):
+            save()
+            print0(f"stopped by {stop.received or 'a signal on another rank'} at step {step}; "
+                   "rerun with --resume to continue")
+            logger.finish()
+            compute_cleanup()
+            sys.exit(143)
+        if step % args.save_every == 0 and progress() < 1.0:
+            save()
+
+    save(final=True)
+    stop.restore()
+    tokens = step * total_batch
+    get_report(base_dir).log("Base model training", [resolved, {
+        "parameters": num_params, "flops_per_token": flops_per_token, "steps": step, "tokens": tokens,
+        "tokens_per_param": round(tokens / scaling_params, 2), "val_bpb": val_bpb,
+        "train_time_min": round(train_time / 60, 2), "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
+    }])
+    logger.finish()
+    print0(f"val_bpb: {val_bpb:.6f}")
+    return {"val_bpb": val_bpb, "step": step}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        train(args)
+    finally:
+        compute_cleanup()
+
+
+if __name__ == "__main__":
+    main()

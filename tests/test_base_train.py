@@ -1,0 +1,127 @@
+"""scripts/base_train.py end to end on a tiny model: the loss drops, resume is exact, SIGTERM leaves a
+loadable checkpoint, and two processes (one node, and two "nodes" on 127.0.0.1) train together."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from nanochat.checkpoint import complete_steps, load_checkpoint
+from tests.dist_utils import REPO_ROOT, check_ok, run_torchrun, run_torchrun_two_nodes
+
+TINY = ["--depth=2", "--aspect-ratio=64", "--head-dim=64", "--max-seq-len=64", "--device-batch-size=4",
+        "--total-batch-size=512", "--eval-tokens=2048", "--sample-every=-1", "--compile=0"]
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    """A base dir with a small embedded corpus and a trained tokenizer (vocab 512)."""
+    from nanochat.synthetic import write_embedded_corpus
+    d = tmp_path_factory.mktemp("base")
+    write_embedded_corpus(str(d / "base_data"), num_shards=3, chars_per_shard=300_000)
+    run(d, "scripts.tok_train", "--vocab-size=512", "--max-chars=400000")
+    return d
+
+
+def env_for(base_dir):
+    return {**os.environ, "NANOCHAT_BASE_DIR": str(base_dir), "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO_ROOT}
+
+
+def run(base_dir, module, *args, timeout=300):
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env=env_for(base_dir),
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{module} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def step_losses(log):
+    return {int(m.group(1)): float(m.group(2)) for m in re.finditer(r"step (\d+)/\d+ .*?\| loss ([\d.]+)", log)}
+
+
+def val_bpbs(log):
+    return [float(x) for x in re.findall(r"val bpb ([\d.]+)", log)]
+
+
+def test_loss_and_bpb_drop(base_dir):
+    log = run(base_dir, "scripts.base_train", *TINY, "--num-iterations=40", "--eval-every=40",
+              "--model-tag=drop", "--matrix-lr=0.03")
+    bpb = val_bpbs(log)
+    assert len(bpb) == 2
+    assert bpb[1] < 0.75 * bpb[0], f"validation bpb did not drop enough: {bpb}"
+    losses = step_losses(log)
+    assert sum(list(losses.values())[-5:]) / 5 < 0.8 * losses[1]
+    assert log.strip().splitlines()[-1].startswith("val_bpb: ")
+
+
+def test_resume_is_exact(base_dir):
+    common = [*TINY, "--num-iterations=6", "--eval-every=100", "--save-every=3", "--keep-last=5"]
+    straight = run(base_dir, "scripts.base_train", *common, "--model-tag=straight")
+    # the same run again, then throw away its last checkpoint and resume from step 3
+    run(base_dir, "scripts.base_train", *common, "--model-tag=resumed")
+    ckpt = base_dir / "base_checkpoints" / "resumed"
+    for f in os.listdir(ckpt):
+        if "000006" in f:
+            os.remove(ckpt / f)
+    assert complete_steps(str(ckpt)) == [3]
+    resumed = run(base_dir, "scripts.base_train", *common, "--model-tag=resumed", "--resume")
+    assert "resumed from step 3" in resumed
+    a, b = step_losses(straight), step_losses(resumed)
+    assert sorted(b) == [4, 5, 6]
+    assert all(a[s] == b[s] for s in b), (a, b)
+    pa, _, _ = load_checkpoint(str(base_dir / "base_checkpoints" / "straight"), log=None)
+    pb, _, _ = load_checkpoint(str(ckpt), log=None)
+    for k in pa:
+        assert torch.equal(pa[k], pb[k]), k
+
+
+def test_sigterm_leaves_loadable_checkpoint(base_dir):
+    cmd = [sys.executable, "-m", "scripts.base_train", *TINY, "--num-iterations=100000", "--eval-every=100000",
+           "--save-every=100000", "--model-tag=sigterm"]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env_for(base_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    for line in proc.stdout:
+        if re.search(r"step 00003/", line) or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out[-2000:]
+    assert "rerun with --resume" in out
+    ckpt = str(base_dir / "base_checkpoints" / "sigterm")
+    model, rank_state, meta = load_checkpoint(ckpt, log=None)
+    assert meta["step"] >= 3 and not meta["final"] and "loader" in rank_state
+    log = run(base_dir, "scripts.base_train", *TINY, f"--num-iterations={meta['step'] + 2}", "--eval-every=1000",
+              "--model-tag=sigterm", "--resume")
+    assert f"resumed from step {meta['step']}" in log
+    assert load_checkpoint(ckpt, log=None)[2]["final"]
+
+
+def test_bad_total_batch_size(base_dir):
+    proc = subprocess.run([sys.executable, "-m", "scripts.base_train", *TINY, "--total-batch-size=1000"],
+                          cwd=REPO_ROOT, env=env_for(base_dir), capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "--total-batch-size=1000" in proc.stderr and "--total-batch-size=1024" in proc.stderr
+
+
+def test_two_processes(base_dir):
+    proc = run_torchrun(["-m", "scripts.base_train", *TINY, "--num-iterations=4", "--eval-every=4",
+                         "--model-tag=ddp2"], nproc=2, timeout=240, extra_env={"NANOCHAT_BASE_DIR": str(base_dir)})
+    check_ok(proc)
+    assert "x 2 processes" in proc.stdout and "val_bpb: " in proc.stdout
+    ckpt = base_dir / "base_checkpoints" / "ddp2"
+    assert sorted(f for f in os.listdir(ckpt) if f.startswith("rank_")) == \
+        ["rank_000004_rank0.pt", "rank_000004_rank1.pt"]
+
+
+@pytest.mark.slow
+def test_two_nodes(base_dir):
+    proc = run_torchrun_two_nodes(["-m", "scripts.base_train", *TINY, "--num-iterations=3", "--eval-every=3",
+                                   "--model-tag=nodes2"], timeout=300,
+                                  extra_env={"NANOCHAT_BASE_DIR": str(base_dir)})
+    check_ok(proc)
+    assert "x 2 processes" in proc.stdout and "val_bpb: " in proc.stdout

@@ -1,0 +1,43 @@
+"""nanochat/training.py and the derived hyperparameters of scripts/base_train.py (pure functions)."""
+
+import pytest
+
+from nanochat.training import grad_accum_steps, lr_multiplier, muon_momentum
+from scripts.base_train import chinchilla_tokens, num_iterations_for, optimal_batch_tokens
+
+
+def test_grad_accum():
+    assert grad_accum_steps(524288, 32, 2048, 8) == 1
+    assert grad_accum_steps(524288, 16, 2048, 8) == 2
+    assert grad_accum_steps(4096, 16, 256, 1) == 1
+    with pytest.raises(ValueError) as e:
+        grad_accum_steps(5000, 16, 256, 1)
+    msg = str(e.value)
+    assert "--total-batch-size=5000" in msg and "--device-batch-size=16" in msg and "4096" in msg
+
+
+def test_lr_schedule_shape():
+    assert lr_multiplier(0.0) == 1.0 and lr_multiplier(0.8) == 1.0
+    assert lr_multiplier(0.9) == pytest.approx(0.5)
+    assert lr_multiplier(1.0) == pytest.approx(0.0)
+    assert lr_multiplier(1.0, final_lr_frac=0.1) == pytest.approx(0.1)
+    assert lr_multiplier(0.05, warmup_ratio=0.1) == pytest.approx(0.5, abs=1e-6)
+    values = [lr_multiplier(i / 100, 0.1, 0.3) for i in range(101)]
+    assert max(values) == 1.0 and values[-1] == pytest.approx(0.0)
+
+
+def test_muon_momentum_ramp():
+    assert muon_momentum(0) == pytest.approx(0.85)
+    assert muon_momentum(150) == pytest.approx(0.90)
+    assert muon_momentum(300) == muon_momentum(10_000) == pytest.approx(0.95)
+
+
+def test_derived_horizon_and_batch():
+    assert chinchilla_tokens(1_000_000) == 20_000_000
+    # a GPT-2-grade run (~560M params, ~11B tokens) lands on the classic 2^19-token batch
+    assert optimal_batch_tokens(6 * 560e6 * 11.2e9) == 2 ** 19
+    # smaller runs want smaller batches, and the result is always a power of two
+    small = optimal_batch_tokens(6 * 5e6 * 1e8)
+    assert small < 2 ** 19 and small & (small - 1) == 0
+    assert num_iterations_for(20_000_000, 4096) == 4882
+    assert num_iterations_for(10, 4096) == 1
