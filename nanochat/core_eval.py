@@ -1,0 +1,419 @@
+"""
+CORE: the base-model benchmark of the DCLM paper (arXiv 2406.11794), 22 in-context-learning tasks
+scored by comparing the model's losses on candidate continuations.
+
+The pieces, in the order they run:
+1. `download_eval_bundle` fetches and unpacks the eval bundle (core.yaml, eval_meta_data.csv,
+   eval_data/*.jsonl; layout in FORMATS.md) once per base directory, safely when ranks race.
+2. `load_core_tasks` reads it into (task_meta, examples) pairs and rejects malformed input early.
+3. `render_candidates` turns one example into (prefix, full) text pairs, one per candidate answer,
+   with `num_fewshot` solved examples in front; `tokenize_candidates` turns those into token rows.
+4. `score_rows` runs one padded forward pass over many rows; `evaluate_task` judges each example:
+   - multiple_choice / schema: correct iff the gold candidate has the lowest MEAN loss over its
+     continuation tokens (mean, not sum, so longer answers are not penalised for their length);
+   - language_modeling: correct iff greedy decoding (teacher-forced argmax at every continuation
+     position) reproduces every continuation token.
+5. `evaluate_core` runs every task and centers each accuracy on its random baseline:
+   centered = (acc - b) / (1 - b), b = baseline% / 100; CORE = the mean centered accuracy.
+
+Deliberately left out: generation-based scoring (chat evals live elsewhere), per-task prompt
+templates beyond the bundle's continuation_delimiter, and caching of tokenized prompts.
+"""
+
+import csv
+import http.client
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from contextlib import nullcontext
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from nanochat.common import atomic_path, get_base_dir
+
+EVAL_BUNDLE_URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
+TASK_TYPES = ("multiple_choice", "schema", "language_modeling")
+FEWSHOT_SEED = 1234        # example i draws its few-shot examples from random.Random(FEWSHOT_SEED + i)
+SHUFFLE_SEED = 1337        # evaluation order of each task's examples (matters only with max_per_task)
+EXAMPLE_SEPARATOR = "\n\n"  # between consecutive examples in a few-shot prompt
+
+# required fields of one jsonl example, per task type
+FIELDS = {
+    "multiple_choice": {"query": str, "choices": list, "gold": int},
+    "schema": {"context_options": list, "continuation": str, "gold": int},
+    "language_modeling": {"context": str, "continuation": str},
+}
+
+
+# -----------------------------------------------------------------------------
+# The bundle on disk
+
+def _missing_bundle_parts(bundle_dir):
+    parts = ("core.yaml", "eval_meta_data.csv", "eval_data")
+    return [p for p in parts if not os.path.exists(os.path.join(bundle_dir, p))]
+
+
+def _fetch_zip(url, dest):
+    """Local path of the bundle zip, downloading http(s) URLs to `dest`. Returns (path, downloaded)."""
+    if url.startswith("file://"):
+        url = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
+    if "://" not in url:
+        if not os.path.isfile(url):
+            raise FileNotFoundError(f"eval bundle {url!r} does not exist; pass a zip file, an unpacked bundle "
+                                    f"directory or a URL (default {EVAL_BUNDLE_URL})")
+        return url, False
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, atomic_path(dest) as tmp:
+            with open(tmp, "wb") as f:
+                shutil.copyfileobj(response, f, length=1 << 20)
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
+        raise ConnectionError(
+            f"could not download the CORE eval bundle from {url} ({e}). Offline? Fetch eval_bundle.zip "
+            f"from {EVAL_BUNDLE_URL} on a machine with internet, copy it here and pass its path "
+            f"(--eval-bundle=/path/eval_bundle.zip), or unzip it so that "
+            f"{os.path.join(os.path.dirname(dest), 'eval_bundle', 'core.yaml')} exists.") from e
+    return dest, True
+
+
+def _unpack(zip_path, bundle_dir):
+    """Unzip into a temp dir next to bundle_dir, then rename the folder holding core.yaml onto bundle_dir."""
+    if not zipfile.is_zipfile(zip_path):
+        raise ValueError(f"{zip_path} is not a zip file; expected the CORE eval_bundle.zip from {EVAL_BUNDLE_URL}")
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(bundle_dir), prefix="eval_bundle.", suffix=".tmp")
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            zf.extractall(tmp)   # zipfile drops absolute and ".." parts of member names
+        # The zip normally holds one top-level folder eval_bundle/; accept the files at the top level too.
+        candidates = [tmp] + sorted(os.path.join(tmp, d) for d in os.listdir(tmp))
+        roots = [d for d in candidates if os.path.isfile(os.path.join(d, "core.yaml"))]
+        if not roots:
+            raise ValueError(f"{zip_path} holds no core.yaml (looked at its top level and one folder down); "
+                             "is it the CORE eval bundle?")
+        missing = _missing_bundle_parts(roots[0])
+        if missing:
+            raise ValueError(f"{zip_path} is an incomplete eval bundle: it lacks {', '.join(missing)}")
+        os.rename(roots[0], bundle_dir)   # atomic: other processes see no bundle or a whole one
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def download_eval_bundle(base_dir=None, url=EVAL_BUNDLE_URL):
+    """Directory of the unpacked eval bundle, `base_dir/eval_bundle`, fetched and unpacked on first use.
+
+    `url`: an http(s) URL, a file:// URL, a local zip path, or an already unpacked bundle directory
+    (used in place). Safe to call from every rank at once: a file lock lets one process do the work
+    while the others wait, and the bundle appears by a single rename, so no one sees half of it.
+    """
+    from filelock import FileLock
+
+    if os.path.isdir(url):
+        missing = _missing_bundle_parts(url)
+        if missing:
+            raise FileNotFoundError(f"{url} is not an eval bundle directory: it lacks {', '.join(missing)}")
+        return url
+    base_dir = base_dir or get_base_dir()
+    os.makedirs(base_dir, exist_ok=True)
+    bundle_dir = os.path.join(base_dir, "eval_bundle")
+    with FileLock(os.path.join(base_dir, "eval_bundle.lock")):
+        if os.path.exists(bundle_dir):
+            missing = _missing_bundle_parts(bundle_dir)
+            if missing:
+                raise FileNotFoundError(f"{bundle_dir} exists but lacks {', '.join(missing)}; delete it and run "
+                                        "again to unpack the bundle afresh")
+            return bundle_dir
+        zip_path, downloaded = _fetch_zip(url, os.path.join(base_dir, "eval_bundle.zip"))
+        try:
+            _unpack(zip_path, bundle_dir)
+        finally:
+            if downloaded:   # unpacked (or unusable): the 160 MB zip is not needed again
+                os.remove(zip_path)
+    return bundle_dir
+
+
+def _read_baselines(path):
+    """{task label: random baseline in percent} from eval_meta_data.csv."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        for column in ("Eval Task", "Random baseline"):
+            if column not in (reader.fieldnames or []):
+                raise ValueError(f"{path} has no {column!r} column (columns: {reader.fieldnames})")
+        baselines = {}
+        for row in reader:
+            try:
+                baselines[row["Eval Task"].strip()] = float(row["Random baseline"])
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{path}: random baseline {row['Random baseline']!r} of task "
+                                 f"{row['Eval Task']!r} is not a number") from e
+    return baselines
+
+
+def _check_example(ex, task_type, where):
+    for key, typ in FIELDS[task_type].items():
+        if not isinstance(ex.get(key), typ) or isinstance(ex.get(key), bool):
+            raise ValueError(f"{where}: a {task_type} example needs {key!r} of type {typ.__name__}, "
+                             f"got {ex.get(key)!r}")
+    options = ex.get("choices", ex.get("context_options"))
+    if options is not None:
+        if len(options) < 2 or not all(isinstance(o, str) for o in options):
+            raise ValueError(f"{where}: needs a list of at least 2 strings to choose from, got {options!r}")
+        if not 0 <= ex["gold"] < len(options):
+            raise ValueError(f"{where}: gold={ex['gold']} is out of range for {len(options)} options")
+    continuations = ex["choices"] if task_type == "multiple_choice" else [ex["continuation"]]
+    if not all(continuations):
+        raise ValueError(f"{where}: an empty continuation cannot be scored")
+
+
+def _read_examples(path, task_type):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"task data {path} is missing; the eval bundle is incomplete, re-download it")
+    examples = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                ex = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: not valid JSON ({e})") from e
+            if not isinstance(ex, dict):
+                raise ValueError(f"{where}: expected a JSON object, got {type(ex).__name__}")
+            _check_example(ex, task_type, where)
+            examples.append(ex)
+    return examples
+
+
+def _task_meta(entry, baselines, where):
+    for key in ("label", "dataset_uri", "num_fewshot", "icl_task_type"):
+        if key not in entry:
+            raise ValueError(f"{where} has no {key!r}")
+    label, task_type = entry["label"], entry["icl_task_type"]
+    if task_type not in TASK_TYPES:
+        raise ValueError(f"{where} ({label}): icl_task_type {task_type!r} is not one of {', '.join(TASK_TYPES)}")
+    shots = entry["num_fewshot"]
+    shots = shots if isinstance(shots, list) else [shots]   # core.yaml writes [10]; accept a bare int too
+    if len(shots) != 1 or not isinstance(shots[0], int) or shots[0] < 0:
+        raise ValueError(f"{where} ({label}): num_fewshot must be one non-negative int like [10], "
+                         f"got {entry['num_fewshot']!r}")
+    if label not in baselines:
+        raise ValueError(f"task {label!r} has no row in eval_meta_data.csv, so it has no random baseline")
+    if not 0 <= baselines[label] < 100:
+        raise ValueError(f"task {label!r}: random baseline {baselines[label]}% must be in [0, 100)")
+    return {"label": label, "task_type": task_type, "num_fewshot": shots[0],
+            "continuation_delimiter": entry.get("continuation_delimiter", " "),
+            "random_baseline": baselines[label], "dataset_uri": entry["dataset_uri"]}
+
+
+def load_core_tasks(bundle_dir):
+    """[(task_meta, examples)] for each task of core.yaml, in file order.
+
+    task_meta: {label, task_type, num_fewshot, continuation_delimiter, random_baseline (%), dataset_uri}.
+    """
+    import yaml
+
+    missing = _missing_bundle_parts(bundle_dir)
+    if missing:
+        raise FileNotFoundError(f"{bundle_dir} is not an eval bundle: it lacks {', '.join(missing)}")
+    config_path = os.path.join(bundle_dir, "core.yaml")
+    with open(config_path, encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    if not isinstance(config, dict) or not isinstance(config.get("icl_tasks"), list) or not config["icl_tasks"]:
+        raise ValueError(f"{config_path} must hold a non-empty list under the key 'icl_tasks'")
+    baselines = _read_baselines(os.path.join(bundle_dir, "eval_meta_data.csv"))
+    tasks = []
+    for i, entry in enumerate(config["icl_tasks"]):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{config_path}: icl_tasks[{i}] must be a mapping, got {entry!r}")
+        meta = _task_meta(entry, baselines, f"{config_path}: icl_tasks[{i}]")
+        examples = _read_examples(os.path.join(bundle_dir, "eval_data", meta["dataset_uri"]), meta["task_type"])
+        if len(examples) <= meta["num_fewshot"]:
+            raise ValueError(f"task {meta['label']!r} has {len(examples)} examples, too few for "
+                             f"{meta['num_fewshot']} few-shot examples that exclude the example itself")
+        tasks.append((meta, examples))
+    return tasks
+
+
+# -----------------------------------------------------------------------------
+# Prompts
+
+def fewshot_indices(num_examples, idx, k, seed=FEWSHOT_SEED):
+    """k distinct example indices, never `idx`, the same on every call (and every rank) for the same idx."""
+    if not 0 <= k < num_examples:
+        raise ValueError(f"cannot draw {k} few-shot examples from the {num_examples - 1} others")
+    rng = random.Random(seed + idx)
+    # Sample from the n-1 other positions, then skip over idx: O(k), not O(n) per example.
+    return [j + (j >= idx) for j in rng.sample(range(num_examples - 1), k)]
+
+
+def _candidates(ex, task_type):
+    """(contexts, continuations, gold): candidate i is contexts[i] + delimiter + continuations[i]."""
+    if task_type == "multiple_choice":
+        return [ex["query"]] * len(ex["choices"]), ex["choices"], ex["gold"]
+    if task_type == "schema":
+        return ex["context_options"], [ex["continuation"]] * len(ex["context_options"]), ex["gold"]
+    return [ex["context"]], [ex["continuation"]], 0
+
+
+def render_candidates(examples, idx, task_meta):
+    """[(prefix, full)], one per candidate answer of examples[idx]; the model is scored on full after prefix.
+
+    The prompt is num_fewshot solved examples (each its gold context + delimiter + gold continuation),
+    separated by EXAMPLE_SEPARATOR, then the example's own context + delimiter.
+    """
+    task_type, delim = task_meta["task_type"], task_meta["continuation_delimiter"]
+    head = ""
+    for j in fewshot_indices(len(examples), idx, task_meta["num_fewshot"]):
+        contexts, continuations, gold = _candidates(examples[j], task_type)
+        head += contexts[gold] + delim + continuations[gold] + EXAMPLE_SEPARATOR
+    contexts, continuations, _ = _candidates(examples[idx], task_type)
+    return [(head + c + delim, head + c + delim + cont) for c, cont in zip(contexts, continuations)]
+
+
+def _common_prefix_len(a, b):
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def tokenize_candidates(tokenizer, pairs, max_len):
+    """[(ids, start)] for (prefix, full) text pairs: ids = BOS + tokens of full, ids[start:] = the continuation.
+
+    The continuation is what the tokens of full have beyond their common prefix with the tokens of prefix,
+    so a token that BPE merges across the boundary counts as continuation. Rows longer than max_len lose
+    tokens from the LEFT (the oldest few-shot text goes first); if the continuation alone does not fit,
+    its first tokens go too, and the rest is scored from position 1 on.
+    """
+    if max_len < 2:
+        raise ValueError(f"max_len={max_len}: a row needs at least one context token and one to score")
+    bos = tokenizer.get_bos_token_id()
+    encoded = tokenizer.encode([p for p, _ in pairs] + [f for _, f in pairs], prepend=bos)
+    rows = []
+    for prefix_ids, ids in zip(encoded[:len(pairs)], encoded[len(pairs):]):
+        start = _common_prefix_len(prefix_ids, ids)
+        if start == len(ids):
+            raise ValueError(f"no continuation tokens to score in {tokenizer.decode(ids[1:])[-200:]!r}")
+        excess = len(ids) - max_len
+        if excess > 0:
+            ids, start = ids[excess:], max(1, start - excess)   # position 0 has no prediction for it
+        rows.append((ids, start))
+    return rows
+
+
+# -----------------------------------------------------------------------------
+# Scoring
+
+@torch.no_grad()
+def score_rows(model, rows, device, pad_id=0, autocast=None):
+    """Per row (ids, start): mean loss over the continuation ids[start:], and whether argmax predicts all of it.
+
+    Rows are right-padded to the longest: a causal model's logits at real positions do not see the padding.
+    """
+    B, T = len(rows), max(len(ids) for ids, _ in rows)
+    x = torch.full((B, T), pad_id, dtype=torch.long)
+    targets = torch.full((B, T), -1, dtype=torch.long)   # -1: not scored
+    for i, (ids, start) in enumerate(rows):
+        x[i, :len(ids)] = torch.tensor(ids)
+        targets[i, start - 1:len(ids) - 1] = torch.tensor(ids[start:])   # logits at t predict token t+1
+    x, targets = x.to(device), targets.to(device)
+    with (autocast or nullcontext)():
+        logits = model(x)   # (B, T, V)
+    mask = targets >= 0
+    picked, wanted = logits[mask].float(), targets[mask]   # (N, V), (N,): N scored positions, row-major
+    losses = F.cross_entropy(picked, wanted, reduction="none")
+    misses = (picked.argmax(-1) != wanted).float()
+    row_of = mask.nonzero()[:, 0]   # (N,) row index of each scored position
+    mean_loss = torch.zeros(B, device=device).index_add_(0, row_of, losses) / mask.sum(1)
+    all_hit = torch.zeros(B, device=device).index_add_(0, row_of, misses) == 0
+    return mean_loss.tolist(), all_hit.tolist()
+
+
+def _judge(task_type, gold, mean_losses, all_hit):
+    if task_type == "language_modeling":
+        return bool(all_hit[0])
+    # lowest mean loss wins; on an exact tie the earlier candidate does
+    return min(range(len(mean_losses)), key=mean_losses.__getitem__) == gold
+
+
+def evaluate_task(model, tokenizer, examples, task_meta, device, rank=0, world_size=1, batch_size=16,
+                  max_examples=-1, autocast=None):
+    """Accuracy on examples[:max_examples] (all when -1); few-shot examples come from the whole list.
+
+    Ranks take every world_size-th example and their correct counts are summed with all_reduce, so every
+    rank returns the same accuracy. batch_size counts rows (candidates) per forward pass; an example's
+    candidates are never split, so one example with more candidates than batch_size is scored alone.
+    The model must be in eval mode; model(idx) -> (B, T, V) logits, model.config.sequence_len its context.
+    """
+    n = len(examples) if max_examples < 0 else min(max_examples, len(examples))
+    max_len, task_type = model.config.sequence_len, task_meta["task_type"]
+    pad_id = tokenizer.get_bos_token_id()
+    correct = total = 0
+    pending = []   # [(gold, rows)] of examples waiting for the next forward pass
+
+    def flush():
+        nonlocal correct, total
+        rows = [r for _, ex_rows in pending for r in ex_rows]
+        mean_losses, all_hit = score_rows(model, rows, device, pad_id, autocast)
+        i = 0
+        for gold, ex_rows in pending:
+            k = len(ex_rows)
+            correct += _judge(task_type, gold, mean_losses[i:i + k], all_hit[i:i + k])
+            total += 1
+            i += k
+        pending.clear()
+
+    for idx in range(rank, n, world_size):
+        rows = tokenize_candidates(tokenizer, render_candidates(examples, idx, task_meta), max_len)
+        if pending and sum(len(r) for _, r in pending) + len(rows) > batch_size:
+            flush()
+        pending.append((_candidates(examples[idx], task_type)[2], rows))
+    if pending:
+        flush()
+    counts = torch.tensor([correct, total], dtype=torch.long, device=device)
+    if world_size > 1 and dist.is_available() and dist.is_initialized():
+        dist.all_reduce(counts)
+    correct, total = counts.tolist()
+    if total == 0:
+        raise ValueError(f"task {task_meta['label']!r}: no examples to evaluate (max_examples={max_examples})")
+    return correct / total
+
+
+def centered_accuracy(accuracy, random_baseline):
+    """(acc - b) / (1 - b), b = random_baseline / 100: 0 at chance, 1 when perfect."""
+    b = random_baseline / 100
+    return (accuracy - b) / (1 - b)
+
+
+def evaluate_core(model, tokenizer, bundle_dir, device, max_per_task=-1, rank=0, world_size=1, batch_size=16,
+                  autocast=None, log=None):
+    """{"accuracy": {label: acc}, "centered": {label: centered acc}, "core": mean centered accuracy}.
+
+    Each task's examples are shuffled with a fixed seed first, so max_per_task > 0 takes a fair sample,
+    the same one every run. log: optional callable given one line per finished task.
+    """
+    results = {"accuracy": {}, "centered": {}}
+    for meta, examples in load_core_tasks(bundle_dir):
+        t0 = time.time()
+        order = list(range(len(examples)))
+        random.Random(SHUFFLE_SEED).shuffle(order)
+        examples = [examples[i] for i in order]
+        acc = evaluate_task(model, tokenizer, examples, meta, device, rank, world_size, batch_size,
+                            max_per_task, autocast)
+        label = meta["label"]
+        results["accuracy"][label] = acc
+        results["centered"][label] = centered_accuracy(acc, meta["random_baseline"])
+        if log:
+            log(f"{label:<40} accuracy {acc:.4f} | centered {results['centered'][label]:+.4f} "
+                f"| {time.time() - t0:.1f}s")
+    results["core"] = sum(results["centered"].values()) / len(results["centered"])
+    return results

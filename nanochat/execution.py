@@ -1,0 +1,493 @@
+"""
+Run model-written Python away from the host: HumanEval solutions through `execute_code`, and the chat model's
+calculator tool through `eval_calculator`.
+
+This is a guard against accidents and a misbehaving model, NOT a jail against a determined attacker. Every
+program runs in a fresh `python -I` process, in its own session (so its whole process group can be killed), in a
+fresh scratch directory that is deleted afterwards, with a scrubbed environment, stdin closed, rlimits on memory,
+CPU time and file size, and a small in-process guard that replaces dangerous functions before the code runs.
+
+What it protects against (each is a test in tests/test_execution.py):
+- running forever: wall-clock timeout that SIGKILLs the process group, plus a CPU-time rlimit as a backstop
+- eating memory: an address-space rlimit turns it into MemoryError -> status "memory"
+- flooding output: output is read with a cap and the child is killed when it is exceeded -> "output_limit"
+- fork bombs and subprocesses: fork/exec/spawn/system/Popen are disabled; whatever still gets forked shares
+  the child's process group and dies with it (RLIMIT_NPROC is no help: root ignores it)
+- deleting or overwriting the host's files: remove/unlink/rename/... only inside the scratch directory,
+  rmtree/move disabled, open() for writing only inside the scratch directory
+- reading the parent's secrets: the environment is built from nothing; other processes' /proc entries
+  (e.g. /proc/<parent>/environ) cannot be opened
+- raising its own limits or escaping the group: setrlimit/prlimit/setsid/setpgid/chdir are disabled
+What it does NOT protect against:
+- code that undoes the guard: the original functions stay reachable (closure cells, ctypes, C extensions,
+  io.FileIO, ...); the rlimits, the process-group kill and the scrubbed environment still hold
+- reading any file the parent's user may read (here we run as root: that is every file), network access
+- a process that leaves the session with a raw syscall (ctypes) survives the kill
+For real isolation run this inside a container or VM as an unprivileged user (nsjail, gVisor, firecracker, ...).
+
+Deliberately not here: a pool of parallel runs (callers use threads: nothing here is shared except the calculator
+worker, which has a lock), Windows support (rlimits and sessions are POSIX), running other languages.
+"""
+
+import ast
+import json
+import math
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class ExecutionResult:
+    """What happened to one program."""
+    status: str          # "pass" | "fail" | "timeout" | "memory" (memory limit exceeded) | "output_limit"
+    stdout: str
+    stderr: str
+    error: str | None    # "ValueError: boom", "timed out after 5.0 s", ...; None when status is "pass"
+    duration_s: float
+
+    @property
+    def success(self) -> bool:
+        return self.status == "pass"
+
+
+_MIN_MEMORY_MB = 64                  # the child peaks at ~17 MB of address space before the script starts
+_FILE_SIZE_LIMIT = 64 * 1024 * 1024  # RLIMIT_FSIZE: the largest file the child may write, in bytes
+_READ_CHUNK = 64 * 1024
+_POLL_S = 0.1                        # how often _collect checks whether the script has exited
+
+# A tiny program that loads this very file in the child (not `import nanochat`: -I keeps the repository off
+# sys.path) and hands over to _child_main. Registering the module in sys.modules is what dataclasses expects.
+_BOOTSTRAP = (
+    "import importlib.util, sys\n"
+    "spec = importlib.util.spec_from_file_location('nanochat_sandbox', sys.argv[1])\n"
+    "module = sys.modules['nanochat_sandbox'] = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(module)\n"
+    "module._child_main(sys.argv[2])\n"
+)
+
+
+def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512,
+                 max_output_bytes: int = 1_000_000) -> ExecutionResult:
+    """Run `code` as a script in a fresh sandboxed Python process and report how it ended.
+
+    Exit code 0 -> "pass"; an uncaught exception -> "fail" (or "memory" for MemoryError) with the exception in
+    `error` and its traceback in `stderr`; no exit within `timeout` wall-clock seconds -> "timeout"; more than
+    `max_output_bytes` of stdout+stderr together -> "output_limit" (the captured output is cut at the cap).
+    """
+    if not isinstance(code, str):
+        raise TypeError(f"code must be a str of Python source, got {type(code).__name__}")
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise ValueError(f"timeout={timeout!r} must be a positive, finite number of seconds")
+    if max_memory_mb < _MIN_MEMORY_MB:
+        raise ValueError(f"max_memory_mb={max_memory_mb} is too small for a Python interpreter; "
+                         f"use at least {_MIN_MEMORY_MB}")
+    if max_output_bytes < 1:
+        raise ValueError(f"max_output_bytes={max_output_bytes} must be at least 1")
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="nanochat_sandbox_", ignore_cleanup_errors=True) as scratch:
+        scratch = os.path.realpath(scratch)
+        with open(os.path.join(scratch, "solution.py"), "w", encoding="utf-8") as f:
+            f.write(code)
+        # A private pipe on which the child reports the exception that ended it ("ValueError: boom"). Parsing
+        # the last line of stderr instead would break on multi-line messages and on output the script prints.
+        status_read, status_write = os.pipe()
+        try:
+            proc = _spawn_child("script", scratch, max_memory_mb, cpu_s=math.ceil(timeout) + 1,
+                                stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, status_fd=status_write)
+        except BaseException:
+            os.close(status_read)
+            raise
+        finally:
+            os.close(status_write)  # the child holds its own copy; ours must go or EOF would never come
+        try:
+            stdout, stderr, status, reason = _collect(proc, status_read, time.monotonic() + timeout,
+                                                      max_output_bytes)
+        finally:
+            _kill_group(proc.pid)
+            proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+            os.close(status_read)
+    stdout = stdout[:max_output_bytes]
+    stderr = stderr[:max_output_bytes - len(stdout)]
+    status_name, error = _classify(proc.returncode, reason, status.decode("utf-8", "replace"),
+                                   timeout, max_memory_mb, max_output_bytes)
+    return ExecutionResult(status_name, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"),
+                           error, time.monotonic() - start)
+
+
+def _spawn_child(mode, scratch, memory_mb, cpu_s, stdin, stderr, status_fd=-1):
+    """Start `python -I` running _child_main in `mode` ("script" or "calculator") inside `scratch`."""
+    config = json.dumps({"mode": mode, "scratch": scratch, "memory_bytes": memory_mb * 1024 * 1024,
+                         "cpu_s": cpu_s, "status_fd": status_fd})
+    # The environment is built from nothing rather than filtered from ours: a filter has to know every secret's
+    # name, an empty start does not. TMPDIR keeps the tempfile module inside the scratch directory.
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": scratch, "TMPDIR": scratch}
+    return subprocess.Popen(
+        [sys.executable, "-I", "-c", _BOOTSTRAP, os.path.abspath(__file__), config],
+        cwd=scratch, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr,
+        pass_fds=() if status_fd < 0 else (status_fd,),
+        start_new_session=True,  # own session and process group: one killpg reaches everything it forks
+    )
+
+
+def _kill_group(pgid):
+    """SIGKILL every process in the group. Linux delivers a group signal atomically with respect to fork (a fork
+    racing with it is abandoned, so no new child can miss the signal): one call also stops a fork bomb."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # nobody left in the group
+
+
+def _collect(proc, status_fd, deadline, max_output_bytes):
+    """Read stdout, stderr and the status pipe until all three close, the deadline passes or the output
+    overflows. Returns (stdout, stderr, status, reason) with reason None, "timeout" or "output_limit"."""
+    buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray(), status_fd: bytearray()}
+    reason = None
+    with selectors.DefaultSelector() as selector:
+        for fd in buffers:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map() and reason is None:
+            if proc.poll() is not None:
+                # The script is done, but anything it forked would hold our pipes open until the deadline.
+                _kill_group(proc.pid)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                reason = "timeout"
+                break
+            for key, _ in selector.select(min(remaining, _POLL_S)):
+                chunk = os.read(key.fd, _READ_CHUNK)
+                if not chunk:
+                    selector.unregister(key.fd)
+                buffers[key.fd] += chunk
+            # The status pipe counts too: otherwise a script that finds it could fill our memory through it.
+            if sum(len(b) for b in buffers.values()) > max_output_bytes:
+                reason = "output_limit"
+    return bytes(buffers[proc.stdout.fileno()]), bytes(buffers[proc.stderr.fileno()]), buffers[status_fd], reason
+
+
+def _classify(returncode, reason, status, timeout, max_memory_mb, max_output_bytes):
+    """(status, error) for an ExecutionResult from how the child ended."""
+    if reason == "timeout":
+        return "timeout", f"timed out after {timeout} s (wall clock)"
+    if reason == "output_limit":
+        return "output_limit", f"output exceeded {max_output_bytes} bytes"
+    if returncode == 0:
+        return "pass", None
+    if status.startswith("MemoryError"):
+        return "memory", f"{status} (memory limit {max_memory_mb} MB)"
+    if returncode == -signal.SIGXCPU:
+        return "timeout", "CPU time limit exceeded"
+    if returncode < 0:
+        return "fail", f"killed by {signal.Signals(-returncode).name}"
+    return "fail", status or f"exit code {returncode}"
+
+
+# -----------------------------------------------------------------------------
+# The calculator tool
+
+_CALC_MAX_CHARS = 256     # a tool call is a short expression; anything longer is not one
+_CALC_MAX_EXPONENT = 100  # ** only with a literal exponent of at most this size: 9**9**9 is refused unparsed
+_CALC_MEMORY_MB = 256
+_CALC_CPU_S = 600         # total for the worker's life: the per-call wall-clock timeout is the real limit,
+                          # and a worker that does run out is just restarted on the next call
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
+_THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # the comma in "1,234" but not in "1,2" or "1,2345"
+
+
+def eval_calculator(expr: str, timeout: float = 1.0) -> str | None:
+    """The chat model's calculator: "2 + 3*4" -> "14", "1,234 / 2" -> "617", '"strawberry".count("r")' -> "3".
+
+    Allowed: numbers, + - * / // % ** (literal exponent up to 100), unary +/-, parentheses, and "str".count("s")
+    on string literals. Anything else (names, attributes, calls, lambdas, ...) returns None before it runs, as
+    do errors (1/0), results that are not real numbers, and evaluations that take longer than `timeout`.
+    Results: integers and integral floats print as integers ("3" for 6/2), other floats to 15 significant
+    digits ("0.3" for 0.1+0.2). Evaluation happens in a persistent sandboxed worker process.
+    """
+    if not timeout > 0:
+        raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
+    source = _calculator_source(expr)
+    return None if source is None else _calculator.evaluate(source, timeout)
+
+
+def close_calculator():
+    """Stop the calculator's worker process (the next eval_calculator call starts a fresh one)."""
+    _calculator.close()
+
+
+def _calculator_source(expr):
+    """The expression to evaluate, with thousands separators removed, or None if it is not allowed."""
+    if not isinstance(expr, str):
+        raise TypeError(f"the calculator takes a str expression, got {type(expr).__name__}: {expr!r}")
+    expr = expr.strip()
+    if not expr or len(expr) > _CALC_MAX_CHARS or "\n" in expr:
+        return None
+    if "'" not in expr and '"' not in expr:  # inside string literals a comma is data, e.g. "a,b".count(",")
+        expr = _THOUSANDS_COMMA.sub("", expr)
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except (SyntaxError, ValueError):  # ValueError: e.g. a null byte in the text
+        return None
+    return expr if _is_number(tree.body) else None
+
+
+def _is_number(node):
+    """True if `node` is arithmetic on numeric literals and .count calls, and nothing else."""
+    if isinstance(node, ast.Constant):
+        return type(node.value) in (int, float)  # not bool, str, bytes, complex, None, ...
+    if isinstance(node, ast.UnaryOp):
+        return isinstance(node.op, (ast.UAdd, ast.USub)) and _is_number(node.operand)
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Pow) and not _is_small_literal(node.right):
+            return False
+        return isinstance(node.op, _ARITHMETIC) and _is_number(node.left) and _is_number(node.right)
+    return _is_count_call(node)
+
+
+def _is_small_literal(node):
+    """An exponent we allow: a number literal such as 3, -2 or 0.5 of size at most _CALC_MAX_EXPONENT."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
+        node = node.operand
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float) and \
+        abs(node.value) <= _CALC_MAX_EXPONENT
+
+
+def _is_count_call(node):
+    """'"strawberry".count("r")': a string literal's .count with one string-literal argument."""
+    def is_str(n):
+        return isinstance(n, ast.Constant) and type(n.value) is str
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "count"
+            and is_str(node.func.value) and len(node.args) == 1 and is_str(node.args[0]) and not node.keywords)
+
+
+def _format_number(value):
+    """The calculator's answer as text, or None when it is not a real, finite number."""
+    if type(value) is int:
+        return str(value)  # raises ValueError past 4300 digits (Python's int->str guard): fine, that is None
+    if type(value) is not float or not math.isfinite(value):
+        return None        # complex from (-8) ** 0.5, inf from 1e308 * 10
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.15g}"  # 15 significant digits survive float rounding: 0.1 + 0.2 -> "0.3"
+
+
+class _CalculatorWorker:
+    """One persistent sandboxed process that evaluates pre-validated expressions, one JSON line each way.
+    Starting a process per call would cost ~50 ms; a round trip to a warm worker costs well under 1 ms.
+    Started lazily, killed and restarted after a timeout or a crash, shared by all threads through a lock."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._proc = None
+        self._selector = None   # waits for the worker's reply with a timeout
+        self._owner_pid = None  # after a fork the child must not use (or kill) its parent's worker
+
+    def evaluate(self, source, timeout):
+        with self._lock:
+            if self._owner_pid != os.getpid() or self._proc.poll() is not None:
+                self._start()
+            try:
+                self._proc.stdin.write(json.dumps(source).encode() + b"\n")
+                self._proc.stdin.flush()
+                reply = self._read_line(timeout)
+            except OSError:  # BrokenPipeError: the worker died under us
+                reply = None
+            if reply is None:  # timed out or crashed: a fresh worker next time
+                self._stop()
+                return None
+            return json.loads(reply)
+
+    def close(self):
+        with self._lock:
+            self._stop()
+
+    def _start(self):
+        self._stop()
+        # The worker never writes files, so its scratch directory may disappear as soon as it has started in it.
+        with tempfile.TemporaryDirectory(prefix="nanochat_calc_") as scratch:
+            self._proc = _spawn_child("calculator", os.path.realpath(scratch), _CALC_MEMORY_MB, _CALC_CPU_S,
+                                      stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._owner_pid = os.getpid()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._proc.stdout, selectors.EVENT_READ)
+
+    def _stop(self):
+        if self._proc is not None and self._owner_pid == os.getpid():
+            _kill_group(self._proc.pid)
+            self._proc.wait()
+            self._proc.stdin.close()
+            self._proc.stdout.close()
+            self._selector.close()
+        self._proc = self._owner_pid = None
+
+    def _read_line(self, timeout):
+        """The worker's next reply line, or None if it does not come within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        reply = b""
+        while not reply.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._selector.select(remaining):
+                return None
+            chunk = os.read(self._proc.stdout.fileno(), _READ_CHUNK)
+            if not chunk:
+                return None  # EOF: the worker died
+            reply += chunk
+        return reply
+
+
+_calculator = _CalculatorWorker()  # holds no process until the first call
+
+
+# -----------------------------------------------------------------------------
+# Everything below runs only in the sandboxed child (see _BOOTSTRAP). Calling it in the parent would cripple
+# the parent: the guard is installed on the whole interpreter.
+
+_REFUSED_OS = (
+    # spawning and signalling processes
+    "fork", "forkpty", "system", "popen", "posix_spawn", "posix_spawnp", "kill", "killpg",
+    "execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp", "execvpe",
+    "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe",
+    # leaving the process group the parent kills, or the scratch directory
+    "setsid", "setpgid", "setpgrp", "chdir", "fchdir", "chroot",
+    # exiting early (a HumanEval "pass" before the asserts run), changing the environment,
+    # making device nodes, changing files through descriptors whose path we never saw
+    "_exit", "putenv", "unsetenv", "mknod", "fchmod", "fchown",
+)
+_SCRATCH_ONLY_OS = ("remove", "unlink", "rmdir", "removedirs", "rename", "renames", "replace", "truncate",
+                    "link", "symlink", "chmod", "chown", "lchown")
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+def _child_main(config_json):
+    """Entry point of the sandboxed child: set the limits, install the guard, then run the script or serve
+    calculator requests."""
+    config = json.loads(config_json)
+    _child_set_limits(config["memory_bytes"], config["cpu_s"])
+    if config["mode"] == "script":
+        with open("solution.py", encoding="utf-8") as f:
+            source = f.read()
+        _child_install_guard(config["scratch"])
+        _child_run_script(source, config["status_fd"])
+    else:
+        _child_install_guard(config["scratch"])
+        _child_calculator_loop()
+
+
+def _child_set_limits(memory_bytes, cpu_s):
+    import resource
+    limits = [
+        (resource.RLIMIT_AS, memory_bytes, memory_bytes),  # allocations past it raise MemoryError
+        (resource.RLIMIT_DATA, memory_bytes, memory_bytes),
+        (resource.RLIMIT_CPU, cpu_s, cpu_s + 1),           # SIGXCPU at the soft limit, SIGKILL at the hard one
+        (resource.RLIMIT_FSIZE, _FILE_SIZE_LIMIT, _FILE_SIZE_LIMIT),  # Python ignores SIGXFSZ: writes fail
+        (resource.RLIMIT_CORE, 0, 0),                      # no core files from the kills above
+    ]
+    for which, soft, hard in limits:
+        _, current_hard = resource.getrlimit(which)
+        if current_hard != resource.RLIM_INFINITY:  # without root a hard limit can only be lowered
+            soft, hard = min(soft, current_hard), min(hard, current_hard)
+        resource.setrlimit(which, (soft, hard))
+
+
+def _child_install_guard(scratch):
+    """Replace, in this process, the functions that kill or spawn processes, escape the limits, or change
+    files outside `scratch`, with ones that raise PermissionError."""
+    import _io
+    import _posixsubprocess
+    import builtins
+    import io
+    import posix
+    import resource
+    import shutil
+
+    def refuse(name):
+        def refused(*args, **kwargs):
+            raise PermissionError(f"{name} is disabled in the nanochat sandbox")
+        return refused
+
+    def check_path(name, path, writing):
+        real = os.path.realpath(os.fsdecode(path))
+        parts = real.split("/")  # "/proc/123/environ" -> ["", "proc", "123", "environ"]
+        if len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit() and parts[2] != str(os.getpid()):
+            raise PermissionError(f"{name}({path!r}): other processes' /proc entries are off limits in the sandbox")
+        if writing and real != os.devnull and not (real + "/").startswith(scratch + "/"):
+            raise PermissionError(f"{name}({path!r}): the sandbox may only change files in its scratch directory")
+
+    def scratch_only(name, fn):
+        def guarded(*args, **kwargs):
+            if any(k.endswith("dir_fd") and v is not None for k, v in kwargs.items()):
+                raise PermissionError(f"{name} with dir_fd is disabled in the nanochat sandbox")
+            for value in (*args, *kwargs.values()):
+                if isinstance(value, (str, bytes, os.PathLike)):
+                    check_path(name, value, writing=True)
+            return fn(*args, **kwargs)
+        return guarded
+
+    real_open, real_os_open = _io.open, os.open
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        if not isinstance(file, int):  # an int is a descriptor, already checked when it was opened
+            check_path("open", file, writing=any(c in mode for c in "wax+"))
+        return real_open(file, mode, *args, **kwargs)
+
+    def guarded_os_open(path, flags, *args, dir_fd=None, **kwargs):
+        if dir_fd is not None:
+            raise PermissionError("os.open with dir_fd is disabled in the nanochat sandbox")
+        check_path("os.open", path, writing=bool(flags & _WRITE_FLAGS))
+        return real_os_open(path, flags, *args, **kwargs)
+
+    for module in (os, posix):  # os re-exports posix's functions: patch both so `import posix` is no way around
+        for name in _REFUSED_OS:
+            if hasattr(module, name):
+                setattr(module, name, refuse(f"os.{name}"))
+        for name in _SCRATCH_ONLY_OS:
+            if hasattr(module, name):
+                setattr(module, name, scratch_only(f"os.{name}", getattr(module, name)))
+        module.open = guarded_os_open
+    for module in (builtins, io, _io):  # pathlib, shutil.copy, ... all open files through one of these
+        module.open = guarded_open
+    refused = [(subprocess, "Popen"), (_posixsubprocess, "fork_exec"),  # multiprocessing and subprocess end here
+               (shutil, "rmtree"), (shutil, "move"), (resource, "setrlimit"), (resource, "prlimit"),
+               (signal, "pidfd_send_signal"), (builtins, "exit"), (builtins, "quit"), (sys, "exit")]
+    for module, name in refused:
+        if hasattr(module, name):
+            setattr(module, name, refuse(f"{module.__name__}.{name}"))
+
+
+def _child_run_script(source, status_fd):
+    """Run `source` like `python solution.py`; on an exception write "Type: message" to `status_fd`."""
+    import traceback
+    namespace = {"__name__": "__main__", "__file__": "solution.py"}
+    try:
+        exec(compile(source, "solution.py", "exec"), namespace)
+    except SystemExit:
+        raise  # `raise SystemExit(n)` exits with n, as in any script (sys.exit itself is disabled)
+    except BaseException as e:
+        if isinstance(e, MemoryError):  # free what the script built, so there is room to report it
+            namespace.clear()
+            traceback.clear_frames(e.__traceback__)
+        # Status first: it is what the parent needs, and printing a traceback can itself run out of memory.
+        os.write(status_fd, traceback.format_exception_only(type(e), e)[-1].strip()[:1000].encode())
+        traceback.print_exception(type(e), e, e.__traceback__.tb_next)  # tb_next: hide this function's frame
+        raise SystemExit(1) from None
+
+
+def _child_calculator_loop():
+    """Answer one JSON-encoded expression per stdin line with one JSON line on stdout, until stdin closes."""
+    for line in sys.stdin:
+        try:
+            # Only expressions that passed _calculator_source arrive here; no builtins, just in case.
+            answer = _format_number(eval(json.loads(line), {"__builtins__": {}}))
+        except Exception:  # ZeroDivisionError, OverflowError, MemoryError, a result too long for str(), ...
+            answer = None
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()

@@ -1,0 +1,115 @@
+"""
+Evaluate a pretrained base model: bits per byte on the train and validation shards, a few greedy
+samples, and the CORE benchmark (nanochat/core_eval.py).
+
+    python -m scripts.base_eval                                   # newest base checkpoint, full CORE
+    python -m scripts.base_eval --max-per-task=100                # a quick estimate
+    python -m scripts.base_eval --eval-bundle=/path/eval_bundle.zip   # offline: a zip copied by hand
+    torchrun --standalone --nproc_per_node=8 -m scripts.base_eval -- --model-tag=d20
+
+Under torchrun every rank takes its share of the examples and of the bpb batches. Writes
+eval/base_core.csv (task, accuracy, centered; a last row CORE) and the report section "Base model
+evaluation". The last line printed is `core: X` (the stage's metric).
+"""
+
+import argparse
+import csv
+import io
+import os
+
+from nanochat.checkpoint import load_model
+from nanochat.common import atomic_write_text, compute_cleanup, compute_init, get_base_dir, print0
+from nanochat.core_eval import EVAL_BUNDLE_URL, download_eval_bundle, evaluate_core
+from nanochat.dataloader import PackedLoader
+from nanochat.dataset import data_dir, list_shards, split_shards
+from nanochat.loss_eval import evaluate_bpb
+from nanochat.report import get_report
+from nanochat.tokenizer import get_token_bytes
+from scripts.base_train import SAMPLE_PROMPTS, sample_greedy
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Evaluate a base model: bits per byte, samples and CORE")
+    p.add_argument("--model-tag", default="", help="base checkpoint subdirectory (default: the newest)")
+    p.add_argument("--step", type=int, default=-1, help="checkpoint step (-1: the newest complete one)")
+    p.add_argument("--max-per-task", type=int, default=-1, help="CORE examples per task (-1: all)")
+    p.add_argument("--batch-size", type=int, default=16, help="CORE candidate rows per forward pass")
+    p.add_argument("--eval-bundle", default="", help=f"CORE eval bundle: URL, zip or unpacked directory "
+                   f"(default: download {EVAL_BUNDLE_URL} once into the base dir)")
+    p.add_argument("--eval-tokens", type=int, default=10 * 524288, help="tokens per split for bits per byte")
+    p.add_argument("--device-batch-size", type=int, default=32, help="sequences per bits-per-byte batch")
+    p.add_argument("--sample-tokens", type=int, default=16, help="tokens per greedy sample (0: no samples)")
+    p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
+    args = p.parse_args(argv)
+    for name in ("batch_size", "eval_tokens", "device_batch_size"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.max_per_task == 0 or args.max_per_task < -1:
+        p.error(f"--max-per-task must be positive or -1 (all), got {args.max_per_task}")
+    return args
+
+
+def core_csv(results):
+    """CSV text: one row per task, then the CORE row."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["task", "accuracy", "centered"])
+    for label, acc in results["accuracy"].items():
+        writer.writerow([label, f"{acc:.6f}", f"{results['centered'][label]:.6f}"])
+    writer.writerow(["CORE", "", f"{results['core']:.6f}"])
+    return buf.getvalue()
+
+
+def evaluate(args):
+    compute = compute_init(args.device_type)
+    base_dir = get_base_dir()
+    model, tokenizer, meta = load_model("base", compute.device, args.model_tag or None,
+                                        None if args.step < 0 else args.step)
+    summary = {"model_tag": os.path.basename(meta["checkpoint_dir"]), "step": meta["step"],
+               "max_per_task": args.max_per_task, "world_size": compute.world_size}
+    print0(f"base model {summary['model_tag']} at step {summary['step']} ({meta['checkpoint_dir']})")
+
+    # ---- bits per byte on both splits of the pretraining data
+    shards = data_dir(base_dir)
+    if len(list_shards(shards)) >= 2:
+        token_bytes = get_token_bytes(base_dir, device=compute.device)
+        B, T = args.device_batch_size, model.config.sequence_len
+        steps = max(1, args.eval_tokens // (B * T * compute.world_size))
+        for split in ("train", "val"):
+            loader = PackedLoader(tokenizer, split_shards(shards, split), B, T, compute.rank, compute.world_size,
+                                  compute.device)
+            summary[f"{split}_bpb"] = evaluate_bpb(model, loader, steps, token_bytes, compute.autocast)
+            print0(f"{split} bpb: {summary[f'{split}_bpb']:.4f}")
+    else:
+        print0(f"fewer than 2 data shards in {shards}: skipping bits per byte")
+
+    # ---- a few greedy samples, to eyeball
+    if compute.master and args.sample_tokens > 0:
+        for prompt in SAMPLE_PROMPTS:
+            print0("sample: " + repr(sample_greedy(model, tokenizer, prompt, args.sample_tokens, compute.autocast)))
+
+    # ---- CORE
+    bundle_dir = download_eval_bundle(base_dir, args.eval_bundle or EVAL_BUNDLE_URL)
+    results = evaluate_core(model, tokenizer, bundle_dir, compute.device, args.max_per_task, compute.rank,
+                            compute.world_size, args.batch_size, compute.autocast, log=print0)
+    summary["core"] = results["core"]
+    if compute.master:
+        csv_path = os.path.join(base_dir, "eval", "base_core.csv")
+        atomic_write_text(csv_path, core_csv(results))
+        print0(f"wrote {csv_path}")
+    get_report(base_dir).log("Base model evaluation", [
+        summary, {f"centered {label}": round(c, 4) for label, c in results["centered"].items()}])
+    print0(f"core: {results['core']:.6f}")
+    return summary
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return evaluate(args)
+    finally:
+        compute_cleanup()
+
+
+if __name__ == "__main__":
+    main()

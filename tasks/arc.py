@@ -1,0 +1,27 @@
+"""
+ARC (allenai/ai2_arc): grade-school science questions with 3 to 5 choices, in an Easy and a Challenge set.
+
+Each row: `question`, `choices` = {"text": [...], "label": [...]}, `answerKey` (one of the labels). Labels
+are usually "A".."D" but some rows use "1".."4"; either way the prompt shows letters A, B, ... by position,
+so every multiple-choice task looks the same to the model. Deliberately not here: scoring by the
+likelihood of each answer's text, as the base-model CORE eval does (nanochat/core_eval.py).
+"""
+
+from tasks.common import MultipleChoice, check_choice, load_rows, mc_conversation
+
+
+class ARC(MultipleChoice):
+    def __init__(self, subset, split, data_path=None, **view):
+        check_choice("subset", subset, ("ARC-Easy", "ARC-Challenge"))
+        check_choice("split", split, ("train", "validation", "test"))
+        name = f"{subset}/{split}"
+        self.rows = load_rows(name, "allenai/ai2_arc", subset, split, data_path,
+                              columns=("question", "choices", "answerKey"))
+        super().__init__(name=name, **view)
+
+    def conversation(self, row):
+        labels = list(row["choices"]["label"])
+        if row["answerKey"] not in labels:
+            raise ValueError(f"{self.name} row {row.get('id')!r}: answerKey {row['answerKey']!r} is not one "
+                             f"of its choice labels {labels}")
+        return mc_conversation(row["question"], row["choices"]["text"], labels.index(row["answerKey"]))

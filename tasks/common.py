@@ -1,0 +1,286 @@
+"""
+The Task interface every dataset in tasks/ implements, the mixture that trains on several at once, and
+the pieces they share: loading rows (hub or local file), the one multiple-choice prompt format, checking
+messages, and scoring a "#### N" final answer.
+
+A task is an indexable collection of conversations in the format of nanochat/tokenizer.py
+({"messages": [...]}, plus any extra fields the task's own `evaluate` needs) that may also score a reply:
+- `len(task)`, `task.get(i)` (also `task[i]`, `for conversation in task`)
+- `task.eval_type`: "categorical" (multiple choice: the eval reads the model's logits for the answer
+  letters; the conversation carries "letters" and ends with the gold letter as the assistant message)
+  or "generative" (the eval samples a reply and hands it to `evaluate`)
+- `task.evaluate(conversation, completion) -> float`: 1.0 right, 0.0 wrong
+Every task takes `start`, `stop`, `step` (Python slice semantics over its examples) so evals can take
+subsets, e.g. `MMLU("all", "test", stop=500)` or every 10th example with `step=10`.
+
+Deliberately not here: tokenization and batching (the scripts do that with nanochat/tokenizer.py),
+sampling (nanochat/engine), and caching downloads (the `datasets` library does its own).
+"""
+
+import bisect
+import gzip
+import json
+import operator
+import os
+import re
+from decimal import Decimal
+
+LETTERS = "ABCDEFGHIJ"  # enough for every multiple-choice set we load (ARC has at most 5 choices)
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A hub dataset could not be loaded (offline, not cached, or a typo in its id) and no data_path was given."""
+
+
+class Task:
+    """Base class. Subclasses either set `self.rows` (a sequence of dataset rows: a list of dicts or a
+    `datasets.Dataset`) and implement `conversation(row)`, or override `num_examples()` and `example(index)`."""
+
+    eval_type = "generative"
+
+    def __init__(self, name=None, start=0, stop=None, step=1):
+        for arg, value in (("start", start), ("stop", stop), ("step", step)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise TypeError(f"{arg}={value!r} must be an int or None (slice semantics)")
+        if step == 0:
+            raise ValueError("step=0 would repeat one example forever; use step >= 1 (or negative to reverse)")
+        self.name = name or type(self).__name__
+        self.view = slice(start, stop, step)
+
+    # ---- what subclasses provide
+
+    def num_examples(self):
+        """Size of the whole underlying dataset, before the start/stop/step view."""
+        return len(self.rows)
+
+    def example(self, index):
+        """The conversation at `index` of the whole dataset (not of the view)."""
+        return self.conversation(self.rows[index])
+
+    def conversation(self, row):
+        raise NotImplementedError(f"{type(self).__name__} must implement conversation(row) or example(index)")
+
+    def evaluate(self, conversation, completion):
+        raise NotImplementedError(f"{self.name} has no automatic check: it is for training only")
+
+    # ---- the view
+
+    def _indices(self):
+        # range slicing does the start/stop/step arithmetic (negatives, clipping) in O(1) memory
+        return range(self.num_examples())[self.view]
+
+    def __len__(self):
+        return len(self._indices())
+
+    def get(self, i):
+        """The i-th conversation of this view; a fresh dict, so callers may modify it."""
+        indices = self._indices()
+        i = operator.index(i)  # accepts numpy ints, rejects floats
+        if not -len(indices) <= i < len(indices):
+            raise IndexError(f"index {i} is out of range for {self.name}, which has {len(indices)} examples")
+        return self.example(indices[i])
+
+    __getitem__ = get
+
+    def __iter__(self):
+        return (self.get(i) for i in range(len(self)))
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r}: {len(self)} examples>"
+
+
+class TaskMixture(Task):
+    """Several tasks as one, their examples shuffled together deterministically by `seed`.
+
+    List a task twice to see its examples twice per pass (oversampling). The shuffle is one fixed
+    permutation of the concatenated index space, so `get(i)` is random access and the same on every rank.
+    """
+
+    def __init__(self, tasks, seed=0, **view):
+        import numpy as np
+        self.tasks = list(tasks)
+        if not self.tasks:
+            raise ValueError("TaskMixture needs at least one task")
+        for k, task in enumerate(self.tasks):
+            if not isinstance(task, Task):
+                raise TypeError(f"mixture entry {k} is a {type(task).__name__}, not a Task")
+            if len(task) == 0:
+                raise ValueError(f"mixture entry {k}, {task.name}, has no examples: check its data file, "
+                                 "split and start/stop/step, or leave it out of the mixture")
+        self.offsets = [0]  # offsets[k] = first index of task k in the concatenation
+        for task in self.tasks:
+            self.offsets.append(self.offsets[-1] + len(task))
+        # numpy: an int64 array is 8 bytes per example, a shuffled Python list ~36 (mixtures reach ~1M examples)
+        self.order = np.random.default_rng(seed).permutation(self.offsets[-1])
+        super().__init__(name="+".join(t.name for t in self.tasks), **view)
+
+    def num_examples(self):
+        return len(self.order)
+
+    def example(self, index):
+        j = int(self.order[index])
+        k = bisect.bisect_right(self.offsets, j) - 1
+        return self.tasks[k].get(j - self.offsets[k])
+
+
+# -----------------------------------------------------------------------------
+# Loading rows
+
+def check_choice(what, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{what}={value!r} is not one of {', '.join(map(repr, allowed))}")
+
+
+def load_rows(name, hub_id, config, split, data_path=None, columns=()):
+    """Rows of a hub dataset split, or of the local file `data_path` (same row format) when given.
+
+    Returns something indexable with `len` whose items are dicts: a list, or a `datasets.Dataset`
+    (memory-mapped, so a large split costs no RAM). `columns` are checked on the first row.
+    """
+    if data_path is not None:
+        rows, source = read_rows(data_path, name), str(data_path)
+    else:
+        try:
+            from datasets import load_dataset  # lazy: importing datasets takes seconds
+            rows = load_dataset(hub_id, config, split=split)
+        except Exception as e:  # offline, not cached, bad id...: datasets raises many unrelated types
+            raise DatasetUnavailableError(
+                f"could not load {name} ({hub_id!r}, config {config!r}, split {split!r}) from the Hugging Face "
+                f"hub: {type(e).__name__}: {e}\nTo fix: load it once on a machine with internet access "
+                "(datasets caches it; set HF_DATASETS_OFFLINE=1 to reuse that cache offline), or pass "
+                "data_path= a local .jsonl / .json / .parquet file with the hub's columns") from e
+        source = hub_id
+    if len(rows) > 0:
+        missing = [c for c in columns if c not in rows[0]]
+        if missing:
+            raise ValueError(f"{name}: rows from {source} lack column(s) {missing}; "
+                             f"expected {list(columns)}, found {sorted(rows[0])}")
+    return rows
+
+
+def read_rows(path, name="dataset"):
+    """A list of row dicts from .parquet, .jsonl (one object per line) or .json (one array, or JSON lines,
+    as `datasets` writes them), each optionally gzipped (.jsonl.gz)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data_path for {name} does not exist: {path!r}; pass an existing local file "
+                                "in the hub's row format, or data_path=None to load from the hub")
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+        return pq.read_table(path).to_pylist()
+    stem = path[:-3] if path.endswith(".gz") else path
+    if not stem.endswith((".jsonl", ".json")):
+        raise ValueError(f"{path!r}: unknown file type for {name}; use .parquet, .jsonl, .json (or .jsonl.gz)")
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        text = f.read()
+    if text.lstrip().startswith("["):  # one JSON array holding every row
+        rows = _parse_json(text, path)
+        where = [f"{path} row {i}" for i in range(len(rows))]
+    else:
+        numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        rows = [_parse_json(line, f"{path}:{n}") for n, line in numbered]
+        where = [f"{path}:{n}" for n, _ in numbered]
+    for row, at in zip(rows, where):
+        if not isinstance(row, dict):
+            raise ValueError(f"{at}: expected a JSON object (one row), got {type(row).__name__}")
+    return rows
+
+
+def _parse_json(text, where):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+
+
+def check_messages(messages):
+    """Raise ValueError unless `messages` is an optional system message, then user, assistant, user, ...
+    (at least one of each), every one a {"role", "content": str} dict."""
+    if not isinstance(messages, list):
+        raise ValueError(f"messages must be a list of {{role, content}} dicts, got {type(messages).__name__}")
+    body = messages[1:] if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system" \
+        else messages
+    if len(body) < 2:
+        raise ValueError(f"a conversation needs at least a user and an assistant message, got {len(body)} "
+                         "message(s) after the optional system message")
+    offset = len(messages) - len(body)
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
+            raise ValueError(f"message {i} is {msg!r}; each message must be {{'role': ..., 'content': str}}")
+        if i >= offset:
+            expected = "user" if (i - offset) % 2 == 0 else "assistant"
+            if msg.get("role") != expected:
+                raise ValueError(f"message {i} has role {msg.get('role')!r}, expected {expected!r}: after an "
+                                 "optional system message, roles alternate user, assistant, user, ...")
+
+
+def message_text(message):
+    """The text of a message whose content is a string or a list of parts (all parts' text joined)."""
+    content = message["content"]
+    return content if isinstance(content, str) else "".join(part["text"] for part in content)
+
+
+# -----------------------------------------------------------------------------
+# Multiple choice (categorical) tasks
+
+def render_mc(question, letters, choices):
+    """The one multiple-choice prompt every categorical task uses, so a model learns a single format:
+
+        Multiple choice question: What is 2 + 2?
+        A. 3
+        B. 4
+        Answer with the letter of the correct choice only.
+    """
+    if len(letters) != len(choices):
+        raise ValueError(f"{len(letters)} letters for {len(choices)} choices: {letters!r}")
+    lines = [f"Multiple choice question: {question}"]
+    lines += [f"{letter}. {choice}" for letter, choice in zip(letters, choices)]
+    lines.append("Answer with the letter of the correct choice only.")
+    return "\n".join(lines)
+
+
+def mc_conversation(question, choices, answer, **extra):
+    """A categorical conversation: the rendered question, then the gold letter as the assistant's reply."""
+    choices = list(choices)
+    if not 2 <= len(choices) <= len(LETTERS):
+        raise ValueError(f"a multiple-choice question needs 2 to {len(LETTERS)} choices, got {len(choices)}: "
+                         f"{question!r}")
+    if not isinstance(answer, int) or not 0 <= answer < len(choices):
+        raise ValueError(f"answer {answer!r} is not a valid index into the {len(choices)} choices of {question!r}")
+    letters = list(LETTERS[:len(choices)])
+    messages = [{"role": "user", "content": render_mc(question, letters, choices)},
+                {"role": "assistant", "content": letters[answer]}]
+    return {"messages": messages, "letters": letters, **extra}
+
+
+class MultipleChoice(Task):
+    """Base for categorical tasks. The eval picks the letter with the highest logit and passes it here."""
+
+    eval_type = "categorical"
+
+    def evaluate(self, conversation, completion):
+        return 1.0 if completion.strip() == conversation["messages"][-1]["content"] else 0.0
+
+
+# -----------------------------------------------------------------------------
+# "#### N" final answers (GSM8K and everything written in its style)
+
+# "#### 1,234" / "#### -3.5": thousands commas allowed; the number is captured without what follows
+_FINAL_ANSWER = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
+
+
+def extract_final_answer(text):
+    """The number after the last "####" in `text`, commas removed ("1,234" -> "1234"), or None."""
+    matches = _FINAL_ANSWER.findall(text)
+    return matches[-1].replace(",", "") if matches else None
+
+
+def score_final_answer(conversation, completion):
+    """1.0 if the completion's final "#### N" equals the gold one (the last message's) as a number, else 0.0."""
+    gold = extract_final_answer(message_text(conversation["messages"][-1]))
+    if gold is None:
+        raise ValueError(f"the reference answer has no '#### N' line: {conversation['messages'][-1]!r}")
+    guess = extract_final_answer(completion)
+    # Decimal, not float: "18.0" equals "18", and long integers compare exactly
+    return 1.0 if guess is not None and Decimal(guess) == Decimal(gold) else 0.0

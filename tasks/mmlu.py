@@ -1,0 +1,28 @@
+"""
+MMLU (cais/mmlu): four-choice questions over 57 subjects, plus a large auxiliary training set.
+
+Config "all" (splits test / validation / dev) has rows {question, subject, choices, answer: 0-3}.
+Config "auxiliary_train" (split train) wraps each row one level deeper: {"train": {question, subject,
+choices, answer}}. The conversation also carries "subject" so evals can report per-subject accuracy.
+Deliberately not here: the 57 per-subject configs (filter "all" by subject instead) and few-shot prompts.
+"""
+
+from tasks.common import MultipleChoice, check_choice, load_rows, mc_conversation
+
+SPLITS = {"all": ("test", "validation", "dev"), "auxiliary_train": ("train",)}
+
+
+class MMLU(MultipleChoice):
+    def __init__(self, subset, split, data_path=None, **view):
+        check_choice("subset", subset, tuple(SPLITS))
+        check_choice(f"split (of subset {subset!r})", split, SPLITS[subset])
+        self.subset = subset
+        name = f"MMLU-{subset}/{split}"
+        columns = ("train",) if subset == "auxiliary_train" else ("question", "subject", "choices", "answer")
+        self.rows = load_rows(name, "cais/mmlu", subset, split, data_path, columns=columns)
+        super().__init__(name=name, **view)
+
+    def conversation(self, row):
+        if self.subset == "auxiliary_train":
+            row = row["train"]
+        return mc_conversation(row["question"], row["choices"], row["answer"], subject=row["subject"])

@@ -1,0 +1,26 @@
+"""
+SmolTalk (HuggingFaceTB/smol-smoltalk): general chat conversations for SFT and midtraining.
+
+Rows: `messages` = [{role, content}, ...], optionally starting with a system message, then user and
+assistant alternating. Other columns (e.g. the source subset) are ignored, and so are extra keys in a
+message. Training only: there is no automatic check of a reply.
+"""
+
+from tasks.common import Task, check_choice, check_messages, load_rows
+
+
+class SmolTalk(Task):
+    def __init__(self, split, data_path=None, **view):
+        check_choice("split", split, ("train", "test"))
+        name = f"SmolTalk/{split}"
+        self.rows = load_rows(name, "HuggingFaceTB/smol-smoltalk", None, split, data_path, columns=("messages",))
+        super().__init__(name=name, **view)
+
+    def example(self, index):
+        # checked here rather than at load time: a split has ~0.5M rows and most runs read a fraction
+        messages = [{"role": m["role"], "content": m["content"]} for m in self.rows[index]["messages"]]
+        try:
+            check_messages(messages)
+        except ValueError as e:
+            raise ValueError(f"{self.name} row {index}: {e}") from None
+        return {"messages": messages}
