@@ -1,0 +1,410 @@
+"""
+The inference engine: turns a model and a tokenizer into streams of sampled tokens, for many requests at once.
+
+One mechanism serves both kinds of caller. A `Session` owns a KV cache with room for a few rows; `add()`
+prefills a prompt into a free row, `step()` advances every active row by one token with ONE batched forward
+(T=1), `remove()` frees a row at once. Fixed-batch generation (evals, RL sampling: `Engine.generate`,
+`Engine.generate_batch`) is a loop over a session; the web server keeps one session alive and adds a request
+the moment it arrives, so new requests join the running batch instead of waiting for it to drain.
+
+Per row: its own sampling parameters (temperature, top-k, top-p) and its own torch.Generator, so a seeded
+request gives the same tokens whatever else shares the batch; stop tokens and max_tokens; the calculator tool
+(the model writes <|python_start|>expr<|python_end|>, the engine forces <|output_start|>result<|output_end|>
+into that row, one token per step); and an incremental UTF-8 decoder, so streamed text never holds half a
+character.
+
+Also here: `fit_conversation` (drop old turns so a chat fits the context) and `completion_to_parts` (turn
+generated ids back into an assistant message for the next turn's prompt).
+
+Deliberately not here: threads or async (the server drives a session from one thread), prefix caching across
+requests, speculative decoding, paged KV memory, beam search, and device/dtype setup (the caller moves the model,
+and on CUDA may wrap calls in autocast; on CPU everything is fp32).
+"""
+
+import codecs
+import copy
+import math
+from collections import deque
+from dataclasses import dataclass, replace
+
+import torch
+
+from nanochat.execution import eval_calculator
+from nanochat.tokenizer import SPECIAL_TOKENS
+
+ALWAYS_STOP = ("<|assistant_end|>", "<|bos|>")  # an assistant turn ends; a new document would start
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 1.0        # 0 = greedy
+    top_k: int | None = None        # sample among the k most likely tokens only
+    top_p: float | None = None      # nucleus sampling: the smallest set of tokens whose mass reaches top_p
+    max_tokens: int = 256           # completion tokens, forced tool tokens included
+    seed: int | None = None         # seeds this row's own generator; None draws a seed from torch's global RNG
+    stop_token_ids: tuple = ()      # extra stop tokens; <|assistant_end|> and <|bos|> always stop
+
+    def __post_init__(self):
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
+                or not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature!r}")
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
+                                       or self.top_k < 1):
+            raise ValueError(f"top_k must be None or an int >= 1, got {self.top_k!r}")
+        if self.top_p is not None and (isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float))
+                                       or not 0 < self.top_p <= 1):
+            raise ValueError(f"top_p must be None or a number in (0, 1], got {self.top_p!r}")
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be an int >= 1, got {self.max_tokens!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ValueError(f"seed must be None or an int, got {self.seed!r}")
+        self.stop_token_ids = tuple(self.stop_token_ids)
+        if not all(isinstance(t, int) and not isinstance(t, bool) for t in self.stop_token_ids):
+            raise ValueError(f"stop_token_ids must be token ids (ints), got {self.stop_token_ids!r}")
+
+
+@dataclass
+class StepOutput:
+    token: int
+    forced: bool                # True for tokens the tool injected (output_start, result tokens, output_end)
+    text: str                   # newly decodable text: never half a character, "" for special tokens
+    finished: bool              # a stop token, max_tokens, or the KV cache is full
+    finish_reason: str | None   # "stop" | "length" | None while running
+
+
+def sample_token(logits, params, generator):
+    """One token id (a 1-element long tensor, left on the device) from logits (V,) fp32.
+
+    Filters compose as top-k first, then top-p inside what is left, then temperature-scaled sampling.
+    """
+    if params.temperature == 0:
+        return logits.argmax().view(1)
+    V = logits.size(0)
+    k = min(params.top_k or V, V)
+    if k == V and params.top_p is None:
+        probs = torch.softmax(logits / params.temperature, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator)
+    values, ids = torch.topk(logits, k)  # sorted, most likely first
+    probs = torch.softmax(values / params.temperature, dim=-1)
+    if params.top_p is not None:
+        # Keep a token iff the mass strictly before it is below top_p: the smallest prefix reaching top_p.
+        # The first token always stays (mass 0 before it). multinomial renormalises what is left.
+        before = probs.cumsum(0) - probs
+        probs = probs * (before < params.top_p)
+    return ids[torch.multinomial(probs, 1, generator=generator)]
+
+
+def _rows_view(cache, start, stop):
+    """A KVCache over rows [start, stop) of `cache` that shares its storage: a forward through the view
+    writes keys, values and lengths straight into `cache`. Slicing one dimension keeps these views, so the
+    session keeps its active rows packed at the front of the cache."""
+    view = copy.copy(cache)
+    view.k, view.v, view.lengths = cache.k[:, start:stop], cache.v[:, start:stop], cache.lengths[start:stop]
+    return view
+
+
+class _Row:
+    """Everything the session tracks about one request."""
+
+    def __init__(self, row_id, params, generator, max_tokens, next_input):
+        self.id = row_id
+        self.params = params
+        self.generator = generator
+        self.max_tokens = max_tokens  # params.max_tokens, capped so prompt + completion fit the cache
+        self.next_input = next_input  # the token the next forward feeds (the last prompt token at first)
+        self.num_tokens = 0           # tokens emitted so far, forced ones included
+        self.forced = deque()         # tool tokens waiting to be injected, one per step
+        self.expr = None              # ids of a calculator expression being written, None outside one
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+
+class Engine:
+    """Sampling from `model` (a nanochat GPT, already on its device and in eval mode) with `tokenizer`."""
+
+    def __init__(self, model, tokenizer, calculator=eval_calculator, max_batch_size=32, max_len=None):
+        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be an int >= 1, got {max_batch_size!r}")
+        max_len = model.config.sequence_len if max_len is None else max_len
+        rotary_len = model.cos.size(0)  # positions past the rotary table cannot be encoded
+        if isinstance(max_len, bool) or not isinstance(max_len, int) or not 1 <= max_len <= rotary_len:
+            raise ValueError(f"max_len must be an int in [1, {rotary_len}] (the model's rotary table), "
+                             f"got {max_len!r}")
+        if tokenizer.get_vocab_size() != model.config.vocab_size:
+            raise ValueError(f"the tokenizer has {tokenizer.get_vocab_size()} tokens but the model expects "
+                             f"{model.config.vocab_size}: they do not belong together")
+        self.model, self.tokenizer, self.calculator = model, tokenizer, calculator
+        self.max_batch_size, self.max_len = max_batch_size, max_len
+        self.device = model.wte.weight.device
+        self.special = {name: tokenizer.encode_special(name) for name in SPECIAL_TOKENS}
+        self.special_ids = frozenset(self.special.values())
+        self.always_stop = frozenset(self.special[name] for name in ALWAYS_STOP)
+
+    def session(self, batch_size=None):
+        """A new, empty Session with room for batch_size rows (default max_batch_size)."""
+        return Session(self, self.max_batch_size if batch_size is None else batch_size)
+
+    def generate(self, prompts, params, num_samples=1):
+        """Stream completions for every (prompt, sample): yields, once per step, a list with one entry per
+        row, a StepOutput or None (the row has not started yet, or has finished).
+
+        prompts: one prompt (list of ids) or a list of prompts. params: one SamplingParams for all, or one per
+        prompt. Rows are prompt-major: [p0 sample 0, p0 sample 1, ..., p1 sample 0, ...]. With a seed, sample j
+        uses seed + j, so samples differ but reproduce. More rows than max_batch_size wait in a queue and take a
+        slot as soon as one frees up; since rows are independent, the outputs are the same either way.
+        """
+        jobs = self._jobs(prompts, params, num_samples)
+        session = self.session(min(len(jobs), self.max_batch_size))
+        waiting = deque(enumerate(jobs))
+        job_of = {}  # row id -> index into jobs
+        while waiting or len(session):
+            while waiting and session.free_slots:
+                j, (prompt, p) = waiting.popleft()
+                job_of[session.add(prompt, p)] = j
+            outputs = [None] * len(jobs)
+            for row, out in session.step().items():
+                outputs[job_of[row]] = out
+                if out.finished:
+                    del job_of[row]
+            yield outputs
+
+    def generate_batch(self, prompts, params, num_samples=1):
+        """Run generate() to the end. Returns (completions, masks), one list per row: the token ids after the
+        prompt, without the final stop token, and 1 where the model sampled the token, 0 where the tool forced it.
+        """
+        completions, masks = None, None
+        for outputs in self.generate(prompts, params, num_samples):
+            if completions is None:
+                completions, masks = [[] for _ in outputs], [[] for _ in outputs]
+            for i, out in enumerate(outputs):
+                if out is None or out.finish_reason == "stop":  # "stop" means this token is the stop token
+                    continue
+                completions[i].append(out.token)
+                masks[i].append(0 if out.forced else 1)
+        return completions, masks
+
+    def _jobs(self, prompts, params, num_samples):
+        """[(prompt, params)] in row order, with per-sample seeds."""
+        if isinstance(prompts, list) and prompts and all(isinstance(t, int) for t in prompts):
+            prompts = [prompts]
+        if not isinstance(prompts, list) or not prompts:
+            raise ValueError("prompts must be a list of token ids, or a non-empty list of such lists")
+        if isinstance(params, SamplingParams):
+            params = [params] * len(prompts)
+        if len(params) != len(prompts):
+            raise ValueError(f"got {len(params)} SamplingParams for {len(prompts)} prompts: pass one, or one each")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be an int >= 1, got {num_samples!r}")
+        jobs = []
+        for prompt, p in zip(prompts, params):
+            for j in range(num_samples):
+                jobs.append((prompt, p if p.seed is None or j == 0 else replace(p, seed=p.seed + j)))
+        return jobs
+
+
+class Session:
+    """A batch of up to `batch_size` rows sharing one KVCache; rows come and go between steps.
+
+    Active rows always occupy cache rows 0..n-1 in order (removing a row moves the last one into its place),
+    so each step's forward runs on exactly the n active rows. Row ids handed out by add() never change.
+    Not thread-safe: drive a session from one thread.
+    """
+
+    def __init__(self, engine, batch_size):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        self.engine = engine
+        with torch.inference_mode():
+            self.cache = engine.model.new_kv_cache(batch_size, engine.max_len)
+        self._rows = []            # active rows; self._rows[i] lives in cache row i
+        self._next_id = 0
+        self._last_prefill = None  # (prompt, row) of the latest add, so num_samples copies skip the forward
+
+    def __len__(self):
+        return len(self._rows)
+
+    @property
+    def active_rows(self):
+        return [r.id for r in self._rows]
+
+    @property
+    def free_slots(self):
+        return self.cache.batch_size - len(self._rows)
+
+    @torch.inference_mode()
+    def add(self, prompt_ids, params):
+        """Prefill a prompt into a free slot; returns the new row's id. The row's first token comes from the
+        next step(). Raises RuntimeError when the session is full, ValueError for a prompt that does not fit."""
+        engine = self.engine
+        if not isinstance(params, SamplingParams):
+            raise TypeError(f"params must be a SamplingParams, got {type(params).__name__}")
+        if not self.free_slots:
+            raise RuntimeError(f"the session is full ({self.cache.batch_size} rows): step() until a row "
+                               "finishes, or remove() one")
+        prompt = list(prompt_ids)
+        vocab = engine.model.config.vocab_size
+        if not prompt or not all(isinstance(t, int) and 0 <= t < vocab for t in prompt):
+            raise ValueError(f"the prompt must be a non-empty list of token ids in [0, {vocab}), got "
+                             f"{prompt[:10]!r}{'...' if len(prompt) > 10 else ''}")
+        if len(prompt) > engine.max_len:
+            raise ValueError(f"the prompt has {len(prompt)} tokens but the KV cache holds {engine.max_len}; "
+                             "shorten it (fit_conversation drops old turns) or use a larger max_len")
+        slot = len(self._rows)
+        # All but the last prompt token go into the cache now, in one forward; the last one is fed by the next
+        # step() together with every other row, so every step treats all rows alike. The forward writes
+        # straight into the slot through a one-row view: no scratch cache to allocate, nothing to copy.
+        last = self._last_prefill
+        if last is not None and last[0] == prompt and last[1] in self._rows:
+            self.cache.row_copy_(slot, self.cache, self._rows.index(last[1]))  # same prompt: copy its keys
+        else:
+            self.cache.clear_row_(slot)
+            if len(prompt) > 1:
+                ids = torch.tensor([prompt[:-1]], dtype=torch.long, device=engine.device)
+                engine.model(ids, kv_cache=_rows_view(self.cache, slot, slot + 1))  # logits unused
+        seed = params.seed if params.seed is not None else int(torch.randint(2**62, ()))
+        generator = torch.Generator(device=engine.device)
+        generator.manual_seed(seed)
+        # The cache feeds positions 0..max_len-1; the last completion token is never fed, so a prompt of n
+        # tokens leaves room for max_len - n + 1 completion tokens.
+        max_tokens = min(params.max_tokens, engine.max_len - len(prompt) + 1)
+        row = _Row(self._next_id, params, generator, max_tokens, prompt[-1])
+        self._next_id += 1
+        self._rows.append(row)
+        self._last_prefill = (prompt, row)
+        return row.id
+
+    @torch.inference_mode()
+    def step(self):
+        """Advance every active row by one token. Returns {row id: StepOutput}; finished rows are removed."""
+        self._last_prefill = None  # the rows' caches grow now: no longer a copy source
+        n = len(self._rows)
+        if n == 0:
+            return {}
+        engine = self.engine
+        inputs = torch.tensor([[r.next_input] for r in self._rows], dtype=torch.long, device=engine.device)
+        logits = engine.model(inputs, kv_cache=_rows_view(self.cache, 0, n))[:, -1]  # (n, V)
+        choices = logits.argmax(dim=-1)  # (n,) greedy, overwritten below for rows that sample
+        for i, row in enumerate(self._rows):
+            if row.params.temperature > 0 and not row.forced:
+                choices[i] = sample_token(logits[i], row.params, row.generator)[0]
+        choices = choices.tolist()  # the one host sync of the step
+        outputs = {}
+        for row, choice in zip(self._rows, choices):
+            forced = bool(row.forced)
+            outputs[row.id] = self._advance(row, row.forced.popleft() if forced else choice, forced)
+        for row_id, out in outputs.items():
+            if out.finished:
+                self.remove(row_id)
+        return outputs
+
+    def _advance(self, row, token, forced):
+        """Record `token` as the row's next token: tool state, text, finish. Returns its StepOutput."""
+        engine = self.engine
+        row.num_tokens += 1
+        row.next_input = token
+        special = engine.special
+        if not forced:
+            if token == special["<|python_start|>"]:
+                row.expr = []
+            elif token == special["<|python_end|>"] and row.expr is not None:
+                result = engine.calculator(engine.tokenizer.decode(row.expr))
+                row.expr = None
+                if isinstance(result, str):
+                    row.forced.extend([special["<|output_start|>"], *engine.tokenizer.encode(result),
+                                       special["<|output_end|>"]])
+            elif row.expr is not None:
+                row.expr.append(token)
+        text = "" if token in engine.special_ids else row.decoder.decode(engine.tokenizer.decode_bytes([token]))
+        reason = None
+        if not forced and (token in engine.always_stop or token in row.params.stop_token_ids):
+            reason = "stop"
+        elif row.num_tokens >= row.max_tokens:
+            reason = "length"
+        if reason:
+            text += row.decoder.decode(b"", final=True)  # an unfinished character at the very end: U+FFFD
+        return StepOutput(token, forced, text, reason is not None, reason)
+
+    @torch.inference_mode()
+    def remove(self, row_id):
+        """Free a row's slot at once (e.g. its client went away). The last row moves into the freed slot."""
+        i = next((i for i, r in enumerate(self._rows) if r.id == row_id), None)
+        if i is None:
+            raise KeyError(f"row {row_id} is not active in this session (active: {self.active_rows})")
+        last = len(self._rows) - 1
+        if i != last:
+            self.cache.row_copy_(i, self.cache, last)
+            self._rows[i] = self._rows[last]
+        self._rows.pop()
+        self.cache.clear_row_(last)
+
+
+# -----------------------------------------------------------------------------
+# Conversations around the engine
+
+def fit_conversation(tokenizer, conversation, max_prompt_tokens):
+    """Make a conversation's completion prompt fit in max_prompt_tokens. Returns (conversation, dropped_turns).
+
+    Drops the oldest user/assistant pairs first, always keeping the system message and the last user message;
+    if even that is too long, crops the last user message from the left (its end is what the reply answers).
+    dropped_turns counts the messages removed (a pair is two), so the caller can tell the user.
+    """
+    if isinstance(max_prompt_tokens, bool) or not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 1:
+        raise ValueError(f"max_prompt_tokens must be an int >= 1, got {max_prompt_tokens!r}")
+    messages = conversation.get("messages") if isinstance(conversation, dict) else None
+    if not messages or not all(isinstance(m, dict) for m in messages) or messages[-1].get("role") != "user":
+        raise ValueError("fit_conversation needs a conversation whose last message is the user's, to be answered")
+    system = messages[:1] if messages[0].get("role") == "system" else []
+    turns = messages[len(system):]
+
+    def length(msgs):
+        return len(tokenizer.render_for_completion({**conversation, "messages": msgs}))
+
+    dropped = 0
+    while len(turns) > 1 and length(system + turns) > max_prompt_tokens:
+        turns, dropped = turns[2:], dropped + 2
+    if length(system + turns) > max_prompt_tokens:
+        turns = [_crop_user_message(tokenizer, system, turns[-1], max_prompt_tokens, length)]
+    return {**conversation, "messages": system + turns}, dropped
+
+
+def _crop_user_message(tokenizer, system, message, max_prompt_tokens, length):
+    """The user message with text cut from its start until system + message fit in max_prompt_tokens."""
+    overhead = length(system + [{**message, "content": ""}])
+    ids = tokenizer.encode(message["content"])
+    keep = max_prompt_tokens - overhead
+    if keep < 1:
+        raise ValueError(f"the system message and chat template alone take {overhead} tokens, more than "
+                         f"max_prompt_tokens={max_prompt_tokens}: shorten the system message")
+    while True:
+        # Re-encoding decoded text can tokenize differently at the cut, so check and cut more if needed.
+        # lstrip: a cut inside a multi-byte character leaves replacement characters at the start.
+        cropped = {**message, "content": tokenizer.decode(ids[-keep:]).lstrip("\ufffd")}
+        excess = length(system + [cropped]) - max_prompt_tokens
+        if excess <= 0 or keep <= 1:
+            return cropped
+        keep = max(1, keep - excess)
+
+
+def completion_to_parts(tokenizer, tokens):
+    """Generated ids -> assistant content parts (the chat template's format), e.g. [{"type": "text", ...},
+    {"type": "python", "text": "6*7"}, {"type": "python_output", "text": "42"}, ...], so the reply can go back
+    into the conversation. A final <|assistant_end|> and any other special tokens are left out."""
+    kinds = {tokenizer.encode_special("<|python_start|>"): "python",
+             tokenizer.encode_special("<|output_start|>"): "python_output",
+             tokenizer.encode_special("<|python_end|>"): "text",
+             tokenizer.encode_special("<|output_end|>"): "text"}
+    specials = {tokenizer.encode_special(name) for name in SPECIAL_TOKENS}
+    parts, kind, ids = [], "text", []
+
+    def flush():
+        if ids or kind != "text":  # an empty tool call is still a tool call
+            parts.append({"type": kind, "text": tokenizer.decode(ids)})
+
+    for t in tokens:
+        if t in kinds:
+            flush()
+            kind, ids = kinds[t], []
+        elif t not in specials:
+            ids.append(t)
+    if ids:
+        flush()
+    return parts

@@ -1,0 +1,277 @@
+"""
+Serving many chat requests at once: a pool of model replicas, each with one worker thread that batches
+every request it holds into one engine Session (dynamic batching), plus the small text transforms a reply
+goes through on its way to a client.
+
+How a request flows: the web handler (scripts/chat_web.py) builds a `Job` (a prompt and one SamplingParams
+per choice), `ReplicaPool.submit` queues its rows on the least-loaded replica, and that replica's worker
+thread, between two decode steps, prefills the new rows into free slots of its running Session. Every step
+advances all active rows with one batched forward, and each row's StepOutput is handed to its job's asyncio
+queue on the event loop (`loop.call_soon_threadsafe`), so the loop never runs model code and stays
+responsive. A job cancelled by its handler (client gone, stop string hit) loses its rows before the next step.
+
+Reply text: `ToolRenderer` turns StepOutputs into readable text, writing a calculator call as
+"[calc 6*7 = 42]"; `StopText` cuts a stream at the first stop string without ever emitting part of one.
+
+Deliberately not here: HTTP, request validation and the chat template (the web script does those), a limit
+on queue length (a queued row costs a prompt's worth of memory; this is a small, local server), fairness
+beyond first come first served, and moving rows between replicas.
+"""
+
+import asyncio
+import threading
+import traceback
+from collections import deque
+from contextlib import nullcontext
+
+
+class GenerationError(RuntimeError):
+    """The replica could not produce this row (the engine raised, or the server is shutting down)."""
+
+
+class Job:
+    """One request: a prompt and one SamplingParams per choice; its rows' outputs arrive on an asyncio queue.
+
+    Create it on the event loop (it remembers the running loop), submit it to a pool, iterate events().
+    """
+
+    def __init__(self, prompt, params):
+        if not params:
+            raise ValueError("a Job needs at least one SamplingParams (one per choice)")
+        self.prompt = list(prompt)
+        self.params = list(params)
+        self.loop = asyncio.get_running_loop()
+        self.queue = asyncio.Queue()
+        self.cancelled = [False] * len(self.params)  # written by the loop, read by the worker thread
+        self.completion_tokens = 0
+
+    def deliver(self, index, item):
+        """Called from the worker thread: item is a StepOutput or a GenerationError for choice `index`."""
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, (index, item))
+        except RuntimeError:  # the event loop is closed: the server is gone, nobody is listening
+            pass
+
+    def cancel(self, index=None):
+        """Stop generating one choice (or all): the worker drops the rows before its next step."""
+        for i in range(len(self.cancelled)) if index is None else [index]:
+            self.cancelled[i] = True
+
+    async def events(self):
+        """Yields (choice index, StepOutput) until every choice has finished or been cancelled.
+        Raises GenerationError if the replica failed."""
+        running = set(range(len(self.params)))
+        while any(not self.cancelled[i] for i in running):
+            index, item = await self.queue.get()
+            if isinstance(item, Exception):
+                raise item
+            if self.cancelled[index]:
+                continue  # produced before the worker saw the cancel
+            self.completion_tokens += 1
+            if item.finished:
+                running.discard(index)
+            yield index, item
+
+
+class Replica:
+    """One Engine and the worker thread that owns its Session. `autocast` makes the context each forward runs
+    in (bf16 autocast on CUDA; it is thread-local, so the worker enters it itself)."""
+
+    def __init__(self, engine, name, autocast=nullcontext):
+        self.engine, self.name, self.autocast = engine, name, autocast
+        self.capacity = engine.max_batch_size
+        self.cond = threading.Condition()
+        self.pending = deque()  # (job, choice index) rows waiting for a slot; shared, guarded by cond
+        self.rows = {}          # session row id -> (job, choice index); touched by the worker thread only
+        self.tokens_generated = 0
+        self.rows_finished = 0
+        self.errors = 0
+        self.stopping = False
+        self.thread = None
+
+    @property
+    def load(self):
+        return len(self.rows) + len(self.pending)
+
+    @property
+    def alive(self):
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self):
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name=f"replica-{self.name}", daemon=True)
+        self.thread.start()
+
+    def stop(self, timeout=10.0):
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def submit(self, job):
+        with self.cond:
+            self.pending.extend((job, i) for i in range(len(job.params)))
+            self.cond.notify()
+
+    def _run(self):
+        session = self.engine.session()
+        while True:
+            with self.cond:
+                while not self.stopping and not self.rows and not self.pending:
+                    self.cond.wait()
+                if self.stopping:
+                    break
+            self._drop_cancelled(session)
+            self._admit(session)
+            if self.rows:
+                try:
+                    with self.autocast():
+                        outputs = session.step()
+                except Exception as e:  # a bug or an out-of-memory: fail these rows, keep serving
+                    traceback.print_exc()
+                    self.errors += 1
+                    self._fail_all(f"generation failed on replica {self.name}: {type(e).__name__}: {e}")
+                    session = self.engine.session()
+                    continue
+                for row_id, out in outputs.items():
+                    job, i = self.rows.pop(row_id) if out.finished else self.rows[row_id]
+                    self.tokens_generated += 1
+                    self.rows_finished += out.finished
+                    job.deliver(i, out)
+        self._fail_all("the server is shutting down")
+
+    def _drop_cancelled(self, session):
+        for row_id, (job, i) in list(self.rows.items()):
+            if job.cancelled[i]:
+                session.remove(row_id)
+                del self.rows[row_id]
+        with self.cond:  # cancelled rows still waiting leave the queue too, so the stats stay honest
+            if any(job.cancelled[i] for job, i in self.pending):
+                self.pending = deque((job, i) for job, i in self.pending if not job.cancelled[i])
+
+    def _admit(self, session):
+        """Prefill waiting rows into free slots: the new rows join the running batch at the next step."""
+        while session.free_slots:
+            with self.cond:
+                if not self.pending:
+                    return
+                job, i = self.pending.popleft()
+            try:
+                with self.autocast():
+                    row_id = session.add(job.prompt, job.params[i])
+            except Exception as e:  # e.g. a prompt longer than the KV cache: this row fails, the rest go on
+                job.deliver(i, GenerationError(f"{type(e).__name__}: {e}"))
+                continue
+            self.rows[row_id] = (job, i)
+
+    def _fail_all(self, message):
+        with self.cond:
+            waiting, self.pending = list(self.pending), deque()
+        for job, i in list(self.rows.values()) + waiting:
+            job.deliver(i, GenerationError(message))
+        self.rows.clear()
+
+    def stats(self):
+        return {"name": self.name, "device": str(self.engine.device), "alive": self.alive,
+                "active_rows": len(self.rows), "queued_rows": len(self.pending), "capacity": self.capacity,
+                "tokens_generated": self.tokens_generated, "rows_finished": self.rows_finished,
+                "errors": self.errors}
+
+
+class ReplicaPool:
+    """Replicas behind one queue discipline: each job goes whole to the least-loaded live replica."""
+
+    def __init__(self, replicas):
+        if not replicas:
+            raise ValueError("a ReplicaPool needs at least one Replica")
+        self.replicas = list(replicas)
+
+    def start(self):
+        for r in self.replicas:
+            r.start()
+
+    def stop(self):
+        for r in self.replicas:
+            r.stop()
+
+    def submit(self, job):
+        live = [r for r in self.replicas if r.alive]
+        if not live:
+            raise GenerationError("no model replica is running; see the server log")
+        min(live, key=lambda r: r.load).submit(job)
+
+    def stats(self):
+        per = [r.stats() for r in self.replicas]
+        return {"active_rows": sum(s["active_rows"] for s in per), "queued_rows": sum(s["queued_rows"] for s in per),
+                "tokens_generated": sum(s["tokens_generated"] for s in per), "replicas": per}
+
+
+# -----------------------------------------------------------------------------
+# Reply text
+
+class ToolRenderer:
+    """StepOutputs -> readable pieces (text, is_tool). A calculator call reads "[calc 6*7 = 42]", or
+    "[calc 6*7 (no result)]" when the tool returned nothing (the same rendering as scripts/chat_cli.py).
+
+    The tool's special tokens carry no text, so the marks are drawn from the token ids. Whether a call got a
+    result is only known one token after <|python_end|>: the forced <|output_start|>, or anything else.
+    """
+
+    def __init__(self, tokenizer):
+        self.ids = {name: tokenizer.encode_special(name) for name in
+                    ("<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>")}
+        self.in_tool = False           # from <|python_start|> to <|output_end|>
+        self.awaiting_result = False   # right after <|python_end|>
+
+    def feed(self, out):
+        ids, t, pieces = self.ids, out.token, []
+        if self.awaiting_result and t != ids["<|output_start|>"]:
+            pieces.append((" (no result)]", True))
+            self.in_tool = False
+        self.awaiting_result = False
+        if t == ids["<|python_start|>"]:
+            self.in_tool = True
+            pieces.append(("[calc ", True))
+        elif t == ids["<|python_end|>"]:
+            self.awaiting_result = True
+        elif t == ids["<|output_start|>"]:
+            pieces.append((" = ", True))
+        elif t == ids["<|output_end|>"]:
+            self.in_tool = False
+            pieces.append(("]", True))
+        elif out.text:
+            pieces.append((out.text, self.in_tool))
+        if out.finished and (self.in_tool or self.awaiting_result):  # the reply ended inside a call
+            pieces.append((" (no result)]" if self.awaiting_result else "]", True))
+        return pieces
+
+
+class StopText:
+    """Cuts a text stream where the first stop string is complete; the stop string itself is dropped.
+
+    "First" means the occurrence that ends earliest (the model would have stopped there), the longer one on a
+    tie, so the result does not depend on how the text was split into pieces. feed() returns (text safe to
+    emit, stopped). The last len(longest stop) - 1 characters are held back, as they could begin a stop string
+    that the next piece completes; flush() releases them when the stream ends without a stop.
+    """
+
+    def __init__(self, stops=()):
+        self.stops = [s for s in stops if s]
+        self.hold = max((len(s) for s in self.stops), default=1) - 1
+        self.buffer = ""
+
+    def feed(self, text):
+        self.buffer += text
+        # find() gives each stop's earliest occurrence; no earlier one can exist, or we would have stopped
+        hits = [(i + len(s), i) for s in self.stops if (i := self.buffer.find(s)) >= 0]
+        if hits:
+            out, self.buffer = self.buffer[:min(hits)[1]], ""
+            return out, True
+        split = max(0, len(self.buffer) - self.hold)
+        out, self.buffer = self.buffer[:split], self.buffer[split:]
+        return out, False
+
+    def flush(self):
+        out, self.buffer = self.buffer, ""
+        return out

@@ -1,0 +1,145 @@
+"""
+Chat with a trained model in the terminal, with the reply streamed as it is sampled.
+
+    python -m scripts.chat_cli                        # interactive, newest SFT checkpoint
+    python -m scripts.chat_cli --source rl -p "What is 6*7?"   # one-shot: print the reply and exit
+
+Interactive commands: /clear starts a new conversation, /quit (or Ctrl-D, Ctrl-C) exits. Calculator calls are
+shown inline as [calc 6*7 = 42]. When the conversation outgrows the model's context, the oldest turns are
+dropped and a note says so. Notes go to stderr, the conversation to stdout.
+
+Deliberately not here: editing or saving conversations, system prompts, and batching (that is the server's job).
+"""
+
+import argparse
+import random
+import sys
+
+from nanochat.checkpoint import SOURCES, load_model
+from nanochat.common import compute_init
+from nanochat.engine import Engine, SamplingParams, completion_to_parts, fit_conversation
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Chat with a nanochat model in the terminal.")
+    p.add_argument("--source", default="sft", choices=list(SOURCES), help="which stage's checkpoint to load")
+    p.add_argument("--model-tag", default=None, help="checkpoint tag (default: the most recently written)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    p.add_argument("-p", "--prompt", default=None, help="one-shot: answer this prompt, print the reply, exit")
+    p.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (0 = greedy)")
+    p.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (0 = all)")
+    p.add_argument("--max-tokens", type=int, default=512, help="the longest reply, in tokens")
+    p.add_argument("--seed", type=int, default=None, help="seed for reproducible replies (default: random)")
+    p.add_argument("--device-type", default="", help="cuda | cpu | mps (default: autodetect)")
+    return p.parse_args(argv)
+
+
+class ReplyPrinter:
+    """Turns a reply's StepOutputs into terminal text; calculator calls become [calc EXPR = RESULT].
+
+    The tool's special tokens carry no text, so the brackets are drawn from the token ids. Whether a call got
+    a result is only known at the token after <|python_end|>: <|output_start|> (forced) or anything else.
+    """
+
+    def __init__(self, tokenizer, write):
+        self.ids = {name: tokenizer.encode_special(name) for name in
+                    ("<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>")}
+        self.write = write
+        self.open_call = False       # between <|python_start|> and <|python_end|>
+        self.awaiting_result = False  # right after <|python_end|>
+
+    def __call__(self, out):
+        ids, t = self.ids, out.token
+        if self.awaiting_result and t != ids["<|output_start|>"]:
+            self.write(" (no result)]")
+        self.awaiting_result = False
+        if t == ids["<|python_start|>"]:
+            self.open_call = True
+            self.write("[calc ")
+        elif t == ids["<|python_end|>"]:
+            self.open_call, self.awaiting_result = False, True
+        elif t == ids["<|output_start|>"]:
+            self.write(" = ")
+        elif t == ids["<|output_end|>"]:
+            self.write("]")
+        else:
+            self.write(out.text)
+
+    def close(self):
+        """The reply ended: close a call left open."""
+        if self.open_call or self.awaiting_result:
+            self.write("]" if self.open_call else " (no result)]")
+
+
+def stream_reply(engine, prompt, params, write):
+    """Sample one reply to `prompt` (ids), writing it as it comes. Returns its tokens, without the stop token."""
+    printer = ReplyPrinter(engine.tokenizer, write)
+    tokens = []
+    for (out,) in engine.generate(prompt, params):
+        if out.finish_reason != "stop":
+            tokens.append(out.token)
+            printer(out)
+        elif out.text:  # the stop token has no text of its own, but may flush a cut-off character
+            write(out.text)
+    printer.close()
+    return tokens
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.max_tokens < 1:
+        raise SystemExit(f"--max-tokens must be >= 1, got {args.max_tokens}")
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    compute = compute_init(args.device_type, seed=seed)  # rows without a seed draw theirs from torch's RNG
+    model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag, args.step)
+    engine = Engine(model, tokenizer, max_batch_size=1)
+    params = SamplingParams(temperature=args.temperature, top_k=args.top_k or None, max_tokens=args.max_tokens)
+    # Keep room for the reply: up to max_tokens, but never more than half of the context.
+    max_prompt_tokens = engine.max_len - min(args.max_tokens, engine.max_len // 2)
+
+    def note(text):
+        print(f"({text})", file=sys.stderr, flush=True)
+
+    def write(text):
+        print(text, end="", flush=True)
+
+    def answer(messages):
+        """Reply to the conversation (fitting it to the context first); returns the messages to keep."""
+        conversation, dropped = fit_conversation(tokenizer, {"messages": messages}, max_prompt_tokens)
+        if dropped:
+            note(f"dropped the {dropped} oldest messages to fit the model's {engine.max_len}-token context")
+        with compute.autocast():
+            tokens = stream_reply(engine, tokenizer.render_for_completion(conversation), params, write)
+        write("\n")
+        return conversation["messages"] + [{"role": "assistant", "content": completion_to_parts(tokenizer, tokens)}]
+
+    if args.prompt is not None:
+        answer([{"role": "user", "content": args.prompt}])
+        return 0
+    note(f"nanochat: {args.source} model from {meta['checkpoint_dir']}, step {meta['step']}, "
+         "on " + compute.device_type + ". /clear starts a new conversation, /quit exits")
+    messages = []
+    try:
+        while True:
+            try:
+                line = input("\nUser: ").strip()
+            except EOFError:
+                break
+            if line == "/quit":
+                break
+            if line == "/clear":
+                messages = []
+                note("new conversation")
+            elif line.startswith("/"):
+                note(f"unknown command {line!r}: /clear starts a new conversation, /quit exits")
+            elif line:
+                write("\nAssistant: ")
+                messages = answer(messages + [{"role": "user", "content": line}])
+    except KeyboardInterrupt:
+        pass
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

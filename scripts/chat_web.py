@@ -1,0 +1,477 @@
+"""
+Serve a chat model over HTTP: the browser UI (ui.html), a streaming chat endpoint for it, and an
+OpenAI-compatible API, so existing clients (the official `openai` package, curl, other UIs) work unchanged.
+
+    python -m scripts.chat_web                                  # newest SFT checkpoint, http://127.0.0.1:8000
+    python -m scripts.chat_web --source rl --port 8080 --host 0.0.0.0
+
+Routes:
+    GET  /                      the chat UI
+    GET  /health                ok + each replica's state (503 when no replica runs)
+    GET  /stats                 requests served, active and queued rows, tokens generated, per-replica load
+    POST /chat/completions      the UI's endpoint: {messages, temperature?, top_k?, max_tokens?, seed?} ->
+                                server-sent events {"token": text} ... {"done": true, finish_reason, usage,
+                                dropped_turns}; pieces of a calculator call carry "tool": true
+    POST /v1/chat/completions   OpenAI chat completions: stream or not, n choices, stop strings, top_p, seed
+    GET  /v1/models             the loaded model
+
+Every request is validated up front; bad input gets a 4xx with an OpenAI-shaped error body
+{"error": {"message", "type", "param", "code"}}. A conversation too long for the context loses its oldest turns
+(reported as dropped_turns on /chat/completions, the X-Dropped-Turns header on /v1). The model work runs in
+one worker thread per replica (nanochat/serving.py), where concurrent requests share one batch.
+
+Deliberately not here: authentication, rate limits, HTTPS (bind to 127.0.0.1, the default, or put a proxy in
+front), logprobs, function calling beyond the built-in calculator, and content other than plain strings.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager, nullcontext
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+import torch
+import uvicorn
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nanochat.checkpoint import SOURCES, load_model
+from nanochat.common import compute_init, print0
+from nanochat.engine import Engine, SamplingParams, fit_conversation
+from nanochat.serving import GenerationError, Job, Replica, ReplicaPool, StopText, ToolRenderer
+
+UI_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ui.html")
+ROLES = ("system", "user", "assistant")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of the stream
+
+
+@dataclass
+class ServerConfig:
+    model_name: str = "nanochat"
+    max_batch_size: int = 16      # rows per replica batch (used when create_app wraps bare models)
+    temperature: float = 0.8      # defaults for requests that do not say
+    top_k: int = 50
+    max_tokens: int = 512         # capped by the model's context
+    # request limits: generous for a person chatting, small enough that no request can hog the server
+    max_messages: int = 500
+    max_message_chars: int = 8000
+    max_total_chars: int = 32000
+    max_choices: int = 8
+    max_stops: int = 4
+
+
+# -----------------------------------------------------------------------------
+# Requests and their validation
+
+class ApiError(Exception):
+    """A request the server refuses; becomes an OpenAI-shaped error response."""
+
+    def __init__(self, message, param=None, code=None, status=400, type="invalid_request_error"):
+        super().__init__(message)
+        self.message, self.param, self.code, self.status, self.type = message, param, code, status, type
+
+
+def error_response(err):
+    body = {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
+    return JSONResponse(body, status_code=err.status)
+
+
+# strict: no silent coercion ("0.5" is not a temperature, true is not a top_k); unknown fields are ignored, as
+# OpenAI clients send some we do not use (user, presence_penalty, ...).
+STRICT = ConfigDict(strict=True, extra="ignore")
+
+
+class Message(BaseModel):
+    model_config = STRICT
+    role: str
+    content: str
+
+
+class ChatRequest(BaseModel):
+    """The UI's request. Limits that depend on the server (max_tokens, message sizes) are checked in prepare()."""
+    model_config = STRICT
+    messages: list[Message]
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_k: int | None = Field(None, ge=0, le=200)   # 0 = no top-k filter
+    max_tokens: int | None = Field(None, ge=1)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+
+
+class StreamOptions(BaseModel):
+    model_config = STRICT
+    include_usage: bool = False
+
+
+class OpenAIChatRequest(ChatRequest):
+    model: str | None = None                        # accepted and ignored: one model is loaded
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_completion_tokens: int | None = Field(None, ge=1)  # the newer name of max_tokens
+    stop: Any = None                                # a string or a list of strings, checked by check_stop
+    n: int = Field(1, ge=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+
+def check_messages(messages, config):
+    """Roles, order and sizes; the template needs [system], user, assistant, user, ..., user."""
+    if not messages:
+        raise ApiError("messages must be a non-empty list of {role, content}", "messages", "empty_messages")
+    if len(messages) > config.max_messages:
+        raise ApiError(f"{len(messages)} messages is more than the limit of {config.max_messages}; start a new "
+                       "conversation", "messages", "too_many_messages")
+    for i, m in enumerate(messages):
+        if m.role not in ROLES:
+            raise ApiError(f"messages[{i}].role is {m.role!r}; roles must be one of {', '.join(ROLES)}",
+                           f"messages[{i}].role", "invalid_role")
+        if len(m.content) > config.max_message_chars:
+            raise ApiError(f"messages[{i}].content has {len(m.content)} characters, more than the limit of "
+                           f"{config.max_message_chars}", f"messages[{i}].content", "message_too_long")
+    total = sum(len(m.content) for m in messages)
+    if total > config.max_total_chars:
+        raise ApiError(f"the messages have {total} characters in all, more than the limit of "
+                       f"{config.max_total_chars}; drop old turns", "messages", "messages_too_long")
+    first = 1 if messages[0].role == "system" else 0
+    for i in range(first, len(messages)):
+        expected = "user" if (i - first) % 2 == 0 else "assistant"
+        if messages[i].role != expected:
+            raise ApiError(f"messages[{i}].role is {messages[i].role!r} but {expected!r} was expected: after an "
+                           "optional system message, roles alternate user, assistant, user, ...",
+                           f"messages[{i}].role", "invalid_role_order")
+    if messages[-1].role != "user":
+        raise ApiError("the last message must be the user's (the one to answer)", f"messages[{len(messages) - 1}]",
+                       "invalid_role_order")
+
+
+def check_stop(stop, config):
+    """OpenAI's stop: None, a string, or a list of up to max_stops strings. Returns a list."""
+    stops = [] if stop is None else [stop] if isinstance(stop, str) else stop
+    if not isinstance(stops, list) or len(stops) > config.max_stops \
+            or not all(isinstance(s, str) and s for s in stops):
+        raise ApiError(f"stop must be a non-empty string or a list of at most {config.max_stops} non-empty "
+                       f"strings, got {stop!r:.100}", "stop", "invalid_stop")
+    return stops
+
+
+def validation_error(exc):
+    """FastAPI's RequestValidationError (first problem only) -> ApiError, naming the field like messages[0].role."""
+    err = exc.errors()[0]
+    loc = [x for x in err["loc"] if x != "body"]
+    if err["type"] == "json_invalid":
+        detail = err.get("ctx", {}).get("error", "")
+        return ApiError(f"the request body is not valid JSON: {detail}", None, "invalid_json")
+    if not loc:  # no body, or not an object
+        return ApiError(f"the request body must be a JSON object with a 'messages' list ({err['msg']})", None,
+                        err["type"])
+    param = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".")
+    message = f"{param}: {err['msg']}"
+    if err["type"] != "missing":
+        message += f" (got {err['input']!r:.100})"
+    return ApiError(message, param, err["type"])
+
+
+# -----------------------------------------------------------------------------
+# The app
+
+def sse(obj):
+    return f"data: {json.dumps(obj)}\n\n"
+
+
+def create_app(engines_or_models, tokenizer, config=None):
+    """The FastAPI app around one or more Engines (or bare GPT models, wrapped in Engines here); one replica
+    each. Worker threads start and stop with the app's lifespan, i.e. when uvicorn serves it."""
+    config = config or ServerConfig()
+    items = engines_or_models if isinstance(engines_or_models, (list, tuple)) else [engines_or_models]
+    engines = [e if isinstance(e, Engine) else Engine(e, tokenizer, max_batch_size=config.max_batch_size)
+               for e in items]
+    replicas = []
+    for i, e in enumerate(engines):
+        on_cuda = e.device.type == "cuda"
+        autocast = partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16) if on_cuda else nullcontext
+        replicas.append(Replica(e, str(i), autocast))
+    pool = ReplicaPool(replicas)
+    max_len = min(e.max_len for e in engines)  # the KV cache: prompt + reply must fit in it
+    counters = {"requests_served": 0, "requests_active": 0}
+    started = int(time.time())
+
+    @asynccontextmanager
+    async def lifespan(app):
+        pool.start()
+        yield
+        await asyncio.to_thread(pool.stop)
+
+    app = FastAPI(title="nanochat", lifespan=lifespan)
+    app.state.pool = pool
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(request, exc):
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request, exc):
+        return error_response(validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request, exc):
+        return error_response(ApiError(str(exc.detail), None, f"http_{exc.status_code}", exc.status_code))
+
+    def prepare(req, n=1):
+        """Validated request -> (prompt ids, one SamplingParams per choice, dropped turns). Called in a thread:
+        fitting a long conversation re-renders it once per dropped pair (~0.5 s for 500 messages)."""
+        check_messages(req.messages, config)
+        asked, name = req.max_tokens, "max_tokens"
+        if getattr(req, "max_completion_tokens", None) is not None:
+            asked, name = req.max_completion_tokens, "max_completion_tokens"
+        if asked is not None and asked > max_len:
+            raise ApiError(f"{name}={asked} is more than this model's context of {max_len} tokens", name,
+                           "invalid_value")
+        if not 1 <= n <= config.max_choices:
+            raise ApiError(f"n={n} is out of range: ask for 1 to {config.max_choices} choices", "n", "invalid_value")
+        if not any(r.alive for r in pool.replicas):
+            raise ApiError("no model replica is running; see the server log", None, "unavailable", 503,
+                           "server_error")
+        max_tokens = asked or min(config.max_tokens, max_len)
+        # Keep room for the reply: the prompt may use the context minus max_tokens, but at least half of it.
+        budget = max_len - min(max_tokens, max_len // 2)
+        conversation = {"messages": [{"role": m.role, "content": m.content} for m in req.messages]}
+        try:
+            conversation, dropped = fit_conversation(tokenizer, conversation, budget)
+        except ValueError as e:  # e.g. the system message alone is longer than the context
+            raise ApiError(str(e), "messages", "context_length_exceeded") from None
+        prompt = tokenizer.render_for_completion(conversation)
+        top_k = config.top_k if req.top_k is None else req.top_k
+        params = SamplingParams(temperature=config.temperature if req.temperature is None else req.temperature,
+                                top_k=top_k or None, top_p=getattr(req, "top_p", None), max_tokens=max_tokens,
+                                seed=req.seed)
+        # With a seed, choice j uses seed + j: the choices differ, and each one reproduces.
+        choices = [params if req.seed is None else replace(params, seed=req.seed + j) for j in range(n)]
+        return prompt, choices, dropped
+
+    @asynccontextmanager
+    async def running(job):
+        """Submit a job; whatever ends the request (done, error, client gone) frees its rows at once."""
+        counters["requests_active"] += 1
+        try:
+            pool.submit(job)
+            yield job
+        finally:
+            job.cancel()
+            counters["requests_active"] -= 1
+            counters["requests_served"] += 1
+
+    def usage(prompt, job):
+        return {"prompt_tokens": len(prompt), "completion_tokens": job.completion_tokens,
+                "total_tokens": len(prompt) + job.completion_tokens}
+
+    def server_error(e):
+        return {"error": {"message": str(e), "type": "server_error", "param": None, "code": None}}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index():
+        with open(UI_PATH, encoding="utf-8") as f:  # read per request: edits to ui.html show on reload
+            return f.read()
+
+    @app.get("/health")
+    async def health():
+        replicas = [{"name": r.name, "device": str(r.engine.device), "alive": r.alive} for r in pool.replicas]
+        ok = any(r["alive"] for r in replicas)
+        body = {"status": "ok" if all(r["alive"] for r in replicas) else "degraded" if ok else "down",
+                "model": config.model_name, "replicas": replicas}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/stats")
+    async def stats():
+        return {**counters, **pool.stats()}
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list",
+                "data": [{"id": config.model_name, "object": "model", "created": started, "owned_by": "nanochat"}]}
+
+    @app.post("/chat/completions")
+    async def chat(req: ChatRequest):
+        prompt, params, dropped = await asyncio.to_thread(prepare, req)
+
+        async def events():
+            job, finish_reason = Job(prompt, params), None
+            renderer = ToolRenderer(tokenizer)
+            try:
+                async with running(job):
+                    async for _, out in job.events():
+                        for text, tool in renderer.feed(out):
+                            yield sse({"token": text, "tool": True} if tool else {"token": text})
+                        finish_reason = out.finish_reason or finish_reason
+            except GenerationError as e:
+                yield sse(server_error(e))
+                return
+            yield sse({"done": True, "finish_reason": finish_reason, "usage": usage(prompt, job),
+                       "dropped_turns": dropped})
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def choice_pieces(job, stops):
+        """(choice index, text, finish_reason or None) as each choice's text arrives, cut at stop strings."""
+        renderers = [ToolRenderer(tokenizer) for _ in job.params]
+        cutters = [StopText(stops) for _ in job.params]
+        async for i, out in job.events():
+            text, stopped = cutters[i].feed("".join(t for t, _ in renderers[i].feed(out)))
+            if stopped:
+                job.cancel(i)  # the rest of this choice is never shown: stop computing it
+                yield i, text, "stop"
+            elif out.finished:
+                yield i, text + cutters[i].flush(), out.finish_reason
+            elif text:
+                yield i, text, None
+
+    @app.post("/v1/chat/completions")
+    async def openai_chat(req: OpenAIChatRequest):
+        stops = check_stop(req.stop, config)
+        prompt, params, dropped = await asyncio.to_thread(prepare, req, req.n)
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": config.model_name}
+        headers = {"X-Dropped-Turns": str(dropped)}
+        if req.stream:
+            include_usage = req.stream_options is not None and req.stream_options.include_usage
+
+            async def chunks():
+                def chunk(choices, **extra):
+                    return sse({**head, "object": "chat.completion.chunk", "choices": choices, **extra})
+
+                job = Job(prompt, params)
+                yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                             for i in range(req.n)])
+                try:
+                    async with running(job):
+                        async for i, text, reason in choice_pieces(job, stops):
+                            delta = {"content": text} if text else {}
+                            yield chunk([{"index": i, "delta": delta, "finish_reason": reason}])
+                except GenerationError as e:
+                    yield sse(server_error(e))
+                    return
+                if include_usage:
+                    yield chunk([], usage=usage(prompt, job))
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(chunks(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+
+        job = Job(prompt, params)
+        texts, reasons = [""] * req.n, [None] * req.n
+        try:
+            async with running(job):
+                async for i, text, reason in choice_pieces(job, stops):
+                    texts[i] += text
+                    reasons[i] = reason or reasons[i]
+        except GenerationError as e:
+            return JSONResponse(server_error(e), status_code=500)
+        choices = [{"index": i, "message": {"role": "assistant", "content": texts[i]}, "finish_reason": reasons[i],
+                    "logprobs": None} for i in range(req.n)]
+        return JSONResponse({**head, "object": "chat.completion", "choices": choices, "usage": usage(prompt, job)},
+                            headers=headers)
+
+    return app
+
+
+class BackgroundServer:
+    """Serve an app with uvicorn from a background thread (tests, benchmarks). port=0 picks a free port.
+
+        with BackgroundServer(app) as server:
+            httpx.get(server.url + "/health")
+    """
+
+    def __init__(self, app, host="127.0.0.1", port=0, log_level="warning"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.url = f"http://{host}:{self.sock.getsockname()[1]}"
+        # A short graceful shutdown: open streams are cut after a second instead of blocking stop().
+        config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self, timeout=30.0):
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start serving {self.url} within {timeout} s")
+            time.sleep(0.01)
+        return self
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.sock.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# -----------------------------------------------------------------------------
+# Command line
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Serve a nanochat model: web UI + OpenAI-compatible API")
+    p.add_argument("--source", default="sft", choices=list(SOURCES), help="which stage's checkpoint to serve")
+    p.add_argument("--model-tag", default=None, help="checkpoint tag (default: the most recently written)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the server to the network")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--replicas", type=int, default=None,
+                   help="model replicas: one per GPU (default: every visible GPU); on CPU, copies (default 1)")
+    p.add_argument("--device-type", default="", help="cuda | cpu | mps (default: autodetect)")
+    p.add_argument("--cpu-threads", type=int, default=1,
+                   help="torch threads on CPU (0: torch's default). Decoding from a worker thread with several torch "
+                        "threads ran 2x slower than with one on a 2-core box; on CPU, add --replicas instead")
+    p.add_argument("--max-batch-size", type=int, default=16, help="concurrent requests batched per replica")
+    p.add_argument("--temperature", type=float, default=0.8, help="default sampling temperature (0 = greedy)")
+    p.add_argument("--top-k", type=int, default=50, help="default top-k (0 = off)")
+    p.add_argument("--max-tokens", type=int, default=512, help="default longest reply, in tokens")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    compute = compute_init(args.device_type)
+    if compute.device_type == "cpu" and args.cpu_threads:
+        torch.set_num_threads(args.cpu_threads)  # before any replica thread starts
+    if compute.device_type == "cuda":
+        replicas = args.replicas or torch.cuda.device_count()
+        if replicas > torch.cuda.device_count():
+            raise SystemExit(f"--replicas={replicas} but only {torch.cuda.device_count()} GPUs are visible: one "
+                             "replica per GPU")
+        devices = [torch.device("cuda", i) for i in range(replicas)]
+    else:
+        replicas = args.replicas or 1
+        devices = [compute.device] * replicas
+    if replicas < 1:
+        raise SystemExit(f"--replicas must be >= 1, got {replicas}")
+    engines, meta, tokenizer = [], None, None
+    for device in devices:
+        if engines and device.type != "cuda":
+            # CPU/MPS replicas share one set of weights: inference only reads them; each has its own KV cache.
+            engines.append(Engine(engines[0].model, tokenizer, max_batch_size=args.max_batch_size))
+            continue
+        model, tokenizer, meta = load_model(args.source, device, args.model_tag, args.step)
+        engines.append(Engine(model, tokenizer, max_batch_size=args.max_batch_size))
+    name = f"nanochat-{args.source}-{os.path.basename(meta['checkpoint_dir'])}-step{meta['step']}"
+    config = ServerConfig(model_name=name, max_batch_size=args.max_batch_size, temperature=args.temperature,
+                          top_k=args.top_k, max_tokens=args.max_tokens)
+    app = create_app(engines, tokenizer, config)
+    print0(f"serving {name} on {len(engines)} replica(s) ({', '.join(str(d) for d in devices)}) at "
+           f"http://{args.host}:{args.port}  (OpenAI base_url: http://{args.host}:{args.port}/v1)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()
