@@ -1,0 +1,59 @@
+"""Bits per byte against values computed by hand."""
+
+import math
+
+import pytest
+import torch
+
+from nanochat.loss_eval import evaluate_bpb
+
+
+class Uniform(torch.nn.Module):
+    """Equal logits everywhere: the loss of every target is exactly ln(vocab)."""
+
+    def __init__(self, vocab):
+        super().__init__()
+        self.vocab = vocab
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, y, loss_reduction="mean"):
+        logits = torch.zeros(*x.shape, self.vocab)
+        return torch.nn.functional.cross_entropy(logits.view(-1, self.vocab), y.reshape(-1), ignore_index=-1,
+                                                 reduction=loss_reduction)
+
+
+def batches(vocab, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        x = torch.randint(0, vocab, (3, 16), generator=g)
+        y = torch.randint(0, vocab, (3, 16), generator=g)
+        y[0, :5] = -1          # ignored targets
+        yield x, y
+
+
+def test_uniform_model_bpb_is_log2_vocab_over_mean_bytes():
+    vocab = 50
+    token_bytes = torch.randint(1, 6, (vocab,))
+    token_bytes[:3] = 0       # special tokens: no bytes, not counted
+    steps = 4
+    got = evaluate_bpb(Uniform(vocab), batches(vocab), steps, token_bytes)
+
+    counted, nbytes = 0, 0
+    it = batches(vocab)
+    for _ in range(steps):
+        _, y = next(it)
+        for t in y.view(-1).tolist():
+            if t >= 0 and token_bytes[t] > 0:
+                counted += 1
+                nbytes += int(token_bytes[t])
+    # every counted token costs log2(vocab) bits; bpb = log2(vocab) / (mean bytes per counted token)
+    assert got == pytest.approx(math.log2(vocab) / (nbytes / counted), rel=1e-6)  # the loss itself is float32
+
+
+def test_all_targets_ignored_is_an_error():
+    vocab = 10
+    def ignored():
+        while True:
+            yield torch.zeros(1, 4, dtype=torch.long), torch.full((1, 4), -1)
+    with pytest.raises(ValueError, match="no target bytes"):
+        evaluate_bpb(Uniform(vocab), ignored(), 2, torch.ones(vocab, dtype=torch.long))
