@@ -76,6 +76,22 @@ def grad_accum_steps(total_batch_tokens, device_batch_size, seq_len, world_size)
     return total_batch_tokens // per_micro
 
 
+def fit_device_batch_size(try_batch, requested):
+    """The largest of requested, requested/2, requested/4, ... for which `try_batch(b)` does not run out
+    of GPU memory. Smaller GPUs then keep the same total batch through more accumulation steps."""
+    b = requested
+    while True:
+        try:
+            try_batch(b)
+            return b
+        except torch.cuda.OutOfMemoryError:
+            if b == 1:
+                raise
+            b //= 2
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
 def peak_flops(device_type):
     """bf16 peak FLOP/s of the current GPU, or None when unknown (CPU, unlisted GPU)."""
     if device_type != "cuda":

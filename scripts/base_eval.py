@@ -9,7 +9,7 @@ samples, and the CORE benchmark (nanochat/core_eval.py).
 
 Under torchrun every rank takes its share of the examples and of the bpb batches. Writes
 eval/base_core.csv (task, accuracy, centered; a last row CORE) and the report section "Base model
-evaluation". The last line printed is `core: X` (the stage's metric).
+evaluation". The last line printed is `core: X` (the stage's metric), or `val_bpb: X` with --skip-core.
 """
 
 import argparse
@@ -36,6 +36,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=16, help="CORE candidate rows per forward pass")
     p.add_argument("--eval-bundle", default="", help=f"CORE eval bundle: URL, zip or unpacked directory "
                    f"(default: download {EVAL_BUNDLE_URL} once into the base dir)")
+    p.add_argument("--skip-core", action="store_true", help="no CORE (offline without a bundle: the tiny profile); "
+                   "the last line is then `val_bpb: X`")
     p.add_argument("--eval-tokens", type=int, default=10 * 524288, help="tokens per split for bits per byte")
     p.add_argument("--device-batch-size", type=int, default=32, help="sequences per bits-per-byte batch")
     p.add_argument("--sample-tokens", type=int, default=16, help="tokens per greedy sample (0: no samples)")
@@ -89,6 +91,11 @@ def evaluate(args):
             print0("sample: " + repr(sample_greedy(model, tokenizer, prompt, args.sample_tokens, compute.autocast)))
 
     # ---- CORE
+    if args.skip_core:
+        get_report(base_dir).log("Base model evaluation", [summary, "CORE skipped (--skip-core: no eval bundle)."])
+        print0("CORE: skipped (--skip-core)")
+        print0(f"val_bpb: {summary.get('val_bpb', float('nan')):.6f}")
+        return summary
     bundle_dir = download_eval_bundle(base_dir, args.eval_bundle or EVAL_BUNDLE_URL)
     results = evaluate_core(model, tokenizer, bundle_dir, compute.device, args.max_per_task, compute.rank,
                             compute.world_size, args.batch_size, compute.autocast, log=print0)

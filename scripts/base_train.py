@@ -35,7 +35,9 @@ from nanochat.tokenizer import get_token_bytes, get_tokenizer
 from nanochat.training import (
     RunLogger,
     StopSignal,
+    all_ranks_max,
     build_optimizer,
+    fit_device_batch_size,
     format_duration,
     grad_accum_steps,
     lr_multiplier,
@@ -78,6 +80,8 @@ def parse_args(argv=None):
     p.add_argument("--head-dim", type=int, default=128, help="attention head dimension")
     p.add_argument("--max-seq-len", type=int, default=2048, help="context length")
     p.add_argument("--device-batch-size", type=int, default=32, help="sequences per micro-batch per process")
+    p.add_argument("--auto-batch", type=int, default=1, help="on CUDA, halve --device-batch-size until a step fits "
+                   "in memory (the total batch is kept through gradient accumulation); 0: off")
     p.add_argument("--total-batch-size", type=int, default=-1, help="tokens per optimizer step (-1: derived)")
     p.add_argument("--num-iterations", type=int, default=-1, help="optimizer steps (-1: from --data-param-ratio)")
     p.add_argument("--data-param-ratio", type=float, default=20, help="training tokens per parameter")
@@ -120,6 +124,16 @@ def sample_greedy(model, tokenizer, prompt, max_tokens, autocast):
     return tokenizer.decode(ids[1:])
 
 
+def probe_step(model, batch_size, seq_len, compute):
+    """One forward/backward on random tokens: raises torch.cuda.OutOfMemoryError if the batch does not fit."""
+    x = torch.randint(0, model.config.vocab_size, (batch_size, seq_len + 1), device=compute.device)
+    try:
+        with compute.autocast():
+            model(x[:, :-1], x[:, 1:]).backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+
+
 def train(args):
     compute = compute_init(args.device_type, seed=args.seed)
     base_dir = get_base_dir()
@@ -136,6 +150,14 @@ def train(args):
     scaling_params = num_params - sum(p.numel() for p in groups["embedding"])  # embeddings are lookups, not FLOPs
     flops_per_token = model.estimate_flops()
     target_tokens = chinchilla_tokens(scaling_params, args.data_param_ratio)
+    if compute.device_type == "cuda" and args.auto_batch:
+        def try_batch(b):
+            probe_step(model, b, args.max_seq_len, compute)
+        fitted = fit_device_batch_size(try_batch, args.device_batch_size)
+        fitted = -int(all_ranks_max(-fitted, compute.device))   # every rank uses the smallest that fits anywhere
+        if fitted != args.device_batch_size:
+            print0(f"--device-batch-size {args.device_batch_size} does not fit in GPU memory: using {fitted}")
+            args.device_batch_size = fitted
     total_batch = args.total_batch_size
     if total_batch <= 0:
         total_batch = optimal_batch_tokens(flops_per_token * target_tokens)

@@ -41,3 +41,30 @@ def test_derived_horizon_and_batch():
     assert small < 2 ** 19 and small & (small - 1) == 0
     assert num_iterations_for(20_000_000, 4096) == 4882
     assert num_iterations_for(10, 4096) == 1
+
+
+def test_fit_device_batch_size_halves_until_it_fits():
+    import pytest
+    import torch
+
+    from nanochat.training import fit_device_batch_size
+    tried = []
+
+    def try_batch(b):
+        tried.append(b)
+        if b > 5:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated by the test)")
+
+    assert fit_device_batch_size(try_batch, 32) == 4
+    assert tried == [32, 16, 8, 4]
+    assert fit_device_batch_size(try_batch, 3) == 3
+
+    def never_fits(b):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        fit_device_batch_size(never_fits, 8)
+
+    def other_error(b):
+        raise ValueError("not an OOM")
+    with pytest.raises(ValueError):   # only out-of-memory makes it try smaller
+        fit_device_batch_size(other_error, 8)
