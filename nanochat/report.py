@@ -1,18 +1,39 @@
 """
-The report card: every stage appends a section of numbers under $NANOCHAT_BASE_DIR/report/,
-and `generate()` gathers them into one report.md at the end of a run.
+The report card: every stage appends a section of numbers under $NANOCHAT_BASE_DIR/report/, training stages
+record their loss curves there, and `generate()` gathers it all into one report.md at the end of a run.
 
-A section is written as two files, `<slug>.md` (for people) and `<slug>.json` (for the summary
-table and for tools), each atomically, so a crashed stage never leaves a half-written section.
-Only rank 0 writes. Deliberately left out: anything that needs a running server or a GPU.
+Files in the report directory:
+    run_info.json                 start time and system info, written by `reset()` at the start of a run
+    <slug>.md, <slug>.json        one stage's section (`log`): for people, and for the summary table and tools
+    curves/<slug>--<name>.json    one training curve of a stage (`log_curve`): steps and values
+    report.md, <slug>-curves.png  the assembled card and its plots (`generate`)
+
+Every file is written atomically, so a crashed stage never leaves half a section. Only rank 0 writes.
+Deliberately left out: anything that needs a running server, and prices: the cost line is an estimate,
+wall-clock x GPUs x a $/GPU-hour rate, not a bill.
 """
 
 import datetime
 import json
 import os
+import platform
 import re
+import shutil
+import subprocess
+import time
 
-from nanochat.common import atomic_write_json, atomic_write_text, dist_info, get_base_dir
+from nanochat.common import atomic_path, atomic_write_json, atomic_write_text, dist_info, get_base_dir
+
+# Sections in the order the pipeline writes them; sections not listed follow, oldest first.
+PIPELINE = ["Tokenizer training", "Tokenizer evaluation", "Base model training", "Base model evaluation",
+            "Chat evaluation base", "Midtraining", "Chat evaluation mid", "Chat SFT", "Chat evaluation sft",
+            "Chat RL", "Chat evaluation rl"]
+# Summary table: one column per stage, one row per metric. CORE comes from base_eval, the rest from chat_eval.
+STAGES = ("base", "mid", "sft", "rl")
+METRICS = ["CORE", "ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "SpellingBee", "ChatCORE"]
+DEFAULT_GPU_HOUR_RATE = 3.0  # $ per GPU-hour, roughly an on-demand H100 in 2025
+RUN_INFO = "run_info.json"   # "_" never occurs in a slug, so no section can collide with it
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def slugify(title):
@@ -27,16 +48,80 @@ def _fmt(value):
     return str(value)
 
 
+def _now():
+    return datetime.datetime.now().strftime(TIME_FORMAT)
+
+
+def format_hours(seconds):
+    h, m = int(seconds // 3600), int(seconds // 60 % 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{int(seconds % 60):02d}s"
+
+
+# -----------------------------------------------------------------------------
+# System information, recorded at the start of a run
+
+def git_info(repo_dir=None):
+    """{"commit": short hash or None, "dirty": bool or None} of the checkout holding this file."""
+    repo_dir = repo_dir or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args):
+        try:
+            proc = subprocess.run(["git", *args], cwd=repo_dir, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "--short", "HEAD")  # None: not a checkout, no git, or no commit yet
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def system_info():
+    """What the run ran on: git state, GPUs, CPUs, memory, software versions."""
+    import psutil
+    import torch
+    gpus = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            gpus.append({"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1)})
+    return {"git": git_info(), "gpus": gpus, "cpu_count": os.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
+            "torch": torch.__version__, "platform": platform.platform(), "hostname": platform.node()}
+
+
+def _environment_lines(info):
+    git = info["git"]
+    commit = git["commit"] or "unknown (no git checkout, or no commit yet)"
+    dirty = {True: " (with uncommitted changes)", False: " (clean)", None: ""}[git["dirty"] if git["commit"] else None]
+    names = {}
+    for gpu in info["gpus"]:
+        key = f"{gpu['name']} ({gpu['memory_gib']} GiB)"
+        names[key] = names.get(key, 0) + 1
+    gpus = ", ".join(f"{n} x {name}" for name, n in names.items()) or "none (CPU run)"
+    return [f"- git commit: {commit}{dirty}", f"- GPUs: {gpus}",
+            f"- CPUs: {info['cpu_count']}, memory: {info['memory_gib']} GiB",
+            f"- Python {info['python']}, torch {info['torch']}, {info['platform']}"]
+
+
+# -----------------------------------------------------------------------------
+
 class Report:
     def __init__(self, report_dir):
         self.dir = report_dir
 
+    @staticmethod
+    def _writer():
+        return dist_info()[0] == 0
+
+    # ---- what stages call
+
     def log(self, section, data):
         """Write one stage's section. `data` is a list of dicts (key/value lines) and strings (paragraphs)."""
-        if dist_info()[0] != 0:
+        if not self._writer():
             return None
         os.makedirs(self.dir, exist_ok=True)
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        stamp = _now()
         lines = [f"## {section}", f"timestamp: {stamp}", ""]
         flat = {}
         for item in data:
@@ -53,6 +138,33 @@ class Report:
                           {"section": section, "timestamp": stamp, "data": json.loads(json.dumps(flat, default=str))})
         return path
 
+    def log_curve(self, section, name, steps, values, resume_step=None):
+        """Record a training curve of `section` (e.g. "Base model training", "train loss"): values[i] at steps[i].
+
+        Merges with what is on file, new values winning at equal steps. resume_step: a run resumed from a
+        checkpoint at that step passes it, and the old points after it are dropped first: they belong to the
+        part of the interrupted run that the checkpoint did not keep, and this run redoes them. So a stage can
+        call this with everything it has seen since it (re)started, as often as it likes.
+        """
+        if not self._writer():
+            return None
+        steps, values = [int(s) for s in steps], [float(v) for v in values]
+        if len(steps) != len(values):
+            raise ValueError(f"curve {name!r} of {section!r}: {len(steps)} steps but {len(values)} values")
+        path = os.path.join(self.dir, "curves", f"{slugify(section)}--{slugify(name)}.json")
+        points = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                old = json.load(f)
+            points = {s: v for s, v in zip(old["steps"], old["values"]) if resume_step is None or s <= resume_step}
+        points.update(zip(steps, values))
+        order = sorted(points)
+        atomic_write_json(path, {"section": section, "name": name, "steps": order,
+                                 "values": [points[s] for s in order]})
+        return path
+
+    # ---- reading back
+
     def read(self, section):
         """The key/values a stage logged, or None if that section does not exist."""
         path = os.path.join(self.dir, f"{slugify(section)}.json")
@@ -60,6 +172,153 @@ class Report:
             return None
         with open(path) as f:
             return json.load(f)["data"]
+
+    def sections(self):
+        """Titles of the logged sections: pipeline order first, then any others, oldest first."""
+        found = {}
+        if os.path.isdir(self.dir):
+            for fname in os.listdir(self.dir):
+                if fname.endswith(".json") and fname != RUN_INFO:
+                    with open(os.path.join(self.dir, fname)) as f:
+                        entry = json.load(f)
+                    if isinstance(entry, dict) and "section" in entry:  # skip anything else left in the folder
+                        found[entry["section"]] = entry["timestamp"]
+        known = [s for s in PIPELINE if s in found]
+        return known + sorted((s for s in found if s not in PIPELINE), key=lambda s: (found[s], s))
+
+    def curves(self, section=None):
+        """Recorded curves ({"section", "name", "steps", "values"}), of one section or all, sorted by file name."""
+        d = os.path.join(self.dir, "curves")
+        out = []
+        for fname in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            if fname.endswith(".json"):
+                with open(os.path.join(d, fname)) as f:
+                    curve = json.load(f)
+                if section is None or curve["section"] == section:
+                    out.append(curve)
+        return out
+
+    def run_info(self):
+        path = os.path.join(self.dir, RUN_INFO)
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    # ---- the start and the end of a run
+
+    def reset(self):
+        """Start of a run: forget the previous run's report and record the start time and system info."""
+        if not self._writer():
+            return None
+        if os.path.isdir(self.dir):
+            shutil.rmtree(self.dir)
+        path = os.path.join(self.dir, RUN_INFO)
+        atomic_write_json(path, {"start_time": _now(), "start_epoch": time.time(), "system": system_info()})
+        return path
+
+    def summary(self):
+        """{metric: {stage: value}} for the summary table; a stage that did not report a metric is absent."""
+        table = {}
+        base_eval = self.read("Base model evaluation") or {}
+        if "core" in base_eval:
+            table["CORE"] = {"base": base_eval["core"]}
+        for stage in STAGES:
+            data = self.read(f"Chat evaluation {stage}") or {}
+            names = [n for n in str(data.get("tasks", "")).split(",") if n]  # tasks beyond METRICS, e.g. synthetic
+            for metric in METRICS[1:] + [n for n in names if n not in METRICS]:
+                if metric in data:
+                    table.setdefault(metric, {})[stage] = data[metric]
+        return table
+
+    def generate(self, gpu_hour_rate=DEFAULT_GPU_HOUR_RATE):
+        """Assemble report.md (and a PNG of each stage's curves) in the report directory; returns its path."""
+        if not self._writer():
+            return None
+        os.makedirs(self.dir, exist_ok=True)
+        info = self.run_info()
+        system = info["system"] if info else system_info()
+        out = ["# nanochat report card", "", f"generated: {_now()}"]
+        if info:
+            out.append(f"run started: {info['start_time']}")
+        out += ["", "## Environment", *_environment_lines(system), ""]
+
+        # ---- summary table, time and cost
+        table = self.summary()
+        out += ["## Summary", "", "| metric | " + " | ".join(s.upper() for s in STAGES) + " |",
+                "|---|" + "---|" * len(STAGES)]
+        for metric in METRICS + [m for m in table if m not in METRICS]:
+            cells = [table.get(metric, {}).get(stage) for stage in STAGES]
+            out.append(f"| {metric} | " + " | ".join("-" if v is None else _cell(v) for v in cells) + " |")
+        out.append("")
+        out += self._time_and_cost(info, system, gpu_hour_rate) + [""]
+
+        # ---- every section, with its curves
+        sections = self.sections()
+        sections += sorted({c["section"] for c in self.curves()} - set(sections))  # curves of an unfinished stage
+        for section in sections:
+            md_path = os.path.join(self.dir, f"{slugify(section)}.md")
+            if os.path.exists(md_path):
+                with open(md_path) as f:
+                    out.append(f.read().rstrip("\n"))
+            else:
+                out.append(f"## {section}\n\n(no summary logged: the stage did not finish)")
+            png = self._plot(section)
+            if png:
+                out += ["", f"![{section} curves]({png})"]
+            out.append("")
+        path = os.path.join(self.dir, "report.md")
+        atomic_write_text(path, "\n".join(out).rstrip("\n") + "\n")
+        return path
+
+    # ---- helpers of generate
+
+    def _time_and_cost(self, info, system, gpu_hour_rate):
+        if info:
+            seconds, since = time.time() - info["start_epoch"], "since the run started (`scripts.report reset`)"
+        else:
+            stamps = [self._timestamp(s) for s in self.sections()]
+            if not stamps:
+                return ["Total wall-clock time: unknown (no run start recorded and no sections)"]
+            first = min(stamps)
+            seconds = time.time() - time.mktime(time.strptime(first, TIME_FORMAT))
+            since = f"since the first section ({first}); no run start was recorded with `scripts.report reset`"
+        gpus = len(system["gpus"])
+        gpu_hours = gpus * seconds / 3600
+        lines = [f"Total wall-clock time: {format_hours(seconds)} {since}"]
+        if gpus:
+            plural = "s" if gpus > 1 else ""
+            lines.append(f"Estimated cost: {gpus} GPU{plural} x {seconds / 3600:.2f} h x ${gpu_hour_rate:.2f}/GPU-hour"
+                         f" = ${gpu_hours * gpu_hour_rate:,.2f} (an estimate from wall-clock time, not a bill)")
+        else:
+            lines.append("Estimated cost: $0.00 (a CPU run: no GPU-hours; an estimate, not a bill)")
+        return lines
+
+    def _timestamp(self, section):
+        with open(os.path.join(self.dir, f"{slugify(section)}.json")) as f:
+            return json.load(f)["timestamp"]
+
+    def _plot(self, section):
+        """Write <slug>-curves.png with one panel per curve of the section; returns its file name or None."""
+        curves = self.curves(section)
+        if not curves:
+            return None
+        from matplotlib.figure import Figure  # no pyplot: no global figure state, renders with Agg
+        fig = Figure(figsize=(5 * len(curves), 3.6), layout="constrained")
+        for ax, curve in zip(fig.subplots(1, len(curves), squeeze=False)[0], curves):
+            ax.plot(curve["steps"], curve["values"], marker="." if len(curve["steps"]) < 50 else None)
+            ax.set_title(curve["name"])
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+        fig.suptitle(section)
+        name = f"{slugify(section)}-curves.png"
+        with atomic_path(os.path.join(self.dir, name)) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+        return name
+
+
+def _cell(value):
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def get_report(base_dir=None):

