@@ -1,0 +1,169 @@
+"""
+Batches of conversations for midtraining and SFT.
+
+A conversation is rendered by the chat template (Tokenizer.render_conversation) to (ids, mask):
+mask[i] == 1 where ids[i] is a token the model should learn to write. A row of a batch is a list
+of ids; inputs are row[:-1] and targets row[1:], with target -1 ("ignore", see GPT.forward) wherever
+the mask of the target token is 0. Two ways to fill rows:
+
+- `pad_batch` / `PaddedLoader` (SFT): one conversation per row, cropped to seq_len + 1 tokens,
+  rows padded to the longest row of the batch; padding is never a target.
+- `PackedConversationLoader` (midtraining): conversations packed best-fit into rows of exactly
+  seq_len + 1 tokens, each starting with its own <|bos|>, like the pretraining loader
+  (nanochat/dataloader.py); only when nothing in the buffer fits is one conversation cropped.
+
+Distributed: rank r of W reads conversations r, r + W, r + 2W, ... of the dataset, cycling forever
+(`RankCursor`), so ranks never share a conversation within a pass. Exact resume: `state_dict()`
+is the cursor (plus the packing buffer), and restoring it reproduces the batches an uninterrupted
+run would see.
+
+A dataset is anything with len() and [i] returning a conversation (a tasks/ Task, or a list):
+this module knows the chat template only through the `render` function it is handed, and never
+imports tasks/. Deliberately left out: shuffling (a TaskMixture is already shuffled), and
+background workers (rendering is cheap next to a training step).
+"""
+
+import bisect
+
+import torch
+
+IGNORE = -1  # target value the loss skips
+
+
+def shift_targets(ids, mask):
+    """(inputs, targets) as lists for one row: targets[t] = ids[t+1], or IGNORE where mask[t+1] == 0."""
+    return ids[:-1], [tok if m else IGNORE for tok, m in zip(ids[1:], mask[1:])]
+
+
+def pad_batch(docs, seq_len, pad_id):
+    """(inputs, targets, num_cropped) from rendered conversations, one per row.
+
+    docs: list of (ids, mask). Each is cropped to seq_len + 1 tokens (its tail is lost, and counted in
+    num_cropped); rows are padded with pad_id to the longest, and padded positions get target IGNORE.
+    Shapes: (B, T) with T = min(longest conversation, seq_len + 1) - 1.
+    """
+    if not docs:
+        raise ValueError("pad_batch needs at least one conversation")
+    rows = [(ids[:seq_len + 1], mask[:seq_len + 1]) for ids, mask in docs]
+    num_cropped = sum(len(ids) > seq_len + 1 for ids, _ in docs)
+    T = max(len(ids) for ids, _ in rows) - 1
+    if T < 1:
+        raise ValueError("every conversation in the batch is a single token: nothing to predict")
+    inputs = torch.full((len(rows), T), pad_id, dtype=torch.long)
+    targets = torch.full((len(rows), T), IGNORE, dtype=torch.long)
+    for b, (ids, mask) in enumerate(rows):
+        x, y = shift_targets(ids, mask)
+        inputs[b, :len(x)] = torch.tensor(x, dtype=torch.long)
+        targets[b, :len(y)] = torch.tensor(y, dtype=torch.long)
+    return inputs, targets, num_cropped
+
+
+class RankCursor:
+    """This rank's conversations of `dataset`, rendered, in order and forever: indices rank, rank + W, ..."""
+
+    def __init__(self, dataset, render, rank=0, world_size=1):
+        if len(dataset) == 0:
+            raise ValueError("the dataset has no conversations")
+        self.dataset, self.render = dataset, render
+        self.rank, self.world_size = rank, world_size
+        self.cursor = 0   # conversations this rank has taken so far
+
+    def index(self):
+        return (self.cursor * self.world_size + self.rank) % len(self.dataset)
+
+    def epoch(self):
+        """Passes over the dataset so far (all ranks together), as a float."""
+        return self.cursor * self.world_size / len(self.dataset)
+
+    def next(self):
+        ids, mask = self.render(self.dataset[self.index()])
+        self.cursor += 1
+        return ids, mask
+
+
+def _to_device(t, device):
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+class PaddedLoader:
+    """Infinite iterator of SFT micro-batches (inputs, targets), (B, T<=seq_len), one conversation per row."""
+
+    def __init__(self, dataset, render, batch_size, seq_len, pad_id, rank=0, world_size=1, device="cpu"):
+        self.source = RankCursor(dataset, render, rank, world_size)
+        self.B, self.T, self.pad_id = batch_size, seq_len, pad_id
+        self.device = torch.device(device)
+        self.cropped = 0   # conversations cropped to seq_len + 1 tokens so far on this rank
+
+    def state_dict(self):
+        return {"cursor": self.source.cursor, "cropped": self.cropped}
+
+    def load_state_dict(self, state):
+        self.source.cursor, self.cropped = state["cursor"], state["cropped"]
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        x, y, cropped = pad_batch([self.source.next() for _ in range(self.B)], self.T, self.pad_id)
+        self.cropped += cropped
+        return _to_device(x, self.device), _to_device(y, self.device)
+
+
+class PackedConversationLoader:
+    """Infinite iterator of midtraining micro-batches (inputs, targets), (B, T), conversations packed best-fit.
+
+    A buffer of `buffer_size` rendered conversations is kept sorted by length; each row takes the
+    longest one that still fits, again and again, and crops the shortest one to fill what is left
+    only when none fits. With `use_mask=False` every token is a target (the mask is ignored).
+    """
+
+    def __init__(self, dataset, render, batch_size, seq_len, rank=0, world_size=1, device="cpu",
+                 use_mask=True, buffer_size=64):
+        self.source = RankCursor(dataset, render, rank, world_size)
+        self.B, self.T = batch_size, seq_len
+        self.device = torch.device(device)
+        self.use_mask, self.buffer_size = use_mask, buffer_size
+        self.docs, self.lens = [], []   # buffer of (ids, mask), sorted by length, and the lengths
+
+    def state_dict(self):
+        return {"cursor": self.source.cursor, "docs": [(list(i), list(m)) for i, m in self.docs]}
+
+    def load_state_dict(self, state):
+        self.source.cursor = state["cursor"]
+        self.docs = [(list(i), list(m)) for i, m in state["docs"]]
+        self.lens = [len(i) for i, _ in self.docs]
+
+    def _fill(self):
+        while len(self.docs) < self.buffer_size:
+            doc = self.source.next()
+            k = bisect.bisect_left(self.lens, len(doc[0]))
+            self.lens.insert(k, len(doc[0]))
+            self.docs.insert(k, doc)
+
+    def _take(self, k):
+        self.lens.pop(k)
+        return self.docs.pop(k)
+
+    def _next_row(self):
+        ids, mask, room = [], [], self.T + 1
+        while room > 0:
+            self._fill()
+            k = bisect.bisect_right(self.lens, room) - 1   # the longest conversation that fits whole
+            doc_ids, doc_mask = self._take(k) if k >= 0 else self._take(0)   # k < 0: crop the shortest
+            ids += doc_ids[:room]
+            mask += doc_mask[:room]
+            room = self.T + 1 - len(ids)
+        if not self.use_mask:
+            mask = [1] * len(ids)
+        return shift_targets(ids, mask)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        rows = [self._next_row() for _ in range(self.B)]
+        x = torch.tensor([r[0] for r in rows], dtype=torch.long)   # (B, T)
+        y = torch.tensor([r[1] for r in rows], dtype=torch.long)   # (B, T)
+        return _to_device(x, self.device), _to_device(y, self.device)

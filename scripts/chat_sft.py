@@ -1,0 +1,241 @@
+"""
+Supervised finetuning (SFT): train the model on whole conversations, loss on the assistant's tokens only.
+
+    python -m scripts.chat_sft --mixture=synthetic ...                      # one process (CPU or 1 GPU)
+    torchrun --standalone --nproc_per_node=8 -m scripts.chat_sft -- --model-tag=d24
+
+Starts from the midtrained model (--source mid, the default) or straight from base (--source base).
+Unlike midtraining, every conversation gets a row of its own, exactly as it will look at chat time
+(starting with <|bos|>, never sharing the row): rows are padded to the longest conversation of the
+micro-batch, and crop at --max-seq-len with a note. Targets are -1 (ignored) wherever the chat
+template's mask is 0 (the user's turns, tool outputs) and on the padding (nanochat/chat_data.py).
+The loss is averaged over target tokens, not rows, so a long answer counts for more than a short one.
+
+Learning rates start at --init-lr-frac of pretraining's and decay linearly to zero (--warmdown-ratio=1).
+Every --eval-every steps: validation loss (nats per assistant token). Every --eval-every-chatcore
+steps: a quick ChatCORE on a subset (--chatcore-tasks, --chatcore-max-problems), scored by
+nanochat/chat_eval.py exactly as scripts/chat_eval.py scores the full evaluation.
+
+Mixtures: `full` = ARC-Easy/Challenge train + GSM8K train + 10K of SmolTalk + identity conversations +
+SpellingBee; `synthetic` = the embedded generator's chat and math tasks + SpellingBee (offline).
+Resumable like base_train (--resume, SIGTERM: save and exit 143).
+The last line printed is `val_loss: X`.
+"""
+
+import argparse
+import math
+import time
+
+import torch
+import torch.distributed as dist
+
+from nanochat.chat_data import PaddedLoader
+from nanochat.chat_eval import run_chat_eval
+from nanochat.common import compute_init, get_base_dir, print0
+from nanochat.report import get_report
+from nanochat.training import format_duration, lr_multiplier
+from scripts.chat_eval import build_tasks, parse_task_names
+from scripts.posttrain_common import (
+    Finetune,
+    SetupError,
+    add_common_args,
+    build_mixture,
+    check_positive,
+    identity_entries,
+    run_main,
+)
+
+# The quick ChatCORE during SFT: multiple-choice tasks only by default, one forward pass per batch of
+# questions; generative tasks (GSM8K, SpellingBee) sample replies and take much longer.
+CHATCORE_TASKS = {"full": "ARC-Easy,ARC-Challenge,MMLU", "synthetic": "SyntheticMathChoice"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Supervised finetuning on conversations")
+    add_common_args(p, source_default="mid")
+    p.set_defaults(device_batch_size=4, warmdown_ratio=1.0, eval_every=100)
+    p.add_argument("--max-seq-len", type=int, default=-1, help="crop conversations to this many tokens "
+                   "(-1: the model's context length)")
+    p.add_argument("--examples-per-step", type=int, default=32, help="conversations per optimizer step, all ranks")
+    p.add_argument("--num-epochs", type=float, default=1.0, help="passes over the mixture (if no --num-iterations)")
+    p.add_argument("--init-lr-frac", type=float, default=0.02, help="learning rates as a fraction of pretraining's")
+    p.add_argument("--eval-examples", type=int, default=1024, help="validation conversations per evaluation")
+    p.add_argument("--eval-every-chatcore", type=int, default=200, help="quick ChatCORE every N steps (-1: never)")
+    p.add_argument("--chatcore-tasks", default="", help="tasks of the quick ChatCORE, names as in scripts/chat_eval.py "
+                   f"(default: {CHATCORE_TASKS['full']} for --mixture=full, {CHATCORE_TASKS['synthetic']} for "
+                   "synthetic)")
+    p.add_argument("--chatcore-max-problems", type=int, default=100, help="problems per task in the quick ChatCORE")
+    args = p.parse_args(argv)
+    try:
+        args.chatcore_task_names = parse_task_names(args.chatcore_tasks or CHATCORE_TASKS[args.mixture])
+    except ValueError as e:
+        p.error(f"--chatcore-tasks: {e}")
+    check_positive(p, args, ("device_batch_size", "examples_per_step", "num_epochs", "eval_every", "save_every",
+                             "eval_examples", "synthetic_size"))
+    return args
+
+
+def mixtures(args, base_dir):
+    """(train, validation) TaskMixtures for --mixture."""
+    from tasks.gsm8k import GSM8K
+    from tasks.spellingbee import SpellingBee
+    if args.mixture == "full":
+        from tasks.arc import ARC
+        from tasks.smoltalk import SmolTalk
+        train = [("ARC-Easy train", lambda: ARC("ARC-Easy", "train")),                # ~2.3K multiple choice
+                 ("ARC-Challenge train", lambda: ARC("ARC-Challenge", "train")),      # ~1.1K
+                 ("GSM8K train", lambda: GSM8K("train")),                             # ~7.5K, calculator calls
+                 ("SmolTalk train", lambda: SmolTalk("train", stop=10_000)),          # general chat
+                 *identity_entries(args, base_dir),
+                 ("SpellingBee train", lambda: SpellingBee(size=300, seed=2))]
+        val = [("SmolTalk test", lambda: SmolTalk("test")),
+               ("GSM8K test", lambda: GSM8K("test", stop=420)),
+               ("SpellingBee validation", lambda: SpellingBee(size=200, seed=1))]
+    else:
+        from tasks.synthetic import SyntheticChat, SyntheticMath
+        n = args.synthetic_size
+        train = [("SyntheticChat train", lambda: SyntheticChat(size=n, seed=2)),     # seeds apart from mid's 0
+                 ("SyntheticMath train", lambda: SyntheticMath(size=n, seed=2)),
+                 *identity_entries(args, base_dir),
+                 ("SpellingBee train", lambda: SpellingBee(size=max(1, n // 5), seed=2))]
+        val = [("SyntheticChat validation", lambda: SyntheticChat(size=500, seed=1)),
+               ("SyntheticMath validation", lambda: SyntheticMath(size=500, seed=1)),
+               ("SpellingBee validation", lambda: SpellingBee(size=100, seed=1))]
+    return (build_mixture(f"SFT ({args.mixture}, train)", train, args.seed),
+            build_mixture(f"SFT ({args.mixture}, validation)", val, args.seed))
+
+
+@torch.no_grad()
+def evaluate_loss(model, batches, steps, autocast):
+    """Mean loss in nats per target token over `steps` batches, all ranks together."""
+    total = torch.zeros(2, dtype=torch.float64, device=next(model.parameters()).device)   # (nats, tokens)
+    for _ in range(steps):
+        x, y = next(batches)
+        with autocast():
+            total[0] += model(x, y, loss_reduction="sum").double()
+        total[1] += (y >= 0).sum()
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(total)
+    if total[1].item() == 0:
+        raise ValueError("the validation batches hold no assistant tokens to score")
+    return (total[0] / total[1]).item()
+
+
+def quick_chatcore(model, tokenizer, tasks, compute, max_problems):
+    """{"ChatCORE": ..., "<task>": accuracy, ...} on the first `max_problems` problems of each task."""
+    results = run_chat_eval(model, tokenizer, tasks, device=compute.device, max_problems=max_problems,
+                            max_new_tokens=256, rank=compute.rank, world_size=compute.world_size,
+                            autocast=compute.autocast)
+    return {"ChatCORE": results["chatcore"], **results["accuracy"]}
+
+
+def train(args):
+    compute = compute_init(args.device_type, seed=args.seed)
+    base_dir = get_base_dir()
+    ft = Finetune(args, compute, base_dir, "SFT", "chatsft_checkpoints", args.init_lr_frac)
+    tokenizer, render = ft.tokenizer, ft.tokenizer.render_conversation
+    seq_len = args.max_seq_len if args.max_seq_len > 0 else ft.config.sequence_len
+    if seq_len > ft.config.sequence_len:
+        raise SetupError(f"--max-seq-len={seq_len} is longer than the model's context ({ft.config.sequence_len})")
+    per_micro = args.device_batch_size * compute.world_size
+    if args.examples_per_step % per_micro:
+        raise SetupError(f"--examples-per-step={args.examples_per_step} is not a multiple of --device-batch-size="
+                         f"{args.device_batch_size} x {compute.world_size} processes = {per_micro}")
+    accum = args.examples_per_step // per_micro
+    train_ds, val_ds = mixtures(args, base_dir)
+    chatcore_tasks = {}
+    if args.eval_every_chatcore > 0:
+        try:
+            chatcore_tasks = build_tasks(args.chatcore_task_names)
+        except Exception as e:   # offline hub, bad file: name the task and the way out
+            raise SetupError(f"the quick ChatCORE cannot load its tasks ({', '.join(args.chatcore_task_names)}): "
+                             f"{e}\n(choose others with --chatcore-tasks, or pass --eval-every-chatcore=-1)") from e
+    num_iterations = args.num_iterations if args.num_iterations > 0 else \
+        max(1, math.ceil(args.num_epochs * len(train_ds) / args.examples_per_step))
+    resolved = {**vars(args), "max_seq_len": seq_len, "num_iterations": num_iterations, "grad_accum_steps": accum,
+                "world_size": compute.world_size, "output_tag": ft.tag, **ft.source}
+    print0(f"train: {train_ds!r}; validation: {val_ds!r}")
+    print0(f"batch: {args.examples_per_step} conversations = {args.device_batch_size} rows x {compute.world_size} "
+           f"processes x {accum} accumulation steps, each row <= {seq_len} tokens; horizon {num_iterations:,} steps")
+
+    pad_id = tokenizer.get_bos_token_id()   # any id would do: padded positions are never targets
+    loader = PaddedLoader(train_ds, render, args.device_batch_size, seq_len, pad_id, compute.rank,
+                          compute.world_size, compute.device)
+    step, train_time, val_loss, start_loss, chatcore = 0, 0.0, float("nan"), float("nan"), None
+    meta = ft.resume(loader)
+    if meta is not None:
+        if meta["final"]:
+            print0(f"{ft.ckpt_dir} already holds the final checkpoint (step {meta['step']}); nothing to do")
+            print0(f"val_loss: {meta['val_loss']:.6f}")
+            return meta
+        step, train_time, start_loss = meta["step"], meta["train_time"], meta["start_val_loss"]
+    ft.start_logging("nanochat-sft", resolved)
+    eval_steps = math.ceil(args.eval_examples / per_micro)
+    noted_crops = False
+
+    def save(final=False):
+        ft.save(step, loader, {"train_config": resolved, "val_loss": val_loss, "start_val_loss": start_loss,
+                               "train_time": train_time, "chatcore": chatcore}, final=final)
+
+    while True:
+        last = step >= num_iterations
+        if step % args.eval_every == 0 or last:
+            ft.model.eval()
+            val_loader = PaddedLoader(val_ds, render, args.device_batch_size, seq_len, pad_id, compute.rank,
+                                      compute.world_size, compute.device)
+            val_loss = evaluate_loss(ft.model, val_loader, eval_steps, compute.autocast)
+            ft.model.train()
+            if step == 0:
+                start_loss = val_loss
+            print0(f"step {step:05d} | val loss {val_loss:.4f}")
+            ft.log({"val/loss": val_loss}, step=step)
+        if args.eval_every_chatcore > 0 and ((step > 0 and step % args.eval_every_chatcore == 0) or last):
+            ft.model.eval()
+            chatcore = quick_chatcore(ft.model, tokenizer, chatcore_tasks, compute, args.chatcore_max_problems)
+            ft.model.train()
+            print0(f"step {step:05d} | " + " | ".join(f"{k} {v:.4f}" for k, v in chatcore.items()))
+            ft.log({f"chatcore/{k}": v for k, v in chatcore.items()}, step=step)
+        if last:
+            break
+
+        compute.synchronize()
+        t0 = time.time()
+        lrm = lr_multiplier(step / num_iterations, 0.0, args.warmdown_ratio, args.final_lr_frac)
+        train_loss = ft.step([next(loader) for _ in range(accum)], lrm)
+        compute.synchronize()
+        dt = time.time() - t0
+        step += 1
+        train_time += dt
+        remaining = (num_iterations - step) * train_time / step
+        print0(f"step {step:05d}/{num_iterations} | loss {train_loss:.4f} | lrm {lrm:.3f} | {1000 * dt:.0f} ms "
+               f"| epoch {loader.source.epoch():.3f} | eta {format_duration(remaining)}")
+        ft.log({"train/loss": train_loss, "train/lrm": lrm, "train/dt": dt}, step=step)
+        if loader.cropped and not noted_crops:
+            print0(f"note: conversations longer than {seq_len + 1} tokens are cropped, their tails not trained on "
+                   "(the report counts them); a longer --max-seq-len keeps them whole if the model allows")
+            noted_crops = True
+        if ft.stop_requested():
+            save()
+            ft.exit_stopped(step)
+        if step % args.save_every == 0 and step < num_iterations:
+            save()
+
+    save(final=True)
+    get_report(base_dir).log("Chat SFT", [resolved, {
+        "train_mixture": train_ds.name, "steps": step, "conversations": step * args.examples_per_step,
+        "epochs": round(loader.source.epoch(), 3), "cropped_conversations_rank0": loader.cropped,
+        "start_val_loss": start_loss, "val_loss": val_loss, **(chatcore or {}),
+        "train_time_min": round(train_time / 60, 2),
+        "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
+    }])
+    ft.finish()
+    print0(f"val_loss: {val_loss:.6f}")
+    return {"val_loss": val_loss, "start_val_loss": start_loss, "step": step, "chatcore": chatcore}
+
+
+def main(argv=None):
+    return run_main(train, parse_args(argv), "chat_sft")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""
+Midtraining: teach the base model the chat format, multiple choice, tool calls and its identity.
+
+    python -m scripts.mid_train --mixture=synthetic ...                      # one process (CPU or 1 GPU)
+    torchrun --standalone --nproc_per_node=8 -m scripts.mid_train -- --model-tag=d24
+
+Starts from a base checkpoint (--source base, --model-tag, --step) and keeps pretraining, same
+optimizer and learning rates, on conversations instead of web text. Conversations are rendered with
+the chat template and packed best-fit into full rows, each starting with <|bos|>, exactly like
+pretraining rows (nanochat/chat_data.py), so no compute goes to padding.
+
+Loss on every token (--loss-on=all, the default): midtraining is still mostly language modelling,
+and the user turns of SmolTalk, the MMLU questions and the template's special tokens are useful text
+for a model that will see them in every chat. SFT (scripts/chat_sft.py) then narrows the loss to the
+assistant's tokens. --loss-on=assistant trains (and validates) on the render mask instead.
+
+Mixtures: `full` = SmolTalk + MMLU auxiliary_train + GSM8K train (tool calls) + identity conversations
+(twice, when the file exists) + SpellingBee; `synthetic` = the embedded generator's chat and math
+tasks + SpellingBee on the embedded vocabulary, for the tiny profile and tests, offline.
+Validation: bits per byte (nanochat/loss_eval.py) on the held-out splits. The horizon, unless
+--num-iterations is given, is one pass over the training mixture, estimated from a sample.
+Resumable like base_train (--resume, SIGTERM); the last line printed is `val_bpb: X`.
+"""
+
+import argparse
+import time
+
+from nanochat.chat_data import PackedConversationLoader
+from nanochat.common import compute_init, get_base_dir, print0
+from nanochat.loss_eval import evaluate_bpb
+from nanochat.report import get_report
+from nanochat.tokenizer import get_token_bytes
+from nanochat.training import format_duration, grad_accum_steps, lr_multiplier
+from scripts.posttrain_common import (
+    Finetune,
+    SetupError,
+    add_common_args,
+    build_mixture,
+    check_positive,
+    identity_entries,
+    run_main,
+)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Midtrain a base model on conversations")
+    add_common_args(p, source_default="base")
+    p.add_argument("--max-seq-len", type=int, default=-1, help="row length (-1: the model's context length)")
+    p.add_argument("--total-batch-size", type=int, default=524288, help="tokens per optimizer step")
+    p.add_argument("--init-lr-frac", type=float, default=1.0, help="learning rates as a fraction of pretraining's")
+    p.add_argument("--loss-on", default="all", choices=("all", "assistant"),
+                   help="train on every token, or only where the chat template's mask is 1")
+    p.add_argument("--eval-tokens", type=int, default=20 * 524288, help="tokens per validation bpb evaluation")
+    p.add_argument("--compile", type=int, default=-1, help="torch.compile the model (1/0; -1: on for CUDA)")
+    args = p.parse_args(argv)
+    check_positive(p, args, ("device_batch_size", "total_batch_size", "eval_every", "save_every", "eval_tokens",
+                             "synthetic_size"))
+    return args
+
+
+def mixtures(args, base_dir):
+    """(train, validation) TaskMixtures for --mixture."""
+    from tasks.spellingbee import SpellingBee
+    if args.mixture == "full":
+        from tasks.gsm8k import GSM8K
+        from tasks.mmlu import MMLU
+        from tasks.smoltalk import SmolTalk
+        train = [("SmolTalk train", lambda: SmolTalk("train")),                           # ~460K conversations
+                 ("MMLU auxiliary_train", lambda: MMLU("auxiliary_train", "train")),     # ~100K multiple choice
+                 ("GSM8K train", lambda: GSM8K("train")),                                # ~7.5K, calculator calls
+                 *identity_entries(args, base_dir, copies=2),                             # who am I, seen twice
+                 ("SpellingBee train", lambda: SpellingBee(size=80_000, seed=0))]
+        val = [("SmolTalk test", lambda: SmolTalk("test")),
+               ("MMLU validation", lambda: MMLU("all", "validation")),
+               ("GSM8K test", lambda: GSM8K("test", stop=420)),
+               ("SpellingBee validation", lambda: SpellingBee(size=200, seed=1))]
+    else:
+        from tasks.synthetic import SyntheticChat, SyntheticMath
+        n = args.synthetic_size
+        train = [("SyntheticChat train", lambda: SyntheticChat(size=n, seed=0)),
+                 ("SyntheticMath train", lambda: SyntheticMath(size=n, seed=0)),
+                 *identity_entries(args, base_dir, copies=2),
+                 ("SpellingBee train", lambda: SpellingBee(size=max(1, n // 5), seed=0))]
+        val = [("SyntheticChat validation", lambda: SyntheticChat(size=500, seed=1)),
+               ("SyntheticMath validation", lambda: SyntheticMath(size=500, seed=1)),
+               ("SpellingBee validation", lambda: SpellingBee(size=100, seed=1))]
+    return (build_mixture(f"midtraining ({args.mixture}, train)", train, args.seed),
+            build_mixture(f"midtraining ({args.mixture}, validation)", val, args.seed))
+
+
+def mean_tokens(dataset, render, sample=1000):
+    """Mean rendered length of the first `sample` conversations (a mixture is shuffled, so they are typical)."""
+    n = min(sample, len(dataset))
+    return sum(len(render(dataset[i])[0]) for i in range(n)) / n
+
+
+def train(args):
+    compute = compute_init(args.device_type, seed=args.seed)
+    base_dir = get_base_dir()
+    ft = Finetune(args, compute, base_dir, "midtraining", "mid_checkpoints", args.init_lr_frac)
+    render = ft.tokenizer.render_conversation
+    token_bytes = get_token_bytes(base_dir, device=compute.device)
+    seq_len = args.max_seq_len if args.max_seq_len > 0 else ft.config.sequence_len
+    if seq_len > ft.config.sequence_len:
+        raise SetupError(f"--max-seq-len={seq_len} is longer than the model's context ({ft.config.sequence_len})")
+    try:
+        accum = grad_accum_steps(args.total_batch_size, args.device_batch_size, seq_len, compute.world_size)
+    except ValueError as e:
+        raise SetupError(str(e)) from None
+    train_ds, val_ds = mixtures(args, base_dir)
+    est_tokens = mean_tokens(train_ds, render) * len(train_ds)
+    num_iterations = args.num_iterations if args.num_iterations > 0 else \
+        max(1, round(est_tokens / args.total_batch_size))
+    resolved = {**vars(args), "max_seq_len": seq_len, "num_iterations": num_iterations, "grad_accum_steps": accum,
+                "world_size": compute.world_size, "output_tag": ft.tag, **ft.source}
+    print0(f"train: {train_ds!r} (~{est_tokens:,.0f} tokens); validation: {val_ds!r}")
+    print0(f"batch: {args.total_batch_size:,} tokens = {args.device_batch_size} rows x {seq_len} tokens "
+           f"x {compute.world_size} processes x {accum} accumulation steps; horizon {num_iterations:,} steps")
+
+    use_mask = args.loss_on == "assistant"
+    loader = PackedConversationLoader(train_ds, render, args.device_batch_size, seq_len, compute.rank,
+                                      compute.world_size, compute.device, use_mask=use_mask)
+    step, train_time, val_bpb, start_bpb = 0, 0.0, float("nan"), float("nan")
+    meta = ft.resume(loader)
+    if meta is not None:
+        if meta["final"]:
+            print0(f"{ft.ckpt_dir} already holds the final checkpoint (step {meta['step']}); nothing to do")
+            print0(f"val_bpb: {meta['val_bpb']:.6f}")
+            return meta
+        step, train_time, start_bpb = meta["step"], meta["train_time"], meta["start_val_bpb"]
+    if args.compile == 1 or (args.compile == -1 and compute.device_type == "cuda"):
+        import torch
+        ft.fwd = torch.compile(ft.model, dynamic=False)   # every row has the same length: one graph
+    ft.start_logging("nanochat-mid", resolved)
+    eval_steps = max(1, args.eval_tokens // (args.device_batch_size * seq_len * compute.world_size))
+
+    def save(final=False):
+        ft.save(step, loader, {"train_config": resolved, "val_bpb": val_bpb, "start_val_bpb": start_bpb,
+                               "train_time": train_time}, final=final)
+
+    while True:
+        last = step >= num_iterations
+        if step % args.eval_every == 0 or last:
+            ft.model.eval()
+            val_loader = PackedConversationLoader(val_ds, render, args.device_batch_size, seq_len, compute.rank,
+                                                  compute.world_size, compute.device, use_mask=use_mask)
+            val_bpb = evaluate_bpb(ft.fwd, val_loader, eval_steps, token_bytes, compute.autocast)
+            ft.model.train()
+            if step == 0:
+                start_bpb = val_bpb
+            print0(f"step {step:05d} | val bpb {val_bpb:.4f}")
+            ft.log({"val/bpb": val_bpb}, step=step)
+        if last:
+            break
+
+        compute.synchronize()
+        t0 = time.time()
+        lrm = lr_multiplier(step / num_iterations, 0.0, args.warmdown_ratio, args.final_lr_frac)
+        train_loss = ft.step([next(loader) for _ in range(accum)], lrm)
+        compute.synchronize()
+        dt = time.time() - t0
+        step += 1
+        train_time += dt
+        remaining = (num_iterations - step) * train_time / step
+        print0(f"step {step:05d}/{num_iterations} | loss {train_loss:.4f} | lrm {lrm:.3f} | {1000 * dt:.0f} ms "
+               f"| {args.total_batch_size / dt:,.0f} tok/s | epoch {loader.source.epoch():.3f} "
+               f"| eta {format_duration(remaining)}")
+        ft.log({"train/loss": train_loss, "train/lrm": lrm, "train/dt": dt}, step=step)
+        if ft.stop_requested():
+            save()
+            ft.exit_stopped(step)
+        if step % args.save_every == 0 and step < num_iterations:
+            save()
+
+    save(final=True)
+    get_report(base_dir).log("Midtraining", [resolved, {
+        "train_mixture": train_ds.name, "steps": step, "tokens": step * args.total_batch_size,
+        "epochs": round(loader.source.epoch(), 3), "start_val_bpb": start_bpb, "val_bpb": val_bpb,
+        "train_time_min": round(train_time / 60, 2),
+        "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
+    }])
+    ft.finish()
+    print0(f"val_bpb: {val_bpb:.6f}")
+    return {"val_bpb": val_bpb, "start_val_bpb": start_bpb, "step": step}
+
+
+def main(argv=None):
+    return run_main(train, parse_args(argv), "mid_train")
+
+
+if __name__ == "__main__":
+    main()

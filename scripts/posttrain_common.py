@@ -1,0 +1,217 @@
+"""
+What midtraining (scripts/mid_train.py) and SFT (scripts/chat_sft.py) share, so that each script shows
+only its own data, evaluation and loop: the common flags, building a task mixture that names the task
+at fault when one is missing or empty, and `Finetune` (the model loaded from an earlier stage's
+checkpoint, its optimizer, one optimizer step, checkpoints with exact resume, SIGTERM handling).
+
+Not a stage of its own. Batching lives in nanochat/chat_data.py; the pretraining loop in
+scripts/base_train.py is the model this follows (same optimizer, same checkpoint format).
+"""
+
+import math
+import os
+import sys
+from dataclasses import asdict
+
+import torch
+import torch.distributed as dist
+
+from nanochat.checkpoint import (
+    SOURCES,
+    complete_steps,
+    load_checkpoint,
+    load_model,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from nanochat.common import compute_cleanup, print0
+from nanochat.training import RunLogger, StopSignal, build_optimizer, set_schedule
+from tasks.common import TaskMixture
+
+
+class SetupError(Exception):
+    """Bad input found before training starts: the script prints the message and exits with status 2."""
+
+
+def add_common_args(p, source_default):
+    """The flags both stages take; each script adds its own (batch size, horizon, evaluation)."""
+    p.add_argument("--source", default=source_default, choices=sorted(SOURCES),
+                   help="stage whose checkpoint to start from")
+    p.add_argument("--model-tag", default="", help="tag of the source checkpoint (default: the newest)")
+    p.add_argument("--step", type=int, default=None, help="step of the source checkpoint (default: the last)")
+    p.add_argument("--output-tag", default="", help="tag of this stage's checkpoints (default: the source's tag)")
+    p.add_argument("--mixture", default="full", choices=("full", "synthetic"),
+                   help="full: the real datasets from the hub; synthetic: the embedded generator (offline)")
+    p.add_argument("--identity-path", default="", help="identity conversations .jsonl (CustomJSON format); "
+                   "default: $NANOCHAT_BASE_DIR/identity_conversations.jsonl when it exists")
+    p.add_argument("--synthetic-size", type=int, default=5000, help="examples per synthetic task")
+    p.add_argument("--device-batch-size", type=int, default=32, help="rows per micro-batch per process")
+    p.add_argument("--num-iterations", type=int, default=-1, help="optimizer steps (-1: one pass over the data)")
+    p.add_argument("--matrix-lr", type=float, default=0.02, help="Muon learning rate (before --init-lr-frac)")
+    p.add_argument("--embedding-lr", type=float, default=0.2, help="AdamW lr of the embedding (at width 768)")
+    p.add_argument("--unembedding-lr", type=float, default=0.004, help="AdamW lr of lm_head (at width 768)")
+    p.add_argument("--warmdown-ratio", type=float, default=0.2, help="fraction of training with lr warmdown")
+    p.add_argument("--final-lr-frac", type=float, default=0.0, help="lr at the end, as a fraction of the peak")
+    p.add_argument("--eval-every", type=int, default=150, help="validation every N steps (and at the end)")
+    p.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps (and always at the end)")
+    p.add_argument("--keep-last", type=int, default=2, help="checkpoints to keep")
+    p.add_argument("--resume", action="store_true", help="continue from this stage's newest complete checkpoint")
+    p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
+    p.add_argument("--run", default="", help="wandb run name (empty: no wandb)")
+    p.add_argument("--seed", type=int, default=42, help="torch seed (and the mixtures' shuffle)")
+
+
+def check_positive(p, args, names):
+    for name in names:
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+# -----------------------------------------------------------------------------
+# Mixtures
+
+def identity_entries(args, base_dir, copies=1):
+    """The identity-conversations task, `copies` times (oversampling), or none when no file is known."""
+    from tasks.customjson import CustomJSON
+    path = args.identity_path or os.path.join(base_dir, "identity_conversations.jsonl")
+    if not args.identity_path and not os.path.exists(path):
+        print0(f"note: no identity conversations at {path}; training without them (pass --identity-path)")
+        return []
+    return [(f"identity conversations {path}", lambda: CustomJSON(path))] * copies
+
+
+def build_mixture(stage, entries, seed):
+    """A TaskMixture from (label, factory) pairs; any failure is a SetupError naming the task."""
+    tasks, cache = [], {}
+    for label, factory in entries:
+        try:
+            if label not in cache:   # a task listed twice (oversampled) is loaded once
+                cache[label] = factory()
+            if len(cache[label]) == 0:
+                raise ValueError("it has no examples; check its data file, split and size")
+        except Exception as e:   # missing file, offline hub, malformed rows: all name the task
+            raise SetupError(f"{stage} mixture: task {label}: {type(e).__name__}: {e}") from e
+        tasks.append(cache[label])
+    return TaskMixture(tasks, seed=seed)
+
+
+# -----------------------------------------------------------------------------
+# The model being finetuned
+
+class Finetune:
+    """Loads the starting model, owns its optimizer and checkpoints, and takes optimizer steps.
+
+    The script keeps the loop. `resume(loader)` restores everything an exact resume needs;
+    `step(batches, lrm)` does one optimizer step with the loss averaged over every target token
+    of every micro-batch on every rank; `save()` writes a checkpoint; `stop_requested()` is True on
+    every rank once any rank got SIGTERM/SIGINT.
+    """
+
+    def __init__(self, args, compute, base_dir, stage, ckpt_subdir, init_lr_frac):
+        self.args, self.compute, self.stage = args, compute, stage
+        try:
+            model, self.tokenizer, meta = load_model(args.source, compute.device, args.model_tag or None,
+                                                     args.step, base_dir)
+        except (FileNotFoundError, ValueError) as e:
+            raise SetupError(f"cannot load the {args.source} model to start {stage} from: {e}") from e
+        self.model = self.fwd = model.train()   # fwd: the model, or its torch.compile'd wrapper
+        self.config = model.config
+        self.source = {"source": args.source, "source_dir": meta["checkpoint_dir"], "source_step": meta["step"]}
+        self.tag = args.output_tag or os.path.basename(meta["checkpoint_dir"])
+        self.ckpt_dir = os.path.join(base_dir, ckpt_subdir, self.tag)
+        frac = init_lr_frac
+        self.optimizer = build_optimizer(model, args.matrix_lr * frac, args.embedding_lr * frac,
+                                         args.unembedding_lr * frac, scalar_lr=0.5 * frac)
+        print0(f"{stage}: starting from {args.source} checkpoint {meta['checkpoint_dir']} step {meta['step']} "
+               f"({model.num_params():,} parameters); checkpoints go to {self.ckpt_dir}")
+        self.stop = StopSignal()
+        self.logger = None
+
+    def start_logging(self, project, config):
+        self.logger = RunLogger(self.args.run, project, config, enabled=self.compute.master)
+
+    def resume(self, loader):
+        """Restore model, optimizer, loader and RNG from this stage's newest checkpoint.
+
+        Returns its meta dict (None when starting fresh). A meta with "final" means the stage is done.
+        """
+        if not self.args.resume:
+            return None
+        if not complete_steps(self.ckpt_dir):
+            print0(f"--resume: no checkpoint in {self.ckpt_dir} yet, starting from the {self.args.source} model")
+            return None
+        model_state, rank_state, meta = load_checkpoint(self.ckpt_dir, rank=self.compute.rank,
+                                                        device=self.compute.device, log=print0)
+        if not meta.get("final"):
+            self.model.load_state_dict(model_state)
+            self.optimizer.load_state_dict(rank_state["optimizer"])
+            loader.load_state_dict(rank_state["loader"])
+            set_rng_state(rank_state["rng"])
+            print0(f"resumed from step {meta['step']} of {self.ckpt_dir}")
+        return meta
+
+    def step(self, batches, lrm):
+        """One optimizer step over `batches`, a list of (inputs, targets) micro-batches; returns the mean loss.
+
+        Each target token weighs the same wherever it is: the summed loss is divided by the number of
+        target tokens on all ranks (times world size, because the optimizer averages gradients across
+        ranks). A micro-batch with no targets (every assistant token cropped away) just adds nothing.
+        """
+        set_schedule(self.optimizer, lrm)
+        count = sum((y >= 0).sum() for _, y in batches).float()   # stays on the device: no sync per micro-batch
+        if self.compute.ddp:
+            dist.all_reduce(count)
+        scale = self.compute.world_size / max(count.item(), 1.0)
+        loss_sum = torch.zeros((), device=self.compute.device)
+        for x, y in batches:
+            with self.compute.autocast():
+                loss = self.fwd(x, y, loss_reduction="sum")
+            (loss * scale).backward()
+            loss_sum += loss.detach()
+        self.optimizer.step()
+        self.model.zero_grad(set_to_none=True)
+        if self.compute.ddp:
+            dist.all_reduce(loss_sum)
+        loss = loss_sum.item() / max(count.item(), 1.0)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"{self.stage} loss became {loss}; lower the learning rates")
+        return loss
+
+    def save(self, step, loader, meta, final=False):
+        meta = {"model_config": asdict(self.config), **self.source, **meta, "step": step, "final": final}
+        rank_state = {"optimizer": self.optimizer.state_dict(), "loader": loader.state_dict(), "rng": rng_state()}
+        save_checkpoint(self.ckpt_dir, step, self.model.state_dict(), rank_state, meta, self.compute.rank,
+                        self.args.keep_last)
+        print0(f"saved checkpoint step {step} to {self.ckpt_dir}")
+
+    def log(self, data, step):
+        if self.logger is not None:
+            self.logger.log(data, step=step)
+
+    def stop_requested(self):
+        return self.stop.should_stop(self.compute.device)
+
+    def exit_stopped(self, step):
+        """After a save on SIGTERM/SIGINT: say how to continue, exit with 143 (128 + SIGTERM)."""
+        print0(f"stopped by {self.stop.received or 'a signal on another rank'} at step {step}; "
+               "rerun with --resume to continue")
+        self.finish()
+        compute_cleanup()
+        sys.exit(143)
+
+    def finish(self):
+        self.stop.restore()
+        if self.logger is not None:
+            self.logger.finish()
+
+
+def run_main(train, args, name):
+    """Run a stage's train(args); a SetupError becomes a one-line message on stderr and exit status 2."""
+    try:
+        return train(args)
+    except SetupError as e:
+        print(f"{name}: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    finally:
+        compute_cleanup()
