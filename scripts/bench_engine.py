@@ -7,10 +7,13 @@ Prints prefill tokens/s for one prompt, time to first token (prefill + the first
 tokens/s at each batch size (one batched T=1 forward plus per-row sampling per step), next to decoding by
 re-running the full sequence (no KV cache) as the baseline the cache exists to beat. The tokenizer is a BPE
 trained here on the embedded corpus; the model's answers are meaningless, only the time matters. Prints
-numbers, asserts nothing.
+numbers, asserts nothing. The last lines are for scripts/autoresearch.py's engine stage: `outputs_sha256`, a
+digest of seeded samples that a faster engine must leave unchanged, and `decode_tokens_per_s` at the last of
+--batch-sizes.
 """
 
 import argparse
+import hashlib
 import itertools
 import statistics
 import time
@@ -92,6 +95,7 @@ def main(argv=None):
         assert len(session) == bs, "a row finished early; the timing would mix batch sizes"
         print(f"decode batch {bs:3d}: {t / args.decode_steps * 1e3:6.2f} ms/step -> "
               f"{bs * args.decode_steps / t:8,.0f} tokens/s")
+        decode_tps = bs * args.decode_steps / t
 
     # Without a cache every new token re-runs the whole sequence; time one such step at the mid-point of a reply.
     ids = torch.tensor([prompt + [0] * (args.decode_steps // 2)], device=device)
@@ -99,6 +103,13 @@ def main(argv=None):
         t = timed(lambda: model(ids), device, args.repeats)
     print(f"baseline, no KV cache (a full forward of {ids.size(1)} tokens per new token, batch 1): "
           f"{1 / t:,.0f} tokens/s")
+
+    with torch.no_grad():  # logits of order 1 instead of ~0.01: the samples then depend on every detail of the math
+        model.lm_head.weight.mul_(100)
+    rows = [SamplingParams(temperature=0.6, top_k=50, max_tokens=32, seed=i) for i in range(4)]
+    samples, _ = engine.generate_batch([prompt] * len(rows), rows)
+    print(f"outputs_sha256: {hashlib.sha256(repr(samples).encode()).hexdigest()[:16]}")
+    print(f"decode_tokens_per_s: {decode_tps:.1f}")
 
 
 if __name__ == "__main__":

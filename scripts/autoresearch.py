@@ -1,0 +1,723 @@
+"""
+The outer research loop: an agent proposes an edit to one stage, the harness runs it under a fixed budget
+and keeps it only if the stage's metric beats the best so far by more than the run-to-run noise.
+
+    python -m scripts.autoresearch --stage base --budget 300 --agent 'my-agent --prompt-file {prompt}'
+    python -m scripts.autoresearch --stage engine --agent openai:MODEL --api-base http://localhost:8000/v1
+    python -m scripts.autoresearch --stage tokenizer --agent replay:DIR     # DIR/*.patch in order, one each
+
+The rules are enforced here, not asked of the agent:
+- Every experiment is a `git worktree` under the run dir (default <repo>/.autoresearch/<tag>/, which
+  ignores itself), branched from the tip of `autoresearch/<tag>`; your checkout, index and current branch
+  are never touched. A kept change is one commit that fast-forwards that branch.
+- Only the stage's editable files may change; anything else is rejected before it runs.
+- Each run gets the same budget, its own process group (killed whole at budget + grace) and its own
+  NANOCHAT_BASE_DIR, holding symlinks to the prerequisite artifacts of your base dir (--inputs).
+- The baseline runs --baseline-runs times; noise margin = max(their spread, --min-delta).
+
+A stage is one `Stage` in STAGES, driven only through its command line: the metric is the last output line
+matching a regex. Under the run dir: results.tsv (every attempt), progress.png, logs/, prompts/, and
+patches/NNNN.patch (`--agent replay:<run dir>/patches` replays a run). A killed run resumes where it stopped.
+
+Deliberately not here: sandboxing the agent (it runs with your permissions), several GPUs per experiment
+(pass a torchrun --command without --parallel), stopping a bad-looking run early.
+"""
+
+import argparse
+import fnmatch
+import glob
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Stage:
+    """What may be edited, how one experiment runs and what it is judged by.
+
+    command: a shell line run in the experiment's worktree; {python} {budget} {run_dir} {slot} are filled in
+    (write literal braces as {{ }}). metric: a regex whose group 1 is read from the LAST matching line.
+    """
+    name: str
+    command: str
+    metric: str
+    higher_is_better: bool
+    editable: list                                  # globs relative to the repo root
+    needs: dict = field(default_factory=dict)       # artifact under NANOCHAT_BASE_DIR -> the command that makes it
+    guard: str = ""      # regex whose value must equal the baseline's (e.g. a digest of generated tokens)
+    memory: str = ""     # regex for peak memory in MiB, if the stage prints one; else the peak RSS of the run
+    grace: float = 60.0  # seconds past the budget (startup, compile, final eval) before the run is killed
+
+
+DATA = "python -m nanochat.dataset -n 8   (offline: python -m nanochat.dataset --embedded)"
+TOKENIZER = "python -m scripts.tok_train"
+STAGES = {s.name: s for s in [
+    # The crate is rebuilt per experiment and loaded from the worktree: `rustbpe.so` there shadows the venv's.
+    Stage("tokenizer", "cargo build --release --quiet --manifest-path rustbpe/Cargo.toml --features "
+          "pyo3/extension-module --target-dir {run_dir}/cargo{slot} && cp {run_dir}/cargo{slot}/release/librustbpe.so"
+          " rustbpe.so && {python} -m scripts.tok_train --vocab-size=32768 --max-chars=200000000 && "
+          "{python} -m scripts.tok_eval", r"val_bytes_per_token: *(\S+)", True,
+          ["rustbpe/src/*", "nanochat/tokenizer.py", "scripts/tok_train.py"], needs={"base_data": DATA}, grace=300),
+    Stage("base", "{python} -m scripts.base_train --time-budget={budget} --depth=12 --max-seq-len=1024 "
+          "--eval-every=1000000 --eval-tokens=2097152 --sample-every=-1 --save-every=1000000 --keep-last=1",
+          r"val_bpb: *(\S+)", False, ["nanochat/gpt.py", "nanochat/optim.py", "nanochat/training.py",
+                                      "scripts/base_train.py"],
+          needs={"base_data": DATA, "tokenizer": TOKENIZER}, grace=300),
+    Stage("sft", "{python} -m scripts.chat_sft", r"val_loss: *(\S+)", False, ["scripts/chat_sft.py"],
+          needs={"tokenizer": TOKENIZER, "mid_checkpoints": "python -m scripts.mid_train"}, grace=300),
+    Stage("rl", "{python} -m scripts.chat_rl", r"pass@1: *(\S+)", True, ["scripts/chat_rl.py"],
+          needs={"tokenizer": TOKENIZER, "chatsft_checkpoints": "python -m scripts.chat_sft"}, grace=300),
+    # Decode speed of a random model; the digest of its seeded samples must not change (same outputs, faster).
+    # 256 timed steps: run-to-run spread ~3% on an H200, against ~13% with the bench's default 64.
+    Stage("engine", "{python} -m scripts.bench_engine --device-type= --batch-sizes 1 16 --decode-steps 256",
+          r"decode_tokens_per_s: *(\S+)", True, ["nanochat/engine.py", "nanochat/gpt.py"],
+          guard=r"outputs_sha256: *(\S+)", grace=120),
+]}
+
+COLUMNS = ["exp", "commit", "metric", "memory_mib", "seconds", "status", "description"]
+KILL_GRACE = 5.0      # seconds between SIGTERM and SIGKILL for a run past its time
+MAX_REJECT_STREAK = 10
+ACTIVE_GROUPS = set()  # process groups of runs in flight, killed if the harness is interrupted
+
+
+@dataclass
+class Options:
+    repo: str
+    run_dir: str
+    tag: str
+    budget: float = 300.0
+    inputs: str = ""                  # the user's NANOCHAT_BASE_DIR, where prerequisites are read from
+    baseline_runs: int = 2
+    min_delta: float = 0.0
+    confirm: bool = False
+    max_experiments: int | None = None  # per invocation
+    gpus: list = field(default_factory=lambda: [None])  # one worker each; None leaves CUDA_VISIBLE_DEVICES alone
+    agent_timeout: float = 3600.0
+    program: str = ""                 # default <repo>/program.md, re-read for every prompt
+
+
+class Reject(Exception):
+    """The agent produced no usable candidate; logged as `reject`, nothing runs."""
+
+
+# -----------------------------------------------------------------------------
+# processes and git
+
+def signal_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_group(cmd, cwd, env, timeout, log_path):
+    """Run a shell line in its own process group, output to log_path. Returns (exit code, seconds, peak RSS
+    in MiB of its largest process, timed out). Past the timeout the whole group gets SIGTERM, then SIGKILL;
+    whatever of the group is still alive when the command ends is killed too."""
+    t0 = time.time()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, shell=True, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    ACTIVE_GROUPS.add(proc.pid)
+    timed_out, deadline = False, t0 + timeout
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.time() > deadline:
+                signal_group(proc.pid, signal.SIGKILL if timed_out else signal.SIGTERM)
+                timed_out, deadline = True, time.time() + KILL_GRACE
+            time.sleep(0.05)
+    finally:
+        signal_group(proc.pid, signal.SIGKILL)
+        ACTIVE_GROUPS.discard(proc.pid)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4 (which also gives the group's RSS)
+    return proc.returncode, time.time() - t0, usage.ru_maxrss / 1024, timed_out
+
+
+def git(cwd, *args, strip=True):
+    r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {cwd}: {r.stderr.strip()}")
+    return r.stdout.strip() if strip else r.stdout
+
+
+def git_ok(cwd, *args, stdin=None):
+    r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, input=stdin)
+    return r.returncode == 0, (r.stderr or r.stdout).strip()
+
+
+def tail(path, n=3, width=300):
+    lines = [ln.strip() for ln in open(path, errors="replace").read().splitlines() if ln.strip()]
+    return " | ".join(lines[-n:])[-width:]
+
+
+def metric_name(stage):
+    """`val_bpb` for the regex `val_bpb: *(\\S+)`: for humans, in plots and prompts."""
+    m = re.match(r"\^?([\w@./-]+)", stage.metric)
+    return m.group(1) if m else stage.metric
+
+
+def last_value(regex, text):
+    """Group 1 of the last line matching regex, or None."""
+    found = None
+    for line in text.splitlines():
+        m = re.search(regex, line)
+        if m:
+            found = m.group(1)
+    return found
+
+
+# -----------------------------------------------------------------------------
+# agents
+
+class Agent:
+    """propose(worktree, prompt path, exp, env, log path) leaves its edits in the worktree and returns a
+    one-line description, or raises Reject."""
+
+    def has(self, exp):
+        return True  # whether there is an experiment number `exp` to propose (replay runs out)
+
+
+class CommandAgent(Agent):
+    """Any non-interactive coding agent: the prompt path is in $AUTORESEARCH_PROMPT and replaces {prompt};
+    it may write a one-line description to $AUTORESEARCH_DESCRIPTION (else its last output line is used)."""
+
+    def __init__(self, command, timeout):
+        self.command, self.timeout = command, timeout
+
+    def propose(self, wt, prompt, exp, env, log):
+        desc_path = prompt.removesuffix(".md") + ".description"
+        env = dict(env, AUTORESEARCH_PROMPT=prompt, AUTORESEARCH_DESCRIPTION=desc_path)
+        rc, _, _, timed_out = run_group(self.command.replace("{prompt}", shlex.quote(prompt)), wt, env,
+                                        self.timeout, log)
+        if timed_out:
+            raise Reject(f"agent ran past --agent-timeout {self.timeout:g}s")
+        if rc != 0:
+            raise Reject(f"agent exited with {rc}: {tail(log)}")
+        if os.path.exists(desc_path) and open(desc_path).read().strip():
+            return open(desc_path).read().strip().splitlines()[0]
+        return tail(log, n=1, width=120) or "agent edit"
+
+
+class OpenAIAgent(Agent):
+    """Posts the prompt plus the editable files to an OpenAI-compatible /chat/completions and applies the
+    unified diff in the reply with `git apply`."""
+
+    FORMAT = ("\n\n## Reply format\nFirst line: `DESCRIPTION: <one line saying what you changed>`. Then ONE unified "
+              "diff against the files below, paths relative to the repo root (a/path b/path), in a ```diff block.\n")
+
+    def __init__(self, model, api_base, api_key, timeout, editable):
+        base = api_base.rstrip("/")
+        self.url = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+        self.model, self.api_key, self.timeout, self.editable = model, api_key, timeout, editable
+
+    def propose(self, wt, prompt, exp, env, log):
+        files = sorted({p for g in self.editable for p in glob.glob(g, root_dir=wt)
+                        if os.path.isfile(os.path.join(wt, p))})
+        text = open(prompt).read() + self.FORMAT + "\n## Files you may edit\n" + "".join(
+            f"\n### {p}\n```\n{open(os.path.join(wt, p), errors='replace').read()}```\n" for p in files)
+        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": text}]}).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        try:
+            req = urllib.request.Request(self.url, data=body, headers=headers)
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                reply = json.loads(r.read())["choices"][0]["message"]["content"]
+        except Exception as e:  # a dead server or a malformed answer: one rejected attempt, not the end of the run
+            raise Reject(f"request to {self.url} failed: {type(e).__name__}: {e}") from None
+        with open(log, "a") as f:
+            f.write(reply)
+        diff = extract_diff(reply)
+        if not diff:
+            raise Reject("the reply holds no unified diff")
+        for strip in ("-p1", "-p0"):
+            ok, err = git_ok(wt, "apply", "--recount", strip, "-", stdin=diff)
+            if ok:
+                break
+        if not ok:
+            raise Reject(f"git apply failed: {err[:200]}")
+        m = re.search(r"^\W*DESCRIPTION:\s*(.+)$", reply, re.M)
+        return m.group(1).strip() if m else "openai edit"
+
+
+def extract_diff(reply):
+    """The unified diff in a model's reply: a fenced block holding one, else everything from its first header."""
+    for block in re.findall(r"```[\w-]*\n(.*?)```", reply, re.S):
+        if re.search(r"^(diff --git|--- )", block, re.M):
+            return block if block.endswith("\n") else block + "\n"
+    m = re.search(r"^(diff --git|--- )", reply, re.M)
+    return reply[m.start():].rstrip() + "\n" if m else ""
+
+
+class ReplayAgent(Agent):
+    """Applies DIR/*.patch and *.diff in sorted order, one per experiment (tests, reproducing a run)."""
+
+    def __init__(self, folder):
+        self.patches = sorted(glob.glob(os.path.join(folder, "*.patch")) + glob.glob(os.path.join(folder, "*.diff")))
+        if not self.patches:
+            raise ValueError(f"replay: no *.patch or *.diff files in {folder}")
+
+    def has(self, exp):
+        return exp <= len(self.patches)
+
+    def propose(self, wt, prompt, exp, env, log):
+        path = self.patches[exp - 1]
+        ok, err = git_ok(wt, "apply", "--recount", os.path.abspath(path))
+        if not ok:
+            raise Reject(f"{os.path.basename(path)} does not apply: {err[:200]}")
+        return patch_description(path)
+
+
+def patch_description(path):
+    """A patch's Subject: line (git format-patch), else its first line when that is not part of the diff."""
+    lines = open(path, errors="replace").read().splitlines()
+    for ln in lines:
+        if ln.startswith("Subject:"):
+            return re.sub(r"^Subject:\s*(\[[^]]*\]\s*)?", "", ln)
+    if lines and lines[0].strip() and not re.match(r"(diff --git|--- |From )", lines[0]):
+        return lines[0].strip()
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def make_agent(spec, api_base, timeout, stage):
+    if spec.startswith("replay:"):
+        return ReplayAgent(spec[len("replay:"):])
+    if spec.startswith("openai:"):
+        return OpenAIAgent(spec[len("openai:"):], api_base, os.environ.get("OPENAI_API_KEY", ""), timeout,
+                           stage.editable)
+    return CommandAgent(spec, timeout)
+
+
+# -----------------------------------------------------------------------------
+# the loop
+
+@dataclass
+class Outcome:
+    status: str                 # ok | crash | timeout
+    metric: float = math.nan
+    memory: float = math.nan
+    seconds: float = 0.0
+    guard: str | None = None
+    note: str = ""
+
+
+class Research:
+    def __init__(self, stage, agent, opts):
+        self.stage, self.agent, self.opts = stage, agent, opts
+        self.repo = git(opts.repo, "rev-parse", "--show-toplevel")
+        self.branch = f"autoresearch/{opts.tag}"
+        self.run_dir = os.path.abspath(opts.run_dir)
+        self.program = opts.program or os.path.join(self.repo, "program.md")
+        self.lock, self.git_lock = threading.RLock(), threading.Lock()
+        self.stopping, self.errors, self.claimed, self.started, self.reject_streak = False, [], set(), 0, 0
+        self.best, self.margin, self.guard, self.best_of = None, 0.0, None, {}
+        self.ident = ["-c", "commit.gpgsign=false"]
+        if not git_ok(self.repo, "config", "user.email")[0]:
+            self.ident += ["-c", "user.name=autoresearch", "-c", "user.email=autoresearch@localhost"]
+        self._setup()
+
+    def _setup(self):
+        opts, stage = self.opts, self.stage
+        if not os.path.isfile(self.program):
+            raise FileNotFoundError(f"no agent instructions at {self.program}: write a program.md (see the repo's)")
+        for name, cmd in stage.needs.items():
+            if not os.path.exists(os.path.join(opts.inputs, name)):
+                raise FileNotFoundError(f"stage '{stage.name}' needs {os.path.join(opts.inputs, name)}; make it "
+                                        f"with: {cmd} (or point --inputs at a base dir that has it)")
+        for d in ("logs", "prompts", "patches", "worktrees", "base"):
+            os.makedirs(os.path.join(self.run_dir, d), exist_ok=True)
+        with open(os.path.join(self.run_dir, ".gitignore"), "w") as f:
+            f.write("*\n")  # the run dir ignores itself, so `git status` of a repo holding it stays clean
+        config = {"stage": asdict(stage), "budget": opts.budget}
+        config_path = os.path.join(self.run_dir, "config.json")
+        if os.path.exists(config_path):
+            if json.load(open(config_path)) != config:
+                raise ValueError(f"{self.run_dir} was started with a different stage or budget "
+                                 f"(see {config_path}); use a new --tag for a new run")
+        else:
+            with open(config_path, "w") as f:
+                json.dump(config, f, indent=2)
+        ok, _ = git_ok(self.repo, "rev-parse", "--verify", "-q", f"refs/heads/{self.branch}")
+        if not ok:
+            ok, _ = git_ok(self.repo, "rev-parse", "--verify", "-q", "HEAD^{commit}")
+            if not ok:
+                raise ValueError(f"{self.repo} has no commit yet; experiments start from HEAD, so commit first")
+            git(self.repo, "branch", self.branch, "HEAD")
+            print(f"created branch {self.branch} at HEAD; uncommitted changes in your checkout are not part of it")
+        self.tip = git(self.repo, "rev-parse", f"refs/heads/{self.branch}")
+        git(self.repo, "worktree", "prune")
+        self.tsv = os.path.join(self.run_dir, "results.tsv")
+        if not os.path.exists(self.tsv):
+            with open(self.tsv, "w") as f:
+                f.write("\t".join(COLUMNS) + "\n")
+        self.rows = [dict(zip(COLUMNS, ln.rstrip("\n").split("\t"))) for ln in open(self.tsv).readlines()[1:]]
+        self.done = {int(r["exp"]) for r in self.rows if r["exp"].isdigit()}
+
+    # ---- bookkeeping
+    def better(self, a, b):
+        """a beats b by more than the noise margin."""
+        return a > b + self.margin if self.stage.higher_is_better else a < b - self.margin
+
+    def worse_of(self, a, b):
+        return min(a, b) if self.stage.higher_is_better else max(a, b)
+
+    def log_row(self, exp, commit, out, status, description):
+        with self.lock:
+            if self.stopping:
+                return  # interrupted: not logged, so a resumed run does it again
+            description = " ".join(description.split()) + (f" -- {out.note}" if out.note else "")
+            row = {"exp": exp, "commit": commit[:9], "metric": f"{out.metric:.6g}", "memory_mib": f"{out.memory:.0f}",
+                   "seconds": f"{out.seconds:.1f}", "status": status, "description": description}
+            with open(self.tsv, "a") as f:
+                f.write("\t".join(row[c] for c in COLUMNS) + "\n")
+            self.rows.append(row)
+            self.reject_streak = self.reject_streak + 1 if status == "reject" else 0
+            best = "" if self.best is None else f"best {self.best:.6g}"
+            print(f"[{exp}] {status:8s} {self.stage.name} {out.metric:.6g} {best} {out.seconds:.0f}s {description}",
+                  flush=True)
+            plot_progress(self.rows, os.path.join(self.run_dir, "progress.png"), self.stage)
+
+    def write_prompt(self, name):
+        s, unit = self.stage, "higher" if self.stage.higher_is_better else "lower"
+        text = (open(self.program).read() + "\n\n## This run\n"
+                f"- stage: {s.name}; metric: {metric_name(s)}, {unit} is better (the last output line matching "
+                f"`{s.metric}`)\n- each experiment runs `{s.command}` with budget {self.opts.budget:g} s (killed at "
+                f"{self.opts.budget + s.grace:g} s)\n- files you may edit (any other edit is rejected unrun): "
+                f"{', '.join(s.editable)}\n- best so far: {self.best:.6g} (commit {self.tip[:9]}); noise margin "
+                f"{self.margin:.4g}: a change is kept only if it beats the best by more than that\n\n"
+                "## Results so far (results.tsv)\n\n" + open(self.tsv).read())
+        path = os.path.join(self.run_dir, "prompts", f"{name}.md")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    # ---- one run of the stage
+    def add_worktree(self, name, commit):
+        path = os.path.join(self.run_dir, "worktrees", name)
+        self.remove_worktree(path)
+        with self.git_lock:
+            git(self.repo, "worktree", "add", "--detach", "-q", path, commit)
+        return path
+
+    def remove_worktree(self, path):
+        with self.git_lock:  # git's worktree bookkeeping is not safe against itself in parallel
+            if os.path.exists(path):
+                git_ok(self.repo, "worktree", "remove", "--force", path)
+                shutil.rmtree(path, ignore_errors=True)
+            git_ok(self.repo, "worktree", "prune")
+
+    def env(self, name, gpu):
+        base = os.path.join(self.run_dir, "base", name)
+        shutil.rmtree(base, ignore_errors=True)
+        os.makedirs(base)
+        for need in self.stage.needs:  # the user's inputs, seen through symlinks; outputs stay in this run's dir
+            os.symlink(os.path.abspath(os.path.join(self.opts.inputs, need)), os.path.join(base, need))
+        # Compile caches per run too: a warm cache hands later runs free budget (on an H200, base_train's first,
+        # compiling step took 19 s of a 20 s budget cold; the next run, cache warm, trained many more steps).
+        env = dict(os.environ, NANOCHAT_BASE_DIR=base, TORCHINDUCTOR_CACHE_DIR=os.path.join(base, ".inductor"),
+                   TRITON_CACHE_DIR=os.path.join(base, ".triton"))
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        return env
+
+    def measure(self, wt, name, slot, gpu):
+        s, budget = self.stage, self.opts.budget
+        cmd = s.command.format(python=shlex.quote(sys.executable), budget=f"{budget:g}",
+                               run_dir=shlex.quote(self.run_dir), slot=slot)
+        log = os.path.join(self.run_dir, "logs", f"{name}.log")
+        env = self.env(name, gpu)
+        try:
+            rc, seconds, rss, timed_out = run_group(cmd, wt, env, budget + s.grace, log)
+        finally:
+            shutil.rmtree(env["NANOCHAT_BASE_DIR"], ignore_errors=True)
+        text = open(log, errors="replace").read()
+        out = Outcome("ok", seconds=seconds, memory=rss, guard=last_value(s.guard, text) if s.guard else None)
+        value, mem = last_value(s.metric, text), last_value(s.memory, text) if s.memory else None
+        try:
+            out.metric = float(value) if value is not None else math.nan
+            out.memory = float(mem) if mem is not None else rss
+        except ValueError:
+            value, out.metric = None, math.nan
+        if timed_out:
+            out.status, out.note = "timeout", f"killed after {budget + s.grace:g}s: {tail(log)}"
+        elif rc != 0:
+            oom = rc in (-9, 137) or re.search(r"out of memory|OutOfMemoryError|MemoryError", text[-5000:])
+            out.status, out.note = "crash", f"{'out of memory? ' if oom else ''}exit {rc}: {tail(log)}"
+        elif value is None:
+            out.status, out.note = "crash", f"no number in a line matching {s.metric!r}: {tail(log)}"
+        elif not math.isfinite(out.metric):
+            out.status, out.note = "crash", f"metric is {out.metric}"
+        if out.status != "ok":
+            print(f"[{name}] {out.status}; last lines of {log}:\n" + "\n".join(text.splitlines()[-15:]), flush=True)
+        return out
+
+    # ---- baseline and experiments
+    def baseline(self, name, slot, gpu):
+        wt = self.add_worktree(name, self.tip)
+        try:
+            out = self.measure(wt, name, slot, gpu)
+            self.log_row(name, self.tip, out, "baseline" if out.status == "ok" else out.status, "baseline")
+        finally:
+            self.remove_worktree(wt)
+
+    def experiment(self, exp, slot, gpu):
+        name = f"{exp:04d}"
+        with self.lock:
+            base = self.tip
+        wt = self.add_worktree(name, base)
+        try:
+            try:
+                description = self.agent.propose(wt, self.write_prompt(name), exp, self.env(name, gpu),
+                                                 os.path.join(self.run_dir, "logs", f"{name}.agent.log"))
+                description = " ".join(description.split())[:200] or "agent edit"
+                git(wt, "checkout", "-q", "--detach")  # an agent that checked out a branch must not move it
+                git(wt, "reset", "-q", "--soft", base)  # one commit per experiment, whatever the agent committed
+                git(wt, "add", "-A")
+                files = git(wt, "diff", "--cached", "--name-only", "--no-renames", base).splitlines()
+                if not files:
+                    raise Reject("no change")
+            except Reject as e:
+                return self.log_row(name, "-", Outcome("reject"), "reject", str(e))
+            git(wt, *self.ident, "commit", "-q", "--no-verify", "-m", description)
+            git(wt, "clean", "-ffdxq")  # what runs is exactly the commit: no ignored files left by the agent
+            cand = git(wt, "rev-parse", "HEAD")
+            with open(os.path.join(self.run_dir, "patches", f"{name}.patch"), "w") as f:
+                f.write(description + "\n\n" + git(wt, "diff", "--binary", base, cand, strip=False))
+            outside = [f for f in files if not any(fnmatch.fnmatchcase(f, g) for g in self.stage.editable)]
+            if outside:
+                return self.log_row(name, cand, Outcome("reject"), "reject",
+                                    f"{description} -- edits outside the stage's files: {', '.join(outside)}")
+            out = self.measure(wt, name, slot, gpu)
+            with self.lock:
+                self.decide(name, base, cand, out, description, slot, gpu)
+        finally:
+            self.remove_worktree(wt)
+            shutil.rmtree(os.path.join(self.run_dir, "base", name), ignore_errors=True)
+
+    def decide(self, name, base, cand, out, description, slot, gpu):
+        """Keep or discard a measured candidate (called under the lock, so decisions never interleave)."""
+        if out.status != "ok":
+            return self.log_row(name, cand, out, out.status, description)
+        if self.stage.guard and out.guard != self.guard:
+            out.note = f"guard changed: {out.guard} != baseline {self.guard}"
+            return self.log_row(name, cand, out, "discard", description)
+        if not self.better(out.metric, self.best_of.get(base, self.best)):  # judged against its own starting point
+            return self.log_row(name, cand, out, "discard", description)
+        stale = base != self.tip
+        if self.opts.confirm or stale:
+            # Re-run on the current tip: once more to confirm, or because another change was kept meanwhile
+            # (--parallel), in which case the candidate is cherry-picked and only the new run counts.
+            wt = self.add_worktree(name + "c", self.tip if stale else cand)
+            try:
+                if stale:
+                    ok, err = git_ok(wt, *self.ident, "cherry-pick", cand)
+                    if not ok:
+                        out.note = "conflicts with a change kept meanwhile"
+                        return self.log_row(name, cand, out, "discard", description)
+                    cand = git(wt, "rev-parse", "HEAD")
+                again = self.measure(wt, name + "c", slot, gpu)
+            finally:
+                self.remove_worktree(wt)
+            first = out.metric
+            out.seconds += again.seconds
+            if again.status != "ok" or (self.stage.guard and again.guard != self.guard):
+                out.note = f"confirmation run failed ({again.status} {again.note})"
+                return self.log_row(name, cand, out, "discard", description)
+            out.metric = again.metric if stale else self.worse_of(first, again.metric)
+            out.note = f"runs {first:.6g} and {again.metric:.6g}"
+            if not self.better(out.metric, self.best):
+                return self.log_row(name, cand, out, "discard", description)
+        git(self.repo, "update-ref", f"refs/heads/{self.branch}", cand, self.tip)  # fast-forward, if still at tip
+        self.tip, self.best = cand, out.metric
+        self.best_of[cand] = out.metric
+        self.log_row(name, cand, out, "keep", description)
+
+    def claim(self):
+        with self.lock:
+            if self.stopping or self.reject_streak >= MAX_REJECT_STREAK or (
+                    self.opts.max_experiments is not None and self.started >= self.opts.max_experiments):
+                return None
+            exp = 1
+            while exp in self.done or exp in self.claimed:
+                exp += 1
+            if not self.agent.has(exp):
+                return None
+            self.claimed.add(exp)
+            self.started += 1
+            return exp
+
+    def _pool(self, next_job):
+        """One worker thread per GPU slot; each takes next_job() (a callable of slot, gpu, or None: done)."""
+        def worker(slot, gpu):
+            try:
+                while not self.stopping and (job := next_job()) is not None:
+                    job(slot, gpu)
+            except BaseException as e:  # stop everybody; re-raised in the main thread
+                self.errors.append(e)
+                self.stopping = True
+
+        threads = [threading.Thread(target=worker, args=(slot, gpu), daemon=True)
+                   for slot, gpu in enumerate(self.opts.gpus)]
+        for t in threads:
+            t.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                time.sleep(0.1)
+        except BaseException:
+            self.stopping = True  # nothing more is logged, so a resumed run redoes what was in flight
+            for pgid in list(ACTIVE_GROUPS):
+                signal_group(pgid, signal.SIGKILL)
+            for t in threads:
+                t.join(timeout=5)
+            raise
+        if self.errors:
+            raise self.errors[0]
+
+    def run(self):
+        done = sum(r["status"] == "baseline" for r in self.rows)
+        n = sum(r["exp"].startswith("b") for r in self.rows)
+        pending = [f"b{k}" for k in range(n, n + self.opts.baseline_runs - done)]
+
+        def next_baseline():
+            with self.lock:
+                name = pending.pop(0) if pending else None
+            return name and (lambda slot, gpu: self.baseline(name, slot, gpu))
+        self._pool(next_baseline)
+        runs = [r for r in self.rows if r["status"] == "baseline"]
+        if len(runs) < self.opts.baseline_runs:
+            raise RuntimeError(f"the baseline itself does not run cleanly: see {self.tsv} and the logs beside it")
+        values = [float(r["metric"]) for r in runs]
+        self.margin = max(max(values) - min(values), self.opts.min_delta)
+        self.best = statistics.mean(values)
+        for r in self.rows:
+            if r["status"] == "keep":
+                self.best = float(r["metric"])
+        self.best_of = {self.tip: self.best}
+        if self.stage.guard:
+            guards = {last_value(self.stage.guard, open(os.path.join(self.run_dir, "logs", f"{r['exp']}.log")).read())
+                      for r in runs}
+            if len(guards) != 1:
+                raise RuntimeError(f"the guard {self.stage.guard!r} differs between baseline runs: {guards}")
+            self.guard = guards.pop()
+        print(f"baseline {self.stage.name}: {statistics.mean(values):.6g} over {len(values)} runs, noise margin "
+              f"{self.margin:.4g}; best {self.best:.6g} at {self.tip[:9]}", flush=True)
+
+        def next_experiment():
+            exp = self.claim()
+            return exp and (lambda slot, gpu: self.experiment(exp, slot, gpu))
+        self._pool(next_experiment)
+        if self.reject_streak >= MAX_REJECT_STREAK:
+            raise RuntimeError(f"{MAX_REJECT_STREAK} rejects in a row: the agent is not producing candidates "
+                               f"(see {self.run_dir}/logs/*.agent.log)")
+        return self.rows
+
+
+def plot_progress(rows, path, stage):
+    """The metric of every measured attempt, kept ones highlighted, and the best so far as a step line."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, safe from worker threads
+    fig = Figure(figsize=(10, 5))
+    ax = fig.subplots()
+    styles = {"baseline": ("tab:blue", 40), "keep": ("tab:green", 80), "discard": ("silver", 20)}
+    baseline = [float(r["metric"]) for r in rows if r["status"] == "baseline"]
+    steps = [(0, statistics.mean(baseline))] if baseline else []
+    for i, r in enumerate(rows):
+        if r["status"] in styles:
+            ax.scatter([i], [float(r["metric"])], c=styles[r["status"]][0], s=styles[r["status"]][1], zorder=3,
+                       label=r["status"])
+        elif r["status"] in ("crash", "timeout", "reject"):
+            ax.axvline(i, color="tab:red", alpha=0.15, lw=1)
+        if r["status"] == "keep":
+            steps.append((i, float(r["metric"])))
+    if steps:
+        xs, ys = zip(*steps, (len(rows) - 1, steps[-1][1]))
+        ax.step(xs, ys, where="post", color="tab:green", lw=1, label="best")
+    handles = {label: h for h, label in zip(*ax.get_legend_handles_labels())}
+    if handles:
+        ax.legend(handles.values(), handles.keys())
+    ax.set(xlabel="attempt (red lines: crash / timeout / reject)", title=f"autoresearch: {stage.name}",
+           ylabel=f"{metric_name(stage)} ({'higher' if stage.higher_is_better else 'lower'} is better)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.savefig(path + ".tmp.png", dpi=100)
+    os.replace(path + ".tmp.png", path)
+
+
+def detect_gpus(env):
+    """One entry per GPU for --parallel: CUDA_VISIBLE_DEVICES when set, else nvidia-smi; [None] on CPU."""
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip()] or [None]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return [None]
+    return [str(i) for i in range(len(out.strip().splitlines()))] or [None]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Let an agent improve one stage, keeping only measured gains")
+    p.add_argument("--stage", choices=sorted(STAGES), help="what to improve")
+    p.add_argument("--stage-file", default="", help="JSON with a custom Stage's fields (instead of --stage)")
+    p.add_argument("--agent", required=True, help="a shell command (gets {prompt}), openai:MODEL or replay:DIR")
+    p.add_argument("--budget", type=float, default=300, help="seconds each experiment gets")
+    p.add_argument("--tag", default="", help="run name: branch autoresearch/<tag> (default: the stage's name)")
+    p.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    p.add_argument("--run-dir", default="", help="default <repo>/.autoresearch/<tag>")
+    p.add_argument("--inputs", default=os.environ.get("NANOCHAT_BASE_DIR") or os.path.expanduser("~/.cache/nanochat"),
+                   help="base dir holding the stage's prerequisites (default $NANOCHAT_BASE_DIR)")
+    p.add_argument("--command", default="", help="override the stage's command line")
+    p.add_argument("--grace", type=float, default=-1, help="seconds past the budget before a kill (-1: the stage's)")
+    p.add_argument("--baseline-runs", type=int, default=2, help="baseline repeats, to measure the noise")
+    p.add_argument("--min-delta", type=float, default=0.0, help="smallest margin a gain must beat")
+    p.add_argument("--confirm", action="store_true", help="re-run a winner once and judge the worse of the two")
+    p.add_argument("--max-experiments", type=int, default=None, help="stop after N experiments (this invocation)")
+    p.add_argument("--parallel", action="store_true", help="one experiment per visible GPU at a time")
+    p.add_argument("--api-base", default=os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"))
+    p.add_argument("--agent-timeout", type=float, default=3600, help="seconds an agent may take per proposal")
+    p.add_argument("--program", default="", help="agent instructions (default <repo>/program.md)")
+    args = p.parse_args(argv)
+    if bool(args.stage) == bool(args.stage_file):
+        p.error("give exactly one of --stage and --stage-file")
+    if args.baseline_runs < 1 or args.budget <= 0:
+        p.error("--baseline-runs must be >= 1 and --budget > 0")
+    stage = Stage(**json.load(open(args.stage_file))) if args.stage_file else STAGES[args.stage]
+    if args.command:
+        stage.command = args.command
+    if args.grace >= 0:
+        stage.grace = args.grace
+    tag = args.tag or stage.name
+    repo = git(args.repo, "rev-parse", "--show-toplevel")
+    opts = Options(repo=repo, run_dir=args.run_dir or os.path.join(repo, ".autoresearch", tag), tag=tag,
+                   budget=args.budget, inputs=args.inputs, baseline_runs=args.baseline_runs, min_delta=args.min_delta,
+                   confirm=args.confirm, max_experiments=args.max_experiments, agent_timeout=args.agent_timeout,
+                   gpus=detect_gpus(os.environ) if args.parallel else [None], program=args.program)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the runs in flight too
+    try:
+        research = Research(stage, make_agent(args.agent, args.api_base, args.agent_timeout, stage), opts)
+        rows = research.run()
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        sys.exit(f"autoresearch: {e}")
+    except KeyboardInterrupt:
+        sys.exit("autoresearch: interrupted; run the same command again to continue")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    kept = sum(r["status"] == "keep" for r in rows)
+    print(f"done: {len(rows)} attempts logged, {kept} kept; best {research.best:.6g} on branch {research.branch}\n"
+          f"results: {research.tsv}\ntake it: git merge --ff-only {research.branch}")
+
+
+if __name__ == "__main__":
+    main()
