@@ -39,19 +39,48 @@ echo "speedrun: profile '$profile' ($why); artifacts in $NANOCHAT_BASE_DIR"
 
 if [ "$profile" = full ]; then
     # Sizes for one 8xH100 node. Time and cost are ESTIMATES until measured on real hardware:
-    # depth 24 (~880M params incl. embeddings), ~16B tokens, roughly 3-4 hours, ~$100 at $3/GPU/hour.
+    # depth 24 (~1.4B params incl. embeddings), Chinchilla-style ~20 tokens/param (~11B tokens,
+    # 240 shards), base training roughly 3-4 hours, post-training and evals under an hour,
+    # so ~4-5 hours x 8 GPUs x ~$3/GPU-hour ~= $100-120.
     DEPTH="${DEPTH:-24}"
     NPROC="${NPROC:-$gpus}"
     VOCAB=65536; TOK_CHARS=2000000000; NUM_SHARDS=240
-    SEQ=2048; DEVICE_BATCH="${DEVICE_BATCH:-32}"
+    SEQ=2048; DEVICE_BATCH="${DEVICE_BATCH:-32}"   # lowered automatically on GPUs with less memory
     BASE_ARGS=""
+    BASE_EVAL_ARGS=""
+    MID_ARGS="--mixture=full --device-batch-size=$DEVICE_BATCH"
+    SFT_ARGS="--mixture=full"
+    RL_ARGS="--task=gsm8k"
+    CHAT_TASKS="ARC-Easy,ARC-Challenge,MMLU,GSM8K,HumanEval,SpellingBee"
+    RL_EVAL_TASKS="GSM8K"
+    EVAL_ARGS=""
 else
+    # Toy sizes: every stage runs on a 2-core CPU in minutes (figures in the README).
+    # NANOCHAT_SMOKE=1 cuts every stage to a handful of steps: CI's end-to-end check.
+    smoke="${NANOCHAT_SMOKE:-0}"
     DEPTH="${DEPTH:-4}"
     NPROC="${NPROC:-1}"
     VOCAB=4096; TOK_CHARS=20000000
     SEQ=256; DEVICE_BATCH="${DEVICE_BATCH:-16}"
-    BASE_ARGS="--aspect-ratio=64 --head-dim=64 --total-batch-size=4096 --num-iterations=${TINY_BASE_STEPS:-300} \
---eval-every=100 --eval-tokens=65536 --sample-every=300 --save-every=50"
+    if [ "$smoke" = 1 ]; then
+        VOCAB=1024; TOK_CHARS=2000000; base_steps=12; mid_steps=6; sft_steps=6; rl_steps=2; problems=8; save_every=4
+    else
+        base_steps=300; mid_steps=80; sft_steps=120; rl_steps=30; problems=100; save_every=25
+    fi
+    BASE_ARGS="--aspect-ratio=64 --head-dim=64 --total-batch-size=4096 --num-iterations=${TINY_BASE_STEPS:-$base_steps} \
+--eval-every=100 --eval-tokens=65536 --sample-every=$base_steps --save-every=$save_every"
+    BASE_EVAL_ARGS="--skip-core --eval-tokens=65536 --device-batch-size=16"
+    MID_ARGS="--mixture=synthetic --synthetic-size=2000 --device-batch-size=16 --total-batch-size=4096 \
+--num-iterations=$mid_steps --eval-every=40 --eval-tokens=16384 --save-every=20"
+    # SFT at 0.2 of pretraining's learning rates: the default 0.02 barely moves a model this small
+    SFT_ARGS="--mixture=synthetic --synthetic-size=2000 --init-lr-frac=0.2 --device-batch-size=8 \
+--examples-per-step=16 --num-iterations=$sft_steps --eval-every=40 --eval-examples=64 --eval-every-chatcore=-1 \
+--save-every=20"
+    RL_ARGS="--task=synthetic --num-steps=$rl_steps --examples-per-step=4 --num-samples=8 --device-batch-size=8 \
+--max-new-tokens=64 --eval-every=10 --eval-examples=40 --eval-samples=1 --save-every=5"
+    CHAT_TASKS="SyntheticMathChoice,SyntheticMath,SpellingBee"
+    RL_EVAL_TASKS="SyntheticMath"
+    EVAL_ARGS="--max-problems=$problems --max-new-tokens=64"
 fi
 export WANDB_RUN="${WANDB_RUN:-}"
 
@@ -86,6 +115,8 @@ launch() {
 }
 
 # ---------------------------------------------------------------- the pipeline
+stage report_reset "$NANOCHAT_PY" -m scripts.report reset
+
 if [ "$profile" = full ]; then
     stage data_first "$NANOCHAT_PY" -m nanochat.dataset -n 8
     # the rest of the shards download in the background while the tokenizer trains
@@ -106,6 +137,33 @@ fi
 # shellcheck disable=SC2086
 stage base_train launch scripts.base_train --depth="$DEPTH" --max-seq-len="$SEQ" \
     --device-batch-size="$DEVICE_BATCH" --run="$WANDB_RUN" --resume $BASE_ARGS
+# shellcheck disable=SC2086
+stage base_eval launch scripts.base_eval $BASE_EVAL_ARGS
 
-echo
-echo "speedrun: finished. Artifacts are in $NANOCHAT_BASE_DIR"
+# shellcheck disable=SC2086
+stage mid_train launch scripts.mid_train --run="${WANDB_RUN:+$WANDB_RUN-mid}" --resume $MID_ARGS
+# shellcheck disable=SC2086
+stage mid_eval launch scripts.chat_eval -i mid -a "$CHAT_TASKS" $EVAL_ARGS
+
+# shellcheck disable=SC2086
+stage sft_train launch scripts.chat_sft --run="${WANDB_RUN:+$WANDB_RUN-sft}" --resume $SFT_ARGS
+# shellcheck disable=SC2086
+stage sft_eval launch scripts.chat_eval -i sft -a "$CHAT_TASKS" $EVAL_ARGS
+
+# shellcheck disable=SC2086
+stage rl_train launch scripts.chat_rl --run="${WANDB_RUN:+$WANDB_RUN-rl}" --resume $RL_ARGS
+# shellcheck disable=SC2086
+stage rl_eval launch scripts.chat_eval -i rl -a "$RL_EVAL_TASKS" $EVAL_ARGS
+
+# the report is assembled every time, so it is there even after a partial re-run
+"$NANOCHAT_PY" -m scripts.report generate
+total=0
+for marker in "$NANOCHAT_BASE_DIR"/speedrun/*.done; do total=$((total + $(cat "$marker"))); done
+
+cat <<MSG
+
+speedrun: finished ($profile profile, $((total / 60)) min of stage time). Artifacts: $NANOCHAT_BASE_DIR
+  report card:   $NANOCHAT_BASE_DIR/report/report.md
+  chat (web):    $NANOCHAT_PY -m scripts.chat_web --source rl   then open http://127.0.0.1:8000
+  chat (term):   $NANOCHAT_PY -m scripts.chat_cli --source rl
+MSG
