@@ -1,0 +1,393 @@
+"""
+Reinforcement learning on math word problems, with the calculator tool.
+
+    python -m scripts.chat_rl --task=synthetic --num-steps=40 ...           # one process (CPU or 1 GPU)
+    torchrun --standalone --nproc_per_node=8 -m scripts.chat_rl -- --task=gsm8k
+
+Starting from the SFT model, every step:
+  1. takes --examples-per-step training problems, each rank its own share;
+  2. samples --num-samples completions of each with the engine (temperature, top-k), calculator calls
+     executed and their results forced into the stream, as at chat time;
+  3. rewards each completion with the task's own check: 1 for the right final "#### N", else 0;
+  4. advantage = reward - the mean reward of its group (the samples of the same problem);
+  5. loss = -sum(advantage * log p(token)) over the tokens the model sampled, divided by the number of such
+     tokens in the whole step (all ranks), accumulated over micro-batches of --device-batch-size rows;
+     then one optimizer step (the same Muon + AdamW as every other stage, which averages gradients over
+     ranks). The learning rates start at --init-lr-frac of the given ones and decay linearly to 0.
+Rewards, token counts and pass@k are summed over ranks, so every rank prints and logs the same numbers.
+
+That is REINFORCE with the group mean as baseline: GRPO (Shao et al. 2024) with the parts that do nothing
+here removed. Each batch of samples is used for exactly one update by the policy that drew it, so there is
+no importance ratio, no clipping and no KL penalty to a reference model. The advantage is NOT divided by the
+group's standard deviation by default: that division up-weights problems the model almost always or
+almost never solves (Liu et al. 2025, "Dr. GRPO"); --std-normalize turns it on. Tokens the model did not
+choose carry no gradient: the prompt, the tool's forced <|output_start|>...<|output_end|> tokens, padding.
+The final <|assistant_end|> IS trained on: stopping is a choice of the model like any other token.
+
+Exactly resumable: prompts and sampling seeds follow from (--seed, step), so a run killed after step k and
+resumed with --resume draws the same samples and reaches the same weights as one that was never stopped.
+Every --eval-every steps: pass@1..k on the first --eval-examples test problems, k = --eval-samples samples
+each, with the unbiased estimator of Chen et al. 2021 (pass@1 is the mean correctness of all k samples).
+The last line printed is `pass@1: X` (the stage's metric).
+Deliberately not here: several updates per batch (PPO), reward shaping or partial credit, a learned value.
+"""
+
+import argparse
+import hashlib
+import math
+import os
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from nanochat.checkpoint import complete_steps, load_checkpoint, load_model, rng_state, save_checkpoint, set_rng_state
+from nanochat.common import compute_cleanup, compute_init, get_base_dir, print0
+from nanochat.engine import Engine, SamplingParams
+from nanochat.report import get_report
+from nanochat.training import RunLogger, StopSignal, build_optimizer, set_schedule
+from tasks.common import DatasetUnavailableError
+
+SYNTHETIC_TRAIN_SEED, SYNTHETIC_TEST_SEED = 0, 1
+SYNTHETIC_TRAIN_SIZE = 8000  # about GSM8K's 7,473 training problems, so an epoch means the same on both
+
+
+def load_tasks(name, eval_examples):
+    """(train task, test task) for --task."""
+    if name == "gsm8k":
+        from tasks.gsm8k import GSM8K
+        return GSM8K("train"), GSM8K("test")
+    from tasks.synthetic import SyntheticMath
+    return (SyntheticMath(size=SYNTHETIC_TRAIN_SIZE, seed=SYNTHETIC_TRAIN_SEED),
+            SyntheticMath(size=max(1, eval_examples), seed=SYNTHETIC_TEST_SEED))
+
+
+TASKS = ("gsm8k", "synthetic")
+
+
+# -----------------------------------------------------------------------------
+# The pure parts: which problems, the seeds, advantages, the batch, the loss, pass@k (tests/test_chat_rl.py)
+
+def example_indices(step, rank, world_size, examples_per_step, num_examples, seed):
+    """Indices of the training problems rank `rank` works on at `step`.
+
+    The whole run walks through the examples in a random order drawn afresh for every epoch; step s takes
+    positions s*E .. (s+1)*E - 1 of that walk and rank r the r-th contiguous share of them. A function of
+    the step alone, so a resumed run continues with exactly the problems the interrupted one would have taken.
+    """
+    per_rank = examples_per_step // world_size
+    first = step * examples_per_step + rank * per_rank
+    orders, out = {}, []
+    for pos in range(first, first + per_rank):
+        epoch, i = divmod(pos, num_examples)
+        if epoch not in orders:
+            orders[epoch] = np.random.default_rng([seed, epoch]).permutation(num_examples)
+        out.append(int(orders[epoch][i]))
+    return out
+
+
+def sample_seed(*parts):
+    """A 56-bit seed from any hashable description ("train", step, example). The engine adds the sample
+    number to it, so the samples of one prompt differ and still reproduce."""
+    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=7).digest(), "big")
+
+
+def advantages(rewards, group_size, std_normalize=False, eps=1e-6):
+    """rewards (N,) in groups of `group_size` consecutive rows (the samples of one prompt) -> (N,)
+    reward minus its group's mean, optionally divided by the group's (population) standard deviation."""
+    r = rewards.view(-1, group_size)
+    adv = r - r.mean(dim=1, keepdim=True)
+    if std_normalize:
+        adv = adv / (r.std(dim=1, unbiased=False, keepdim=True) + eps)
+    return adv.view(-1)
+
+
+def build_batch(prompts, completions, sampled, pad_id):
+    """Rows of prompt + completion -> (inputs, targets), both (B, T) long, for one forward pass.
+
+    targets[b, t] is the token at position t + 1 of row b when the model sampled it (sampled[b][j] == 1 for
+    completion token j), else -1: prompt tokens, the tool's forced tokens and padding are never trained on.
+    """
+    seqs = [list(p) + list(c) for p, c in zip(prompts, completions)]
+    weights = [[0] * len(p) + list(s) for p, s in zip(prompts, sampled)]
+    T = max(len(s) for s in seqs) - 1
+    inputs = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    targets = torch.full((len(seqs), T), -1, dtype=torch.long)
+    for b, (seq, w) in enumerate(zip(seqs, weights)):
+        n = len(seq) - 1
+        inputs[b, :n] = torch.tensor(seq[:-1])
+        targets[b, :n] = torch.tensor([tok if keep else -1 for tok, keep in zip(seq[1:], w[1:])])
+    return inputs, targets
+
+
+def policy_gradient_loss(logprobs, targets, advantages, num_tokens):
+    """-(sum of advantage * log p(token) over the sampled tokens) / num_tokens.
+
+    logprobs (B, T): log-probability of each target (any value where targets == -1, it is masked out);
+    advantages (B,): one per row; num_tokens: what to normalise by, the number of sampled tokens of the
+    whole step (so splitting a step into micro-batches does not change its gradient). Minimising it raises
+    the log-probability of tokens with a positive advantage and lowers it for a negative one.
+    """
+    mask = (targets >= 0).to(logprobs.dtype)
+    return -(advantages[:, None].to(logprobs.dtype) * logprobs * mask).sum() / num_tokens
+
+
+def pass_at_k(n, c, k):
+    """Unbiased pass@k from n samples with c correct: 1 - C(n-c, k) / C(n, k) (Chen et al. 2021)."""
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+# -----------------------------------------------------------------------------
+# Sampling and evaluation
+
+def sample_completions(engine, prompts, params, num_samples):
+    """(tokens, sampled) per row, rows prompt-major. Unlike Engine.generate_batch, a final stop token is kept:
+    sampled[i][j] is 1 where the model chose token j, 0 where the calculator forced it."""
+    tokens, sampled = None, None
+    for outputs in engine.generate(prompts, params, num_samples):
+        if tokens is None:
+            tokens, sampled = [[] for _ in outputs], [[] for _ in outputs]
+        for i, out in enumerate(outputs):
+            if out is not None:
+                tokens[i].append(out.token)
+                sampled[i].append(0 if out.forced else 1)
+    return tokens, sampled
+
+
+def completion_text(tokenizer, tokens, stop_ids):
+    """The text the task scores: the completion without its final stop token."""
+    return tokenizer.decode(tokens[:-1] if tokens and tokens[-1] in stop_ids else tokens)
+
+
+def all_reduce_sum(values, device):
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+@torch.no_grad()
+def evaluate_pass_at_k(engine, tokenizer, task, num_examples, k, params, seed, compute):
+    """{1: pass@1, ..., k: pass@k} over the first num_examples problems of `task`, each rank its share.
+    Sampling seeds depend on the problem only, so every evaluation of a run sees the same random draws."""
+    stop_ids = engine.always_stop
+    indices = list(range(compute.rank, min(num_examples, len(task)), compute.world_size))
+    sums = [0.0] * (k + 1)  # [problems, sum of pass@1, ..., sum of pass@k]
+    if indices:
+        conversations = [task[i] for i in indices]
+        prompts = [tokenizer.render_for_completion(c) for c in conversations]
+        row_params = [replace(params, seed=sample_seed(seed, "eval", i)) for i in indices]
+        with compute.autocast():
+            tokens, _ = sample_completions(engine, prompts, row_params, k)
+        for p, conversation in enumerate(conversations):
+            c = int(sum(task.evaluate(conversation, completion_text(tokenizer, t, stop_ids))
+                        for t in tokens[p * k:(p + 1) * k]))
+            sums[0] += 1
+            for j in range(1, k + 1):
+                sums[j] += pass_at_k(k, c, j)
+    sums = all_reduce_sum(sums, compute.device)
+    return {j: sums[j] / sums[0] for j in range(1, k + 1)}
+
+
+# -----------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Reinforcement learning on math problems (GSM8K or synthetic)")
+    p.add_argument("--source", default="sft", choices=("sft", "mid"), help="stage whose checkpoint to start from")
+    p.add_argument("--model-tag", default="", help="checkpoint tag to start from (default: the newest); "
+                   "the RL checkpoints go to chatrl_checkpoints/<the same tag>")
+    p.add_argument("--step", type=int, default=-1, help="checkpoint step to start from (-1: newest)")
+    p.add_argument("--task", default="gsm8k", choices=TASKS, help="math problems to train and evaluate on")
+    p.add_argument("--num-epochs", type=float, default=1.0, help="passes over the training problems")
+    p.add_argument("--num-steps", type=int, default=-1, help="optimizer steps (-1: from --num-epochs)")
+    p.add_argument("--examples-per-step", type=int, default=16, help="problems per step, over all ranks")
+    p.add_argument("--num-samples", type=int, default=16, help="completions sampled per problem (the group)")
+    p.add_argument("--device-batch-size", type=int, default=8, help="rows per forward pass, sampling and training")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="most tokens per completion")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (training and eval)")
+    p.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (0: all)")
+    p.add_argument("--std-normalize", action="store_true", help="divide advantages by the group's std (GRPO)")
+    p.add_argument("--matrix-lr", type=float, default=0.02, help="Muon learning rate (before --init-lr-frac)")
+    p.add_argument("--embedding-lr", type=float, default=0.2, help="AdamW lr of the embedding (at width 768)")
+    p.add_argument("--unembedding-lr", type=float, default=0.004, help="AdamW lr of lm_head (at width 768)")
+    p.add_argument("--init-lr-frac", type=float, default=0.05, help="starting lr as a fraction of the lrs above; "
+                   "it then decays linearly to 0")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="Muon weight decay")
+    p.add_argument("--eval-every", type=int, default=60, help="pass@k every N steps (and at the start and end)")
+    p.add_argument("--eval-examples", type=int, default=400, help="test problems per pass@k evaluation")
+    p.add_argument("--eval-samples", type=int, default=8, help="k: samples per test problem")
+    p.add_argument("--save-every", type=int, default=60, help="checkpoint every N steps (and always at the end)")
+    p.add_argument("--keep-last", type=int, default=2, help="checkpoints to keep")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete RL checkpoint")
+    p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
+    p.add_argument("--run", default="", help="wandb run name (empty: no wandb)")
+    p.add_argument("--seed", type=int, default=42, help="seeds the order of the problems and every sample")
+    args = p.parse_args(argv)
+    for name in ("examples_per_step", "num_samples", "device_batch_size", "max_new_tokens", "eval_every",
+                 "eval_examples", "eval_samples", "save_every"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.temperature < 0 or args.top_k < 0:
+        p.error(f"--temperature and --top-k must be >= 0, got {args.temperature} and {args.top_k}")
+    return args
+
+
+def train(args):
+    compute = compute_init(args.device_type, seed=args.seed)
+    if args.examples_per_step % compute.world_size:
+        raise ValueError(f"--examples-per-step={args.examples_per_step} must be a multiple of the "
+                         f"{compute.world_size} processes (each rank takes an equal share)")
+    base_dir = get_base_dir()
+    model, tokenizer, source_meta = load_model(args.source, compute.device, args.model_tag or None,
+                                               None if args.step < 0 else args.step, base_dir)
+    train_task, test_task = load_tasks(args.task, args.eval_examples)
+    model_tag = os.path.basename(source_meta["checkpoint_dir"])
+    ckpt_dir = os.path.join(base_dir, "chatrl_checkpoints", model_tag)
+    num_steps = args.num_steps if args.num_steps > 0 else \
+        max(1, int(args.num_epochs * len(train_task)) // args.examples_per_step)
+    per_rank = args.examples_per_step // compute.world_size
+    resolved = {**vars(args), "num_steps": num_steps, "world_size": compute.world_size, "model_tag": model_tag,
+                "source_checkpoint": source_meta["checkpoint_dir"], "source_step": source_meta["step"],
+                "train_task": train_task.name, "test_task": test_task.name}
+    print0(f"model: {source_meta['model_config']} from {source_meta['checkpoint_dir']} step {source_meta['step']}")
+    print0(f"task: {train_task.name} ({len(train_task):,} problems) -> eval on {test_task.name}")
+    print0(f"step: {args.examples_per_step} problems ({per_rank} per rank x {compute.world_size} processes) x "
+           f"{args.num_samples} samples; {num_steps:,} steps")
+
+    frac = args.init_lr_frac
+    optimizer = build_optimizer(model, args.matrix_lr * frac, args.embedding_lr * frac, args.unembedding_lr * frac,
+                                weight_decay=args.weight_decay)
+    engine = Engine(model, tokenizer, max_batch_size=args.device_batch_size)
+    params = SamplingParams(temperature=args.temperature, top_k=args.top_k or None, max_tokens=args.max_new_tokens)
+    pad_id = tokenizer.encode_special("<|assistant_end|>")
+
+    # ---- resume
+    step, evals, train_time, reward_ema = 0, {}, 0.0, None
+    if args.resume and complete_steps(ckpt_dir):
+        model_state, rank_state, meta = load_checkpoint(ckpt_dir, rank=compute.rank, device=compute.device,
+                                                        log=print0)
+        if meta.get("final"):
+            print0(f"{ckpt_dir} already holds the final checkpoint (step {meta['step']}); nothing to do")
+            print0(f"pass@1: {meta['pass@1']:.6f}")
+            return meta
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(rank_state["optimizer"])
+        set_rng_state(rank_state["rng"])
+        step, evals, train_time, reward_ema = meta["step"], meta["evals"], meta["train_time"], meta["reward_ema"]
+        print0(f"resumed from step {step} of {ckpt_dir}")
+        del model_state, rank_state
+    elif args.resume:
+        print0(f"--resume: no checkpoint in {ckpt_dir} yet, starting from the {args.source} model")
+
+    logger = RunLogger(args.run, "nanochat-rl", resolved, enabled=compute.master)
+    stop = StopSignal()
+    stop_ids = engine.always_stop
+
+    def save(final=False):
+        meta = {"model_config": source_meta["model_config"], "train_config": resolved, "step": step,
+                "evals": evals, "pass@1": evals[max(evals, key=int)]["1"], "train_time": train_time,
+                "reward_ema": reward_ema, "final": final}
+        save_checkpoint(ckpt_dir, step, model.state_dict(), {"optimizer": optimizer.state_dict(), "rng": rng_state()},
+                        meta, compute.rank, args.keep_last)
+        print0(f"saved checkpoint step {step} to {ckpt_dir}")
+
+    while True:
+        last = step >= num_steps
+        if step % args.eval_every == 0 or last:
+            model.eval()
+            result = evaluate_pass_at_k(engine, tokenizer, test_task, args.eval_examples, args.eval_samples,
+                                        params, args.seed, compute)
+            evals[str(step)] = {str(j): v for j, v in result.items()}  # str keys: the meta is JSON
+            print0(f"step {step:05d} | " + " | ".join(f"pass@{j} {v:.4f}" for j, v in result.items()))
+            logger.log({f"eval/pass@{j}": v for j, v in result.items()}, step=step)
+        if last:
+            break
+
+        # ---- sample: this rank's problems, num_samples completions each
+        compute.synchronize()
+        t0 = time.time()
+        model.eval()
+        indices = example_indices(step, compute.rank, compute.world_size, args.examples_per_step, len(train_task),
+                                  args.seed)
+        conversations = [train_task[i] for i in indices]
+        prompts = [tokenizer.render_for_completion(c) for c in conversations]
+        row_params = [replace(params, seed=sample_seed(args.seed, "train", step, i))
+                      for i in indices]
+        with compute.autocast():
+            tokens, sampled = sample_completions(engine, prompts, row_params, args.num_samples)
+        G = args.num_samples
+        rewards = torch.tensor([train_task.evaluate(conversations[r // G], completion_text(tokenizer, t, stop_ids))
+                                for r, t in enumerate(tokens)], dtype=torch.float32)
+        adv = advantages(rewards, G, args.std_normalize).to(compute.device)
+        row_prompts = [prompts[r // G] for r in range(len(tokens))]
+
+        # ---- one policy-gradient step, in micro-batches of device_batch_size rows
+        model.train()
+        reward_sum, num_rows, num_tokens = all_reduce_sum([rewards.sum().item(), len(tokens),
+                                                           sum(map(sum, sampled))], compute.device)
+        # The optimizer AVERAGES gradients over ranks, so each rank normalises by its share of the tokens:
+        # the mean over ranks of (local sum / (N / W)) is (total sum / N), the per-token loss of the whole step.
+        norm = max(num_tokens, 1) / compute.world_size
+        lrm = 1.0 - step / num_steps  # linear decay to 0 over the run
+        set_schedule(optimizer, lrm)
+        B = args.device_batch_size
+        for b0 in range(0, len(tokens), B):
+            inputs, targets = build_batch(row_prompts[b0:b0 + B], tokens[b0:b0 + B], sampled[b0:b0 + B], pad_id)
+            inputs, targets = inputs.to(compute.device), targets.to(compute.device)
+            with compute.autocast():
+                nll = model(inputs, targets, loss_reduction="none")  # (B*T,), 0 where targets == -1
+            loss = policy_gradient_loss(-nll.view(targets.shape), targets, adv[b0:b0 + B], norm)
+            loss.backward()
+        optimizer.step()
+        model.zero_grad(set_to_none=True)
+        compute.synchronize()
+        dt = time.time() - t0
+        step += 1
+        train_time += dt
+        mean_reward = reward_sum / num_rows
+        reward_ema = mean_reward if reward_ema is None else 0.9 * reward_ema + 0.1 * mean_reward
+        print0(f"step {step:05d}/{num_steps} | reward {mean_reward:.4f} (smooth {reward_ema:.4f}) | "
+               f"sampled tokens/row {num_tokens / num_rows:.1f} | lrm {lrm:.3f} | "
+               f"{1000 * dt:.0f} ms")
+        logger.log({"train/reward": mean_reward, "train/sampled_tokens": num_tokens / num_rows, "train/dt": dt},
+                   step=step)
+
+        if stop.should_stop(compute.device):
+            save()
+            print0(f"stopped by {stop.received or 'a signal on another rank'} at step {step}; "
+                   "rerun with --resume to continue")
+            logger.finish()
+            compute_cleanup()
+            sys.exit(143)
+        if step % args.save_every == 0 and step < num_steps:
+            save()
+
+    save(final=True)
+    stop.restore()
+    first, final = evals[min(evals, key=int)], evals[str(step)]
+    k = args.eval_samples
+    get_report(base_dir).log("Chat RL", [resolved, {
+        "steps": step, "eval_examples": min(args.eval_examples, len(test_task)),
+        "pass@1_start": first["1"], "pass@1": final["1"], f"pass@{k}_start": first[str(k)], f"pass@{k}": final[str(k)],
+        "train_time_min": round(train_time / 60, 2),
+    }])
+    logger.finish()
+    print0(f"pass@1: {final['1']:.6f}")
+    return {"pass@1": final["1"], "step": step}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        train(args)
+    except (FileNotFoundError, DatasetUnavailableError) as e:  # the message says what to run or fetch first
+        sys.exit(f"chat_rl: {e}")
+    finally:
+        compute_cleanup()
+
+
+if __name__ == "__main__":
+    main()
