@@ -19,7 +19,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 source scripts/setup_env.sh
 export NANOCHAT_BASE_DIR="${NANOCHAT_BASE_DIR:-$HOME/.cache/nanochat}"
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 mkdir -p "$NANOCHAT_BASE_DIR/speedrun/logs"
 
 # ---------------------------------------------------------------- profile
@@ -39,12 +38,13 @@ echo "speedrun: profile '$profile' ($why); artifacts in $NANOCHAT_BASE_DIR"
 
 if [ "$profile" = full ]; then
     # Sizes for one 8xH100 node. Time and cost are ESTIMATES until measured on real hardware:
-    # depth 24 (~1.4B params incl. embeddings), Chinchilla-style ~20 tokens/param (~11B tokens,
-    # 240 shards), base training roughly 3-4 hours, post-training and evals under an hour,
-    # so ~4-5 hours x 8 GPUs x ~$3/GPU-hour ~= $100-120.
+    # depth 24 = 881M parameters (780M without the input embedding), so the Chinchilla horizon of
+    # 20 tokens per parameter is ~15.6B tokens; a FineWeb-Edu shard holds ~55M tokens at this
+    # vocabulary, so 300 shards (~30 GB) cover it in one epoch. Base training roughly 3-4 hours,
+    # post-training and evals under an hour: ~4-5 h x 8 GPUs x ~$3/GPU-hour ~= $100-120.
     DEPTH="${DEPTH:-24}"
     NPROC="${NPROC:-$gpus}"
-    VOCAB=65536; TOK_CHARS=2000000000; NUM_SHARDS=240
+    VOCAB=65536; TOK_CHARS=2000000000; NUM_SHARDS=300
     SEQ=2048; DEVICE_BATCH="${DEVICE_BATCH:-32}"   # lowered automatically on GPUs with less memory
     BASE_ARGS=""
     BASE_EVAL_ARGS=""
@@ -65,7 +65,7 @@ else
     if [ "$smoke" = 1 ]; then
         VOCAB=1024; TOK_CHARS=2000000; base_steps=12; mid_steps=6; sft_steps=6; rl_steps=2; problems=8; save_every=4
     else
-        base_steps=300; mid_steps=80; sft_steps=120; rl_steps=30; problems=100; save_every=25
+        base_steps=300; mid_steps=80; sft_steps=120; rl_steps=20; problems=100; save_every=25
     fi
     BASE_ARGS="--aspect-ratio=64 --head-dim=64 --total-batch-size=4096 --num-iterations=${TINY_BASE_STEPS:-$base_steps} \
 --eval-every=100 --eval-tokens=65536 --sample-every=$base_steps --save-every=$save_every"
@@ -76,8 +76,8 @@ else
     SFT_ARGS="--mixture=synthetic --synthetic-size=2000 --init-lr-frac=0.2 --device-batch-size=8 \
 --examples-per-step=16 --num-iterations=$sft_steps --eval-every=40 --eval-examples=64 --eval-every-chatcore=-1 \
 --save-every=20"
-    RL_ARGS="--task=synthetic --num-steps=$rl_steps --examples-per-step=4 --num-samples=8 --device-batch-size=8 \
---max-new-tokens=64 --eval-every=10 --eval-examples=40 --eval-samples=1 --save-every=5"
+    RL_ARGS="--task=synthetic --num-steps=$rl_steps --examples-per-step=8 --num-samples=8 --device-batch-size=32 \
+--max-new-tokens=128 --eval-every=$rl_steps --eval-examples=64 --eval-samples=4 --init-lr-frac=0.2 --save-every=5"
     CHAT_TASKS="SyntheticMathChoice,SyntheticMath,SpellingBee"
     RL_EVAL_TASKS="SyntheticMath"
     EVAL_ARGS="--max-problems=$problems --max-new-tokens=64"
@@ -105,10 +105,12 @@ stage() {
     echo "== $name: done in $((SECONDS - t0))s"
 }
 
-# torchrun when more than one process is asked for, plain python otherwise
+# torchrun when more than one process is asked for, plain python otherwise. Several processes on one
+# machine would fight over cores with torch's default thread count, so each then gets one thread
+# (GPU runs do not care); a single process keeps torch's default and uses every core.
 launch() {
     if [ "$NPROC" -gt 1 ]; then
-        torchrun --standalone --nproc_per_node="$NPROC" -m "$1" -- "${@:2}"
+        OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" torchrun --standalone --nproc_per_node="$NPROC" -m "$1" -- "${@:2}"
     else
         "$NANOCHAT_PY" -m "$@"
     fi

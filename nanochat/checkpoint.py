@@ -4,7 +4,7 @@ a checkpoint that looks complete but is not.
 
 Layout of one checkpoint at step S in a checkpoint directory:
     model_S.pt            model weights (rank 0)
-    rank_S_rank<r>.pt     per-rank state: this rank's optimizer shard, data-loader position, RNG
+    optim_S_rank<r>.pt    per-rank state: this rank's optimizer shard, data-loader position, RNG
     meta_S.json           config, metrics, world size (rank 0, written LAST: it marks the step complete)
 
 Each file is written to a temp file and renamed. Every rank writes its own file, all ranks meet at a
@@ -29,7 +29,7 @@ STEP_WIDTH = 6
 
 def _paths(ckpt_dir, step, rank):
     s = f"{step:0{STEP_WIDTH}d}"
-    return (os.path.join(ckpt_dir, f"model_{s}.pt"), os.path.join(ckpt_dir, f"rank_{s}_rank{rank}.pt"),
+    return (os.path.join(ckpt_dir, f"model_{s}.pt"), os.path.join(ckpt_dir, f"optim_{s}_rank{rank}.pt"),
             os.path.join(ckpt_dir, f"meta_{s}.json"))
 
 

@@ -4,7 +4,7 @@ scored by comparing the model's losses on candidate continuations.
 
 The pieces, in the order they run:
 1. `download_eval_bundle` fetches and unpacks the eval bundle (core.yaml, eval_meta_data.csv,
-   eval_data/*.jsonl; layout in FORMATS.md) once per base directory, safely when ranks race.
+   eval_data/*.jsonl; layout in docs/DATA_FORMATS.md) once per base directory, safely when ranks race.
 2. `load_core_tasks` reads it into (task_meta, examples) pairs and rejects malformed input early.
 3. `render_candidates` turns one example into (prefix, full) text pairs, one per candidate answer,
    with `num_fewshot` solved examples in front; `tokenize_candidates` turns those into token rows.

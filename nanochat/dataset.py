@@ -1,7 +1,7 @@
 """
 Pretraining data on disk: parquet shards under $NANOCHAT_BASE_DIR/base_data.
 
-Each shard has one string column `text`, one document per row (see docs in ../shared/FORMATS.md).
+Each shard has one string column `text`, one document per row (see docs/DATA_FORMATS.md).
 Shards sort by name and the LAST one is the validation shard; everything before it is training data.
 This module downloads the real shards from the Hugging Face hub (in parallel, with retries and a
 check of every file) and iterates documents; the embedded offline corpus is written in the same

@@ -309,8 +309,8 @@ class GPT(nn.Module):
     def forward(self, idx, targets=None, kv_cache=None, loss_reduction="mean"):
         """idx (B, T) long -> logits (B, T, vocab) fp32, or the loss when targets (B, T) are given.
 
-        targets == -1 marks positions not trained on; loss_reduction "mean" averages over the rest,
-        "none" returns one loss per position, shape (B*T,), 0 at ignored positions.
+        targets == -1 marks positions not trained on; loss_reduction "mean" averages over the rest, "sum"
+        adds them up, "none" returns one loss per position, shape (B*T,), 0 at ignored positions.
         With kv_cache, the tokens are appended to each row of the cache and lengths grow by T.
         """
         if idx.dim() != 2 or idx.dtype != torch.long:

@@ -63,7 +63,7 @@ class Tokenizer:
     @classmethod
     def train_from_iterator(cls, texts, vocab_size, pattern=SPLIT_PATTERN):
         """Train BPE on an iterable of strings. `vocab_size` counts the special tokens too."""
-        import rustbpe  # the only import of the Rust extension in the project
+        import rustbpe  # the only import of the Rust extension in the library (tests and the bench use it directly)
         n_special = len(SPECIAL_TOKENS)
         if vocab_size < 256 + n_special:
             raise ValueError(f"vocab_size={vocab_size} is too small: it must be at least "

@@ -51,7 +51,7 @@ SAMPLE_PROMPTS = ["The capital of France is", "Once upon a time,", "If I have 3 
 
 
 # -----------------------------------------------------------------------------
-# Hyperparameters derived from the model size: small pure functions (tests/test_base_train.py)
+# Hyperparameters derived from the model size: small pure functions (tests/test_training.py)
 
 def chinchilla_tokens(num_params, ratio=20):
     """Training tokens for a compute-optimal run: ~20 tokens per parameter (Hoffmann et al. 2022)."""

@@ -114,8 +114,8 @@ def test_two_processes(base_dir):
     check_ok(proc)
     assert "x 2 processes" in proc.stdout and "val_bpb: " in proc.stdout
     ckpt = base_dir / "base_checkpoints" / "ddp2"
-    assert sorted(f for f in os.listdir(ckpt) if f.startswith("rank_")) == \
-        ["rank_000004_rank0.pt", "rank_000004_rank1.pt"]
+    assert sorted(f for f in os.listdir(ckpt) if f.startswith("optim_")) == \
+        ["optim_000004_rank0.pt", "optim_000004_rank1.pt"]
 
 
 @pytest.mark.slow

@@ -49,7 +49,7 @@ def test_keep_last_prunes_old_steps(tmp_path):
     assert complete_steps(str(tmp_path)) == [4, 3]
     assert sorted(os.listdir(tmp_path)) == sorted(
         f"{kind}_{s:06d}{suffix}" for s in (3, 4)
-        for kind, suffix in (("model", ".pt"), ("meta", ".json"), ("rank", "_rank0.pt")))
+        for kind, suffix in (("model", ".pt"), ("meta", ".json"), ("optim", "_rank0.pt")))
 
 
 def test_world_size_mismatch(tmp_path):

