@@ -14,6 +14,9 @@
 # Re-running after an interruption skips finished stages (each leaves a marker in
 # $NANOCHAT_BASE_DIR/speedrun/) and resumes the interrupted one from its checkpoint. A failing
 # stage stops the run and names the stage and its log file.
+# The script body is one { ... } block: bash reads all of it before running any of it, so editing this
+# file while a run is in progress cannot change what that run does.
+{
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -65,7 +68,7 @@ else
     if [ "$smoke" = 1 ]; then
         VOCAB=1024; TOK_CHARS=2000000; base_steps=12; mid_steps=6; sft_steps=6; rl_steps=2; problems=8; save_every=4
     else
-        base_steps=300; mid_steps=80; sft_steps=120; rl_steps=20; problems=100; save_every=25
+        base_steps=250; mid_steps=80; sft_steps=120; rl_steps=20; problems=100; save_every=25
     fi
     BASE_ARGS="--aspect-ratio=64 --head-dim=64 --total-batch-size=4096 --num-iterations=${TINY_BASE_STEPS:-$base_steps} \
 --eval-every=100 --eval-tokens=65536 --sample-every=$base_steps --save-every=$save_every"
@@ -169,3 +172,5 @@ speedrun: finished ($profile profile, $((total / 60)) min of stage time). Artifa
   chat (web):    $NANOCHAT_PY -m scripts.chat_web --source rl   then open http://127.0.0.1:8000
   chat (term):   $NANOCHAT_PY -m scripts.chat_cli --source rl
 MSG
+exit 0
+}

@@ -30,7 +30,7 @@ from nanochat.dataloader import PackedLoader
 from nanochat.dataset import data_dir, split_shards
 from nanochat.gpt import GPT, config_from_depth
 from nanochat.loss_eval import evaluate_bpb
-from nanochat.report import get_report
+from nanochat.report import Curves, get_report
 from nanochat.tokenizer import get_token_bytes, get_tokenizer
 from nanochat.training import (
     RunLogger,
@@ -204,8 +204,8 @@ def train(args):
         del model_state, rank_state
     elif args.resume:
         print0(f"--resume: no checkpoint in {ckpt_dir} yet, starting from scratch")
-    report, start_step = get_report(base_dir), step
-    curves = {"train loss": {}, "val bpb": {}}  # {step: value} seen by this process, for the report's plots
+    report = get_report(base_dir)
+    curves = Curves(report, "Base model training", start_step=step)   # for the report card's plots
 
     use_compile = args.compile == 1 or (args.compile == -1 and compute.device_type == "cuda")
     fwd = torch.compile(model, dynamic=False) if use_compile else model
@@ -222,8 +222,7 @@ def train(args):
         meta = {"model_config": asdict(config), "train_config": resolved, "step": step, "val_bpb": val_bpb,
                 "smooth_loss": smooth_loss, "train_time": train_time, "final": final}
         rank_state = {"optimizer": optimizer.state_dict(), "loader": loader.state_dict(), "rng": rng_state()}
-        for name, points in curves.items():  # before the checkpoint, so resuming from it never leaves a gap
-            report.log_curve("Base model training", name, list(points), list(points.values()), start_step)
+        curves.write()   # before the checkpoint, so resuming from it never leaves a gap
         save_checkpoint(ckpt_dir, step, model.state_dict(), rank_state, meta, compute.rank, args.keep_last)
         print0(f"saved checkpoint step {step} to {ckpt_dir}")
 
@@ -236,7 +235,7 @@ def train(args):
             val_bpb = evaluate_bpb(fwd, val_loader, eval_steps, token_bytes, compute.autocast)
             model.train()
             print0(f"step {step:05d} | val bpb {val_bpb:.4f}")
-            curves["val bpb"][step] = val_bpb
+            curves.add("val bpb", step, val_bpb)
             logger.log({"val/bpb": val_bpb}, step=step)
         if compute.master and args.sample_every > 0 and (step % args.sample_every == 0 or last) and step > 0:
             model.eval()
@@ -268,7 +267,7 @@ def train(args):
         step += 1
         train_time += dt
         smooth_loss = train_loss if step == 1 else 0.9 * smooth_loss + 0.1 * train_loss
-        curves["train loss"][step] = train_loss
+        curves.add("train loss", step, train_loss)
         tok_per_s = total_batch / dt
         mfu = f"{100 * flops_per_token * tok_per_s / (peak * compute.world_size):.1f}%" if peak else "n/a"
         remaining = (1 - progress()) * train_time / max(progress(), 1e-9)

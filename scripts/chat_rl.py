@@ -47,7 +47,7 @@ import torch.distributed as dist
 from nanochat.checkpoint import complete_steps, load_checkpoint, load_model, rng_state, save_checkpoint, set_rng_state
 from nanochat.common import compute_cleanup, compute_init, get_base_dir, print0
 from nanochat.engine import Engine, SamplingParams
-from nanochat.report import get_report
+from nanochat.report import Curves, get_report
 from nanochat.training import RunLogger, StopSignal, build_optimizer, set_schedule
 from tasks.common import DatasetUnavailableError
 
@@ -283,6 +283,7 @@ def train(args):
         print0(f"--resume: no checkpoint in {ckpt_dir} yet, starting from the {args.source} model")
 
     logger = RunLogger(args.run, "nanochat-rl", resolved, enabled=compute.master)
+    curves = Curves(get_report(base_dir), "Chat RL", start_step=step)   # for the report card's plots
     stop = StopSignal()
     stop_ids = engine.always_stop
 
@@ -290,6 +291,7 @@ def train(args):
         meta = {"model_config": source_meta["model_config"], "train_config": resolved, "step": step,
                 "evals": evals, "pass@1": evals[max(evals, key=int)]["1"], "train_time": train_time,
                 "reward_ema": reward_ema, "final": final}
+        curves.write()
         save_checkpoint(ckpt_dir, step, model.state_dict(), {"optimizer": optimizer.state_dict(), "rng": rng_state()},
                         meta, compute.rank, args.keep_last)
         print0(f"saved checkpoint step {step} to {ckpt_dir}")
@@ -303,6 +305,7 @@ def train(args):
             evals[str(step)] = {str(j): v for j, v in result.items()}  # str keys: the meta is JSON
             print0(f"step {step:05d} | " + " | ".join(f"pass@{j} {v:.4f}" for j, v in result.items()))
             logger.log({f"eval/pass@{j}": v for j, v in result.items()}, step=step)
+            curves.add("eval pass@1", step, result[1])
         if last:
             break
 
@@ -352,6 +355,7 @@ def train(args):
         print0(f"step {step:05d}/{num_steps} | reward {mean_reward:.4f} (smooth {reward_ema:.4f}) | "
                f"sampled tokens/row {num_tokens / num_rows:.1f} | lrm {lrm:.3f} | "
                f"{1000 * dt:.0f} ms")
+        curves.add("train reward", step, mean_reward)
         logger.log({"train/reward": mean_reward, "train/sampled_tokens": num_tokens / num_rows, "train/dt": dt},
                    step=step)
 

@@ -132,7 +132,7 @@ def quick_chatcore(model, tokenizer, tasks, compute, max_problems):
 def train(args):
     compute = compute_init(args.device_type, seed=args.seed)
     base_dir = get_base_dir()
-    ft = Finetune(args, compute, base_dir, "SFT", "chatsft_checkpoints", args.init_lr_frac)
+    ft = Finetune(args, compute, base_dir, "SFT", "chatsft_checkpoints", args.init_lr_frac, "Chat SFT")
     tokenizer, render = ft.tokenizer, ft.tokenizer.render_conversation
     seq_len = args.max_seq_len if args.max_seq_len > 0 else ft.config.sequence_len
     if seq_len > ft.config.sequence_len:

@@ -97,7 +97,7 @@ def mean_tokens(dataset, render, sample=1000):
 def train(args):
     compute = compute_init(args.device_type, seed=args.seed)
     base_dir = get_base_dir()
-    ft = Finetune(args, compute, base_dir, "midtraining", "mid_checkpoints", args.init_lr_frac)
+    ft = Finetune(args, compute, base_dir, "midtraining", "mid_checkpoints", args.init_lr_frac, "Midtraining")
     render = ft.tokenizer.render_conversation
     token_bytes = get_token_bytes(base_dir, device=compute.device)
     seq_len = args.max_seq_len if args.max_seq_len > 0 else ft.config.sequence_len

@@ -26,6 +26,7 @@ from nanochat.checkpoint import (
     set_rng_state,
 )
 from nanochat.common import compute_cleanup, print0
+from nanochat.report import Curves, get_report
 from nanochat.training import RunLogger, StopSignal, build_optimizer, set_schedule
 from tasks.common import TaskMixture
 
@@ -108,8 +109,12 @@ class Finetune:
     every rank once any rank got SIGTERM/SIGINT.
     """
 
-    def __init__(self, args, compute, base_dir, stage, ckpt_subdir, init_lr_frac):
+    # what log() also records as curves for the report card's plots
+    CURVES = {"train/loss": "train loss", "val/bpb": "val bpb", "val/loss": "val loss"}
+
+    def __init__(self, args, compute, base_dir, stage, ckpt_subdir, init_lr_frac, report_section):
         self.args, self.compute, self.stage = args, compute, stage
+        self.curves = Curves(get_report(base_dir), report_section)
         try:
             model, self.tokenizer, meta = load_model(args.source, compute.device, args.model_tag or None,
                                                      args.step, base_dir)
@@ -148,6 +153,7 @@ class Finetune:
             self.optimizer.load_state_dict(rank_state["optimizer"])
             loader.load_state_dict(rank_state["loader"])
             set_rng_state(rank_state["rng"])
+            self.curves.start_step = meta["step"]
             print0(f"resumed from step {meta['step']} of {self.ckpt_dir}")
         return meta
 
@@ -181,11 +187,15 @@ class Finetune:
     def save(self, step, loader, meta, final=False):
         meta = {"model_config": asdict(self.config), **self.source, **meta, "step": step, "final": final}
         rank_state = {"optimizer": self.optimizer.state_dict(), "loader": loader.state_dict(), "rng": rng_state()}
+        self.curves.write()
         save_checkpoint(self.ckpt_dir, step, self.model.state_dict(), rank_state, meta, self.compute.rank,
                         self.args.keep_last)
         print0(f"saved checkpoint step {step} to {self.ckpt_dir}")
 
     def log(self, data, step):
+        for key, name in self.CURVES.items():
+            if key in data:
+                self.curves.add(name, step, data[key])
         if self.logger is not None:
             self.logger.log(data, step=step)
 

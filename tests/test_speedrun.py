@@ -97,8 +97,10 @@ def test_report_card_has_every_section(finished_run):
     for section in SECTIONS:
         assert f"## {section}" in text, f"report.md lacks the section {section!r}"
     assert "| ChatCORE |" in text
-    pngs = glob.glob(str(base_dir / "report" / "*.png"))
-    assert pngs and all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    for slug in ("base-model-training", "midtraining", "chat-sft", "chat-rl"):   # every training stage's curves
+        png = base_dir / "report" / f"{slug}-curves.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
+        assert f"]({slug}-curves.png)" in text
 
 
 def test_web_server_answers_from_the_final_checkpoint(finished_run):
