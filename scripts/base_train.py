@@ -209,6 +209,7 @@ def train(args):
 
     use_compile = args.compile == 1 or (args.compile == -1 and compute.device_type == "cuda")
     fwd = torch.compile(model, dynamic=False) if use_compile else model
+    compiling = use_compile
     logger = RunLogger(args.run, "nanochat-base", resolved, enabled=compute.master)
     stop = StopSignal()
     peak = peak_flops(compute.device_type)
@@ -265,7 +266,10 @@ def train(args):
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} at step {step}; lower the learning rates")
         step += 1
-        train_time += dt
+        if compiling:   # this step was mostly compilation: it counts against neither --time-budget nor the ETA
+            compiling = False
+        else:
+            train_time += dt
         smooth_loss = train_loss if step == 1 else 0.9 * smooth_loss + 0.1 * train_loss
         curves.add("train loss", step, train_loss)
         tok_per_s = total_batch / dt
@@ -296,6 +300,7 @@ def train(args):
         "train_time_min": round(train_time / 60, 2), "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
     }])
     logger.finish()
+    print0(f"peak_memory_mib: {compute.max_memory_allocated() / 2**20:.0f}")   # GPU memory on CUDA, else RSS
     print0(f"val_bpb: {val_bpb:.6f}")
     return {"val_bpb": val_bpb, "step": step}
 
