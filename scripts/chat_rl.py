@@ -55,11 +55,11 @@ SYNTHETIC_TRAIN_SEED, SYNTHETIC_TEST_SEED = 0, 1
 SYNTHETIC_TRAIN_SIZE = 8000  # about GSM8K's 7,473 training problems, so an epoch means the same on both
 
 
-def load_tasks(name, eval_examples):
-    """(train task, test task) for --task."""
+def load_tasks(name, eval_examples, train_path=None, test_path=None):
+    """(train task, test task) for --task; GSM8K from the hub, or from local files in the hub's row format."""
     if name == "gsm8k":
         from tasks.gsm8k import GSM8K
-        return GSM8K("train"), GSM8K("test")
+        return GSM8K("train", data_path=train_path), GSM8K("test", data_path=test_path)
     from tasks.synthetic import SyntheticMath
     return (SyntheticMath(size=SYNTHETIC_TRAIN_SIZE, seed=SYNTHETIC_TRAIN_SEED),
             SyntheticMath(size=max(1, eval_examples), seed=SYNTHETIC_TEST_SEED))
@@ -201,6 +201,9 @@ def parse_args(argv=None):
                    "the RL checkpoints go to chatrl_checkpoints/<the same tag>")
     p.add_argument("--step", type=int, default=-1, help="checkpoint step to start from (-1: newest)")
     p.add_argument("--task", default="gsm8k", choices=TASKS, help="math problems to train and evaluate on")
+    p.add_argument("--train-path", default=None, help="--task=gsm8k offline: the train split as a local .jsonl/.json/"
+                   ".parquet file with the hub's columns (question, answer)")
+    p.add_argument("--test-path", default=None, help="--task=gsm8k offline: the test split, same format")
     p.add_argument("--num-epochs", type=float, default=1.0, help="passes over the training problems")
     p.add_argument("--num-steps", type=int, default=-1, help="optimizer steps (-1: from --num-epochs)")
     p.add_argument("--examples-per-step", type=int, default=16, help="problems per step, over all ranks")
@@ -232,6 +235,8 @@ def parse_args(argv=None):
             p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.temperature < 0 or args.top_k < 0:
         p.error(f"--temperature and --top-k must be >= 0, got {args.temperature} and {args.top_k}")
+    if args.task != "gsm8k" and (args.train_path or args.test_path):
+        p.error(f"--train-path/--test-path are GSM8K files, but --task={args.task}")
     return args
 
 
@@ -243,7 +248,7 @@ def train(args):
     base_dir = get_base_dir()
     model, tokenizer, source_meta = load_model(args.source, compute.device, args.model_tag or None,
                                                None if args.step < 0 else args.step, base_dir)
-    train_task, test_task = load_tasks(args.task, args.eval_examples)
+    train_task, test_task = load_tasks(args.task, args.eval_examples, args.train_path, args.test_path)
     model_tag = os.path.basename(source_meta["checkpoint_dir"])
     ckpt_dir = os.path.join(base_dir, "chatrl_checkpoints", model_tag)
     num_steps = args.num_steps if args.num_steps > 0 else \

@@ -3,6 +3,7 @@ direction of its gradient, the batch built from engine outputs), then end to end
 a short run that checkpoints and reports, SIGTERM + --resume reaching bit-identical weights, two processes,
 bad input, and (slow) a real learning signal on held-out synthetic math problems."""
 
+import json
 import math
 import os
 import re
@@ -270,6 +271,20 @@ def test_two_processes_match_one(base_dir, straight):
         assert torch.allclose(w2[k], one_step[k], atol=1e-5), k
 
 
+def test_gsm8k_from_local_files_in_the_hub_format(base_dir, tmp_path):
+    """The full profile's task offline: GSM8K rows (question; answer with <<calculator>> notes and '#### N')."""
+    def rows(n, offset):
+        return [{"question": f"Tom has {a} apples and buys {a + 2} more. How many apples does he have now?",
+                 "answer": f"He has {a} + {a + 2} = <<{a}+{a + 2}={2 * a + 2}>>{2 * a + 2} apples.\n#### {2 * a + 2}"}
+                for a in range(offset, offset + n)]
+    for name, n, offset in (("train", 8, 1), ("test", 4, 20)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(n, offset)))
+    out = run(base_dir, "--task=gsm8k", f"--train-path={tmp_path / 'train.jsonl'}",
+              f"--test-path={tmp_path / 'test.jsonl'}", *FAST[1:], "--num-steps=1", sft_tag(base_dir, "gsm8k"))
+    assert "GSM8K" in out and sorted(step_rewards(out)) == [1]
+    assert re.fullmatch(r"pass@1: [\d.]+", out.strip().splitlines()[-1])
+
+
 def test_bad_input(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tmp_path))
     with pytest.raises(SystemExit) as e:
@@ -280,6 +295,9 @@ def test_bad_input(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--task=synthetic", "--device-type=cpu"])
     assert "python -m scripts.chat_sft" in str(e.value.code)
+    with pytest.raises(SystemExit) as e:
+        main(["--task=synthetic", "--train-path=problems.jsonl"])
+    assert e.value.code == 2 and "--task=synthetic" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- a real learning signal
