@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 import torch
 
+from nanochat.chat_data import pad_batch
 from nanochat.checkpoint import save_checkpoint
 from nanochat.gpt import GPT, GPTConfig
 from nanochat.synthetic import generate_math_problems
@@ -31,19 +32,6 @@ def train_tokenizer(base_dir, vocab_size=512):
     return tokenizer
 
 
-def sft_batch(tokenizer, conversations, device="cpu"):
-    """(inputs, targets) for next-token training: targets -1 where the template's mask is 0, or padding."""
-    rows = [tokenizer.render_conversation(c, max_tokens=SEQ_LEN + 1) for c in conversations]
-    T = max(len(ids) for ids, _ in rows) - 1
-    x = torch.full((len(rows), T), tokenizer.bos_id, dtype=torch.long)
-    y = torch.full((len(rows), T), -1, dtype=torch.long)
-    for i, (ids, mask) in enumerate(rows):
-        n = len(ids) - 1
-        x[i, :n] = torch.tensor(ids[:-1])
-        y[i, :n] = torch.tensor([t if m else -1 for t, m in zip(ids[1:], mask[1:])])
-    return x.to(device), y.to(device)
-
-
 def make_sft_checkpoint(base_dir, tag="tiny", steps=200, batch_size=16, seed=0, n_layer=2, n_embd=128):
     """Train tokenizer + tiny model on SyntheticMath(seed=0) and save it as an SFT checkpoint. Returns its dir."""
     tokenizer = train_tokenizer(base_dir)
@@ -57,7 +45,8 @@ def make_sft_checkpoint(base_dir, tag="tiny", steps=200, batch_size=16, seed=0, 
     model.train()
     for step in range(steps):
         set_schedule(optimizer, lr_multiplier(step / steps, warmdown_ratio=0.3))
-        x, y = sft_batch(tokenizer, [task[step * batch_size + i] for i in range(batch_size)])
+        rendered = [tokenizer.render_conversation(task[step * batch_size + i]) for i in range(batch_size)]
+        x, y, _ = pad_batch(rendered, SEQ_LEN, tokenizer.bos_id)
         model(x, y).backward()
         optimizer.step()
         model.zero_grad(set_to_none=True)
