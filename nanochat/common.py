@@ -79,6 +79,25 @@ def atomic_torch_save(obj, path):
         torch.save(obj, tmp)
 
 
+@contextmanager
+def file_lock(path):
+    """Holds an exclusive lock on `path` (created if missing) for the `with` block, across processes.
+
+    Used where every rank may try the same one-time job at once (unpacking the eval bundle): one does
+    it, the others wait here and then find it done. It is an advisory flock(2) lock: the kernel drops
+    it when the holder exits, even by SIGKILL, so a crashed run never leaves a stale lock behind.
+    Each call opens its own descriptor, so threads of one process exclude each other as well.
+    """
+    import fcntl
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)   # closing the descriptor releases the lock
+
+
 # -----------------------------------------------------------------------------
 # Compute setup
 

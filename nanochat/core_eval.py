@@ -38,7 +38,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from nanochat.common import atomic_path, get_base_dir
+from nanochat.common import atomic_path, file_lock, get_base_dir
 
 EVAL_BUNDLE_URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
 TASK_TYPES = ("multiple_choice", "schema", "language_modeling")
@@ -113,8 +113,6 @@ def download_eval_bundle(base_dir=None, url=EVAL_BUNDLE_URL):
     (used in place). Safe to call from every rank at once: a file lock lets one process do the work
     while the others wait, and the bundle appears by a single rename, so no one sees half of it.
     """
-    from filelock import FileLock
-
     if os.path.isdir(url):
         missing = _missing_bundle_parts(url)
         if missing:
@@ -123,7 +121,7 @@ def download_eval_bundle(base_dir=None, url=EVAL_BUNDLE_URL):
     base_dir = base_dir or get_base_dir()
     os.makedirs(base_dir, exist_ok=True)
     bundle_dir = os.path.join(base_dir, "eval_bundle")
-    with FileLock(os.path.join(base_dir, "eval_bundle.lock")):
+    with file_lock(os.path.join(base_dir, "eval_bundle.lock")):
         if os.path.exists(bundle_dir):
             missing = _missing_bundle_parts(bundle_dir)
             if missing:

@@ -39,7 +39,7 @@ from nanochat.core_eval import (
 )
 from nanochat.gpt import GPT, GPTConfig
 from nanochat.tokenizer import Tokenizer
-from tests.dist_utils import check_ok, run_torchrun
+from tests.dist_utils import REPO_ROOT, check_ok, run_torchrun
 
 
 @pytest.fixture(scope="module")
@@ -365,19 +365,41 @@ def test_download_from_local_zip_by_racing_threads(tmp_path):
     assert marker.read_text() == "kept"
 
 
-def _download_in_process(args):
-    return download_eval_bundle(*args)
+def _python(code, *args):
+    """A fresh interpreter (not a fork of this threaded pytest process) running `code` with sys.argv[1:] = args."""
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _finish(procs, timeout=120):
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=timeout)
+        assert p.returncode == 0, err[-2000:]
+        outs.append(out)
+    return outs
 
 
 def test_download_by_racing_processes(tmp_path):
-    import multiprocessing as mp
     zip_path = make_zip(tmp_path, top_folder="")   # files at the zip's top level work too
     base = str(tmp_path / "base")
-    with mp.get_context("fork").Pool(3) as pool:
-        dirs = pool.map(_download_in_process, [(base, zip_path)] * 3)
+    code = "import sys; from nanochat.core_eval import download_eval_bundle as d; print(d(*sys.argv[1:]))"
+    dirs = [out.strip() for out in _finish([_python(code, base, zip_path) for _ in range(3)])]
     assert dirs == [os.path.join(base, "eval_bundle")] * 3
     assert len(load_core_tasks(dirs[0])) == 3
     assert sorted(os.listdir(base)) == ["eval_bundle", "eval_bundle.lock"]
+
+
+def test_file_lock_excludes_other_processes(tmp_path):
+    # each holder writes "in", waits, writes "out": under the lock the log never shows two "in"s in a row
+    code = ("import sys, time; from nanochat.common import file_lock\n"
+            "with file_lock(sys.argv[1]):\n"
+            "    open(sys.argv[2], 'a').write('in\\n'); time.sleep(0.2); open(sys.argv[2], 'a').write('out\\n')")
+    log = tmp_path / "log"
+    _finish([_python(code, tmp_path / "x.lock", log) for _ in range(3)])
+    assert log.read_text().split() == ["in", "out"] * 3
 
 
 def test_download_over_http_and_offline_error(tmp_path):
