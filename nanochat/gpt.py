@@ -12,7 +12,6 @@ data, ranks or devices. The caller moves the model to a device, wraps forward in
 (weights stay fp32), syncs gradients (nanochat/optim.py) and samples tokens (the engine).
 """
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -92,26 +91,29 @@ def apply_rotary(x, cos, sin):
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
-@functools.lru_cache(maxsize=1)
-def _flash_attn3():
-    """The flash-attention-3 module if this process can use it (CUDA, compute capability 9.x), else None.
-    Looked up on first use, never at import, and never installed: a missing module just means SDPA."""
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9:
-        return None
-    try:
-        import flash_attn_interface
-    except ImportError:
-        return None
-    return flash_attn_interface
+_FA3 = None   # the flash-attention-3 module once find_flash_attn3() has found it usable, else None
+
+
+def find_flash_attn3():
+    """Looks for flash-attention-3 (CUDA, compute capability 9.x, module installed) and remembers the answer
+    in _FA3. Called when a GPT is built, outside any compiled code (torch.compile would otherwise trace
+    the import); never at import time and never installs anything: a missing module just means SDPA."""
+    global _FA3
+    _FA3 = None
+    if torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9:
+        try:
+            import flash_attn_interface
+            _FA3 = flash_attn_interface
+        except ImportError:
+            pass
+    return _FA3
 
 
 def causal_attention(q, k, v):
     """Training-path attention. q (B, T, H, D), k/v (B, T, Hkv, D) -> (B, T, H, D)."""
-    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
-        fa3 = _flash_attn3()
-        if fa3 is not None:
-            y = fa3.flash_attn_func(q, k, v, causal=True)  # takes (B, T, H, D) and GQA directly
-            return y[0] if isinstance(y, tuple) else y  # some versions also return the log-sum-exp
+    if _FA3 is not None and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
+        y = _FA3.flash_attn_func(q, k, v, causal=True)  # takes (B, T, H, D) and GQA directly
+        return y[0] if isinstance(y, tuple) else y  # some versions also return the log-sum-exp
     y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                        is_causal=True, enable_gqa=k.size(2) != q.size(2))
     return y.transpose(1, 2)
@@ -255,6 +257,7 @@ class GPT(nn.Module):
         self.register_buffer("cos", torch.empty(rotary_len, config.head_dim // 2), persistent=False)
         self.register_buffer("sin", torch.empty(rotary_len, config.head_dim // 2), persistent=False)
         self.init_weights()
+        find_flash_attn3()
 
     @torch.no_grad()
     def init_weights(self):

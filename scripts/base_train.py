@@ -158,6 +158,7 @@ def train(args):
         if fitted != args.device_batch_size:
             print0(f"--device-batch-size {args.device_batch_size} does not fit in GPU memory: using {fitted}")
             args.device_batch_size = fitted
+        torch.cuda.reset_peak_memory_stats()   # peak_memory_mib reports training, not the probes that ran out
     total_batch = args.total_batch_size
     if total_batch <= 0:
         total_batch = optimal_batch_tokens(flops_per_token * target_tokens)
