@@ -500,6 +500,29 @@ def generate_conversations(seed: int, n: int) -> list[dict]:
     return [conversation(_Gen(f"conversation:{seed}:{i}")) for i in range(_int(n, "n", 0))]
 
 
+def identity_conversation(g):
+    """Messages of one conversation about who the assistant is: 1-3 different identity questions, sometimes
+    after a greeting, sometimes asked casually (lower case, no question mark)."""
+    messages = []
+    if g.chance(0.25):
+        user, assistant, _ = _ex_greeting(g)
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    asked = set()
+    for _ in range(g.pick((1, 1, 2, 2, 3))):
+        q, a = g.pick([qa for qa in W.IDENTITY_QA if qa[0] not in asked])
+        asked.add(q)
+        if g.chance(0.3):
+            q = q.lower().rstrip("?.")
+        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    return messages
+
+
+def generate_identity_conversations(seed: int, n: int) -> list[list[dict]]:
+    """n identity conversations as message lists (the identity .jsonl format); i depends only on (seed, i)."""
+    seed = _int(seed, "seed", -2**63)
+    return [identity_conversation(_Gen(f"identity:{seed}:{i}")) for i in range(_int(n, "n", 0))]
+
+
 def generate_math_problems(seed: int, n: int) -> list[dict]:
     """n GSM8K-format problems; problem i depends only on (seed, i)."""
     seed = _int(seed, "seed", -2**63)

@@ -86,7 +86,7 @@ def mixtures(args, base_dir):
                  ("ARC-Challenge train", lambda: ARC("ARC-Challenge", "train")),      # ~1.1K
                  ("GSM8K train", lambda: GSM8K("train")),                             # ~7.5K, calculator calls
                  ("SmolTalk train", lambda: SmolTalk("train", stop=10_000)),          # general chat
-                 *identity_entries(args, base_dir),
+                 *identity_entries(args, base_dir, write_default=True),
                  ("SpellingBee train", lambda: SpellingBee(size=300, seed=2))]
         val = [("SmolTalk test", lambda: SmolTalk("test")),
                ("GSM8K test", lambda: GSM8K("test", stop=420)),

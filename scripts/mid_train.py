@@ -68,7 +68,7 @@ def mixtures(args, base_dir):
         train = [("SmolTalk train", lambda: SmolTalk("train")),                           # ~460K conversations
                  ("MMLU auxiliary_train", lambda: MMLU("auxiliary_train", "train")),     # ~100K multiple choice
                  ("GSM8K train", lambda: GSM8K("train")),                                # ~7.5K, calculator calls
-                 *identity_entries(args, base_dir, copies=2),                             # who am I, seen twice
+                 *identity_entries(args, base_dir, copies=2, write_default=True),        # who am I, seen twice
                  ("SpellingBee train", lambda: SpellingBee(size=80_000, seed=0))]
         val = [("SmolTalk test", lambda: SmolTalk("test")),
                ("MMLU validation", lambda: MMLU("all", "validation")),

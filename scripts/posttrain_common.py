@@ -8,6 +8,7 @@ Not a stage of its own. Batching lives in nanochat/chat_data.py; the pretraining
 scripts/base_train.py is the model this follows (same optimizer, same checkpoint format).
 """
 
+import json
 import math
 import os
 import sys
@@ -25,7 +26,7 @@ from nanochat.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from nanochat.common import compute_cleanup, print0
+from nanochat.common import atomic_write_text, compute_cleanup, print0
 from nanochat.report import Curves, get_report
 from nanochat.training import RunLogger, StopSignal, build_optimizer, set_schedule
 from tasks.common import TaskMixture
@@ -45,7 +46,8 @@ def add_common_args(p, source_default):
     p.add_argument("--mixture", default="full", choices=("full", "synthetic"),
                    help="full: the real datasets from the hub; synthetic: the embedded generator (offline)")
     p.add_argument("--identity-path", default="", help="identity conversations .jsonl (CustomJSON format); "
-                   "default: $NANOCHAT_BASE_DIR/identity_conversations.jsonl when it exists")
+                   "default: $NANOCHAT_BASE_DIR/identity_conversations.jsonl (written with the default persona by "
+                   "the full mixtures when missing)")
     p.add_argument("--synthetic-size", type=int, default=5000, help="examples per synthetic task")
     p.add_argument("--device-batch-size", type=int, default=32, help="rows per micro-batch per process")
     p.add_argument("--num-iterations", type=int, default=-1, help="optimizer steps (-1: one pass over the data)")
@@ -72,13 +74,29 @@ def check_positive(p, args, names):
 # -----------------------------------------------------------------------------
 # Mixtures
 
-def identity_entries(args, base_dir, copies=1):
-    """The identity-conversations task, `copies` times (oversampling), or none when no file is known."""
+IDENTITY_DEFAULT_SIZE = 1000
+
+
+def identity_entries(args, base_dir, copies=1, write_default=False):
+    """The identity-conversations task, `copies` times (oversampling).
+
+    The file is --identity-path, else $NANOCHAT_BASE_DIR/identity_conversations.jsonl. When that is missing:
+    with `write_default` (the full mixtures, whose hub datasets never say who the model is) nanochat's
+    default persona is generated there, to be edited and re-run by anyone who wants another; without it
+    (the synthetic mixtures, whose chats already hold identity questions) there is no identity task.
+    """
+    from nanochat.synthetic import generate_identity_conversations
     from tasks.customjson import CustomJSON
     path = args.identity_path or os.path.join(base_dir, "identity_conversations.jsonl")
     if not args.identity_path and not os.path.exists(path):
-        print0(f"note: no identity conversations at {path}; training without them (pass --identity-path)")
-        return []
+        if not write_default:
+            print0(f"note: no identity conversations at {path}; the synthetic chats cover identity")
+            return []
+        rows = generate_identity_conversations(seed=0, n=IDENTITY_DEFAULT_SIZE)
+        # every rank may get here at once: each writes the same bytes and renames, so any order is fine
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        print0(f"wrote {len(rows)} identity conversations (the default persona) to {path}; "
+               "edit it to change who the model says it is")
     return [(f"identity conversations {path}", lambda: CustomJSON(path))] * copies
 
 

@@ -152,3 +152,25 @@ def test_two_processes_train_like_one(base_dir):
     for k in single:   # the two runs agree to float rounding, far below how far the weights moved
         moved, diff = (single[k] - start[k]).abs().max().item(), (single[k] - two[k]).abs().max().item()
         assert moved > 0 and diff < moved / 100, (k, diff, moved)
+
+
+def test_identity_file_defaults(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from nanochat.synthetic import generate_identity_conversations
+    from scripts.posttrain_common import IDENTITY_DEFAULT_SIZE, identity_entries
+    from tasks.customjson import CustomJSON
+    args = SimpleNamespace(identity_path="")
+    path = tmp_path / "identity_conversations.jsonl"
+    assert identity_entries(args, str(tmp_path)) == [] and not path.exists()   # synthetic mixtures: none
+    entries = identity_entries(args, str(tmp_path), copies=2, write_default=True)
+    assert "edit it to change who the model says it is" in capsys.readouterr().out
+    assert len(entries) == 2 and entries[0][0] == f"identity conversations {path}"
+    task = entries[0][1]()
+    assert isinstance(task, CustomJSON) and len(task) == IDENTITY_DEFAULT_SIZE
+    assert [task[i]["messages"] for i in range(len(task))] == generate_identity_conversations(0, IDENTITY_DEFAULT_SIZE)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]                  # written atomically: no temp left
+    # an edited persona is what later runs train on: never overwritten
+    path.write_text(json.dumps([{"role": "user", "content": "Who are you?"},
+                                {"role": "assistant", "content": "I am Ada."}]) + "\n")
+    assert len(identity_entries(args, str(tmp_path), write_default=True)[0][1]()) == 1

@@ -21,6 +21,7 @@ from nanochat import synthetic_world as W
 from nanochat.synthetic import (
     generate_conversations,
     generate_documents,
+    generate_identity_conversations,
     generate_math_problems,
     write_embedded_corpus,
 )
@@ -371,3 +372,25 @@ def test_identity_facts_are_in_the_documents(sample_docs):
     text = "\n".join(sample_docs)
     assert text.count("nanochat") > 20
     assert "built by" in text
+
+
+def test_identity_conversations():
+    from tasks.common import check_messages
+    convs = generate_identity_conversations(seed=0, n=300)
+    assert convs[:40] == generate_identity_conversations(seed=0, n=40)        # i depends only on (seed, i)
+    assert convs != generate_identity_conversations(seed=1, n=300)
+    answers = {a for _, a in W.IDENTITY_QA}
+    questions = {q.lower().rstrip("?.") for q, _ in W.IDENTITY_QA}
+    greeted = 0
+    for messages in convs:
+        check_messages(messages)                                               # the identity .jsonl format
+        pairs = [(messages[i]["content"], messages[i + 1]["content"]) for i in range(0, len(messages), 2)]
+        if pairs[0][1] not in answers:
+            greeted += 1
+            pairs = pairs[1:]
+        assert 1 <= len(pairs) <= 3
+        asked = [q.lower().rstrip("?.") for q, _ in pairs]
+        assert len(set(asked)) == len(asked) and set(asked) <= questions       # no question twice, all known
+        assert all(a == dict((k.lower().rstrip("?."), v) for k, v in W.IDENTITY_QA)[q] for q, (_, a) in
+                   zip(asked, pairs))                                          # each answer belongs to its question
+    assert 0.15 < greeted / len(convs) < 0.35
