@@ -223,6 +223,8 @@ class Report:
         base_eval = self.read("Base model evaluation") or {}
         if "core" in base_eval:
             table["CORE"] = {"base": base_eval["core"]}
+        if "val_bpb" in base_eval:   # bits per byte on the pretraining validation shard (offline runs have no CORE)
+            table["val bpb"] = {"base": base_eval["val_bpb"]}
         for stage in STAGES:
             data = self.read(f"Chat evaluation {stage}") or {}
             names = [n for n in str(data.get("tasks", "")).split(",") if n]  # tasks beyond METRICS, e.g. synthetic
@@ -247,7 +249,8 @@ class Report:
         table = self.summary()
         out += ["## Summary", "", "| metric | " + " | ".join(s.upper() for s in STAGES) + " |",
                 "|---|" + "---|" * len(STAGES)]
-        for metric in METRICS + [m for m in table if m not in METRICS]:
+        rows = METRICS[:1] + ["val bpb"] + METRICS[1:]
+        for metric in rows + [m for m in table if m not in rows]:
             cells = [table.get(metric, {}).get(stage) for stage in STAGES]
             out.append(f"| {metric} | " + " | ".join("-" if v is None else _cell(v) for v in cells) + " |")
         out.append("")

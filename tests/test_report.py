@@ -57,7 +57,7 @@ def fake_run(report, start_epoch, gpus):
         json.dump({"start_time": "2026-01-01 00:00:00", "start_epoch": start_epoch, "system": system}, f)
     report.log("Chat evaluation sft", [{"tasks": "ARC-Easy,GSM8K", "ARC-Easy": 0.41, "GSM8K": 0.05, "ChatCORE": 0.1}])
     report.log("Custom stage", [{"anything": 1}])
-    report.log("Base model evaluation", [{"core": 0.2}])
+    report.log("Base model evaluation", [{"core": 0.2, "val_bpb": 0.83}])
     report.log("Chat evaluation mid", [{"tasks": "ARC-Easy,SyntheticMath", "ARC-Easy": 0.3, "SyntheticMath": 0.05,
                                         "ChatCORE": 0.02}])
     report.log("Tokenizer training", [{"vocab_size": 65536}])
@@ -86,7 +86,7 @@ def test_generate_assembles_everything(report):
     # the summary table: every standard metric, '-' where a stage did not report it, extra tasks after
     table = md[md.index("## Summary"):md.index("Total wall-clock")]
     assert "| metric | BASE | MID | SFT | RL |" in table
-    assert "| CORE | 0.2000 | - | - | - |" in table
+    assert "| CORE | 0.2000 | - | - | - |\n| val bpb | 0.8300 | - | - | - |\n| ARC-Easy |" in table
     assert "| ARC-Easy | - | 0.3000 | 0.4100 | - |" in table
     assert "| GSM8K | - | - | 0.0500 | - |" in table
     assert "| HumanEval | - | - | - | - |" in table
