@@ -49,7 +49,7 @@ def main(argv=None):
     get_report(base_dir).log("Tokenizer training", [vars(args), {
         "train_chars": seen["chars"],
         "train_time_s": round(train_time, 2),
-        "vocab_size": tok.get_vocab_size(),
+        "trained_vocab_size": tok.get_vocab_size(),   # below --vocab-size if the corpus ran out of pairs
         "num_special_tokens": len(SPECIAL_TOKENS),
         "token_bytes_min": int(nonzero.min()),
         "token_bytes_max": int(nonzero.max()),
