@@ -31,6 +31,7 @@ PIPELINE = ["Tokenizer training", "Tokenizer evaluation", "Base model training",
 # Summary table: one column per stage, one row per metric. CORE comes from base_eval, the rest from chat_eval.
 STAGES = ("base", "mid", "sft", "rl")
 METRICS = ["CORE", "ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "SpellingBee", "ChatCORE"]
+SUMMARY_ROWS = ["CORE", "val bpb", *METRICS[1:]]   # the summary table's fixed rows; other tasks follow them
 DEFAULT_GPU_HOUR_RATE = 3.0  # $ per GPU-hour, roughly an on-demand H100 in 2025
 RUN_INFO = "run_info.json"   # "_" never occurs in a slug, so no section can collide with it
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -249,8 +250,7 @@ class Report:
         table = self.summary()
         out += ["## Summary", "", "| metric | " + " | ".join(s.upper() for s in STAGES) + " |",
                 "|---|" + "---|" * len(STAGES)]
-        rows = METRICS[:1] + ["val bpb"] + METRICS[1:]
-        for metric in rows + [m for m in table if m not in rows]:
+        for metric in SUMMARY_ROWS + [m for m in table if m not in SUMMARY_ROWS]:
             cells = [table.get(metric, {}).get(stage) for stage in STAGES]
             out.append(f"| {metric} | " + " | ".join("-" if v is None else _cell(v) for v in cells) + " |")
         out.append("")
