@@ -100,6 +100,7 @@ def _rows_view(cache, start, stop):
     session keeps its active rows packed at the front of the cache."""
     view = copy.copy(cache)
     view.k, view.v, view.lengths = cache.k[:, start:stop], cache.v[:, start:stop], cache.lengths[start:stop]
+    view.last_token = cache.last_token[start:stop]
     return view
 
 

@@ -3,8 +3,11 @@ The GPT model: a decoder-only transformer written as plain math and shapes.
 
 What is in it: a token embedding, n_layer pre-norm blocks (attention + MLP), an untied lm_head;
 rotary positions, parameter-free RMSNorm (on the embedding, before attention and MLP, before lm_head),
-QK-norm, a ReLU^2 MLP, no biases, a tanh logit softcap and grouped-query attention. Attention is
-PyTorch's SDPA, or flash-attention-3 for the training path on Hopper GPUs when its module is importable.
+QK-norm, a ReLU^2 MLP, no biases, a tanh logit softcap and grouped-query attention. Optional pieces,
+each a GPTConfig switch that config_from_depth turns on: sliding-window attention on most layers, value
+embeddings mixed into attention's values, per-layer residual/embedding scalars, smear and backout.
+Every optional piece starts as the identity, so at init the model is the plain transformer.
+Attention is PyTorch's SDPA, or flash-attention-3 for the training path on Hopper GPUs when importable.
 KVCache holds keys/values for incremental decoding, with every batch row at its own position.
 
 What it deliberately does not do: know about optimizers (param_groups() only sorts parameters by role),
@@ -20,6 +23,9 @@ import torch.nn.functional as F
 
 # The rotary tables cover this many times sequence_len, so inference may run past the training context.
 ROTARY_HEADROOM = 10
+# Gates (value embeddings, smear) read this many leading channels of their input. A fixed count keeps
+# an Adam step's effect on the gate's logit the same at every width (a sum over 32 inputs, not n_embd).
+GATE_CHANNELS = 32
 
 
 @dataclass
@@ -32,6 +38,15 @@ class GPTConfig:
     n_embd: int = 768
     softcap: float = 15.0       # logits = softcap * tanh(logits / softcap); 0 turns it off
     rope_base: float = 10000.0  # rotary base: pair i turns by position * rope_base^(-2i / head_dim)
+    # The optional pieces below default to off, which is the model every older checkpoint holds;
+    # config_from_depth() sets the current recipe.
+    qk_scale: float = 1.0       # attention logits = qk_scale * q.k / sqrt(head_dim) (q, k unit-RMS)
+    window_pattern: str = "L"   # per layer, tiled: L = full context, S = short window; the last layer is always L
+    short_window: int = 0       # keys an S layer sees; 0 = a quarter of the context rounded up to 128
+    value_embeds: bool = False  # value embeddings on every other layer, counted back from the last
+    layer_scalars: bool = False  # learned per-layer weights on the residual stream and the re-injected embedding
+    smear: bool = False         # mix the previous token's embedding into each token's, through a gate
+    backout: bool = False       # subtract a learned fraction of the mid-depth residual before lm_head
 
     def __post_init__(self):
         for name in ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd"):
@@ -48,14 +63,42 @@ class GPTConfig:
                              "(each key/value head serves n_head / n_kv_head query heads)")
         if self.softcap < 0:
             raise ValueError(f"softcap must be >= 0 (0 turns it off), got {self.softcap}")
+        if isinstance(self.short_window, bool) or not isinstance(self.short_window, int) or self.short_window < 0:
+            raise ValueError(f"short_window must be an int >= 0 (0: derived), got {self.short_window!r}")
+        if not self.window_pattern or set(self.window_pattern) - set("SL"):
+            raise ValueError(f"window_pattern must be a non-empty string of S (short window) and L (full "
+                             f"context), got {self.window_pattern!r}")
 
     @property
     def head_dim(self):
         return self.n_embd // self.n_head
 
+    @property
+    def windows(self):
+        """Keys each query may see, per layer (itself included); None = the whole context, even past
+        sequence_len at inference. The pattern is tiled over the layers and the last layer is always full.
+        A short window is by default a quarter of the context rounded up to 128 (flash-attention's tile):
+        at 2048 tokens, three of every four layers of "SSSL" attend over 512 and cost a quarter of the FLOPs."""
+        short = self.short_window or -(-self.sequence_len // 4 // 128) * 128
+        short = None if short >= self.sequence_len else short
+        sizes = [short if self.window_pattern[i % len(self.window_pattern)] == "S" else None
+                 for i in range(self.n_layer)]
+        sizes[-1] = None
+        return sizes
 
-def config_from_depth(depth, vocab_size, sequence_len, aspect_ratio=64, head_dim=128):
-    """The one size dial: every shape of the model follows from its depth (number of blocks)."""
+    def has_value_embed(self, layer):
+        """Value embeddings go on the last layer and every other one before it (d4: layers 1 and 3)."""
+        return self.value_embeds and (self.n_layer - 1 - layer) % 2 == 0
+
+
+# The architecture every new model gets; each entry is measured in docs/LOG.md.
+RECIPE = dict(qk_scale=1.0, rope_base=10000.0, window_pattern="L", short_window=0, value_embeds=False,
+              layer_scalars=False, smear=False, backout=False)
+
+
+def config_from_depth(depth, vocab_size, sequence_len, aspect_ratio=64, head_dim=128, **overrides):
+    """The one size dial: every shape of the model follows from its depth (number of blocks).
+    `overrides` replace entries of RECIPE (for ablations)."""
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be a positive int, got {depth!r}")
     if aspect_ratio < 1 or head_dim < 2 or head_dim % 2:
@@ -67,8 +110,9 @@ def config_from_depth(depth, vocab_size, sequence_len, aspect_ratio=64, head_dim
     n_head = n_embd // head_dim
     # n_kv_head = n_head: plain multi-head attention. GQA shrinks the KV cache, which pays off for long
     # contexts and big serving batches, not at our sizes; the model supports it, the default stays simplest.
+    recipe = dict(RECIPE, **overrides)
     return GPTConfig(sequence_len=sequence_len, vocab_size=vocab_size, n_layer=depth,
-                     n_head=n_head, n_kv_head=n_head, n_embd=n_embd)
+                     n_head=n_head, n_kv_head=n_head, n_embd=n_embd, **recipe)
 
 
 def norm(x):
@@ -109,13 +153,26 @@ def find_flash_attn3():
     return _FA3
 
 
-def causal_attention(q, k, v):
-    """Training-path attention. q (B, T, H, D), k/v (B, T, Hkv, D) -> (B, T, H, D)."""
+def causal_attention(q, k, v, window=None, scale=None):
+    """Training-path attention. q (B, T, H, D), k/v (B, T, Hkv, D) -> (B, T, H, D).
+
+    window: each query sees the last `window` keys (itself included); None = all earlier keys.
+    scale: the softmax scale (None: 1/sqrt(D)).
+    """
+    T = q.size(1)
+    windowed = window is not None and window < T
     if _FA3 is not None and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
-        y = _FA3.flash_attn_func(q, k, v, causal=True)  # takes (B, T, H, D) and GQA directly
+        # flash-attention counts the window without the query itself: (left, right) = (window - 1, 0)
+        y = _FA3.flash_attn_func(q, k, v, softmax_scale=scale, causal=True,
+                                 window_size=(window - 1, 0) if windowed else (-1, -1))
         return y[0] if isinstance(y, tuple) else y  # some versions also return the log-sum-exp
-    y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                       is_causal=True, enable_gqa=k.size(2) != q.size(2))
+    mask = None
+    if windowed:
+        i = torch.arange(T, device=q.device)
+        behind = i[:, None] - i[None, :]  # (T, T): how far key j lies behind query i
+        mask = (behind >= 0) & (behind < window)
+    y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask,
+                                       is_causal=mask is None, scale=scale, enable_gqa=k.size(2) != q.size(2))
     return y.transpose(1, 2)
 
 
@@ -123,6 +180,7 @@ class KVCache:
     """Keys and values of past tokens, for decoding one (or a few) tokens at a time.
 
     k, v: (num_layers, B, num_kv_heads, max_len, head_dim). lengths: (B,) long, tokens cached per row.
+    last_token: (B,) long, each row's latest token (smear mixes it into the next one; -1 when empty).
     Rows are independent: row b's next tokens go to positions lengths[b], lengths[b] + 1, ... so a
     server can batch requests that are at different points of their conversations. Slots at or past
     lengths[b] hold stale data that attention masks out, so clearing a row only resets its length.
@@ -138,6 +196,7 @@ class KVCache:
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.lengths = torch.zeros(batch_size, dtype=torch.long, device=device)
+        self.last_token = torch.full((batch_size,), -1, dtype=torch.long, device=device)
 
     @property
     def batch_size(self):
@@ -154,11 +213,13 @@ class KVCache:
     def reset(self):
         """Forget every row."""
         self.lengths.zero_()
+        self.last_token.fill_(-1)
 
     def clear_row_(self, row):
         """Forget one row, e.g. a finished request whose slot a new one will take."""
         self._check_row(row)
         self.lengths[row] = 0
+        self.last_token[row] = -1
 
     def row_copy_(self, dst_row, src_cache, src_row):
         """Copy row src_row of src_cache (e.g. a freshly prefilled prompt) into row dst_row of this cache."""
@@ -174,9 +235,10 @@ class KVCache:
         self.k[:, dst_row, :, :n] = src_cache.k[:, src_row, :, :n]
         self.v[:, dst_row, :, :n] = src_cache.v[:, src_row, :, :n]
         self.lengths[dst_row] = n
+        self.last_token[dst_row] = src_cache.last_token[src_row]
 
 
-def cached_attention(q, k, v, cache, layer_idx, positions, attn_mask):
+def cached_attention(q, k, v, cache, layer_idx, positions, attn_mask, scale=None):
     """Attention that appends this step's k/v to the cache, then reads the cached prefix.
 
     q (B, T, H, D), k/v (B, T, Hkv, D); positions (B, T) absolute position of each new token;
@@ -192,7 +254,7 @@ def cached_attention(q, k, v, cache, layer_idx, positions, attn_mask):
     L = attn_mask.size(-1)
     keys = k_cache[:, :, :L].to(q.dtype)  # (B, Hkv, L, D)
     values = v_cache[:, :, :L].to(q.dtype)
-    y = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, attn_mask=attn_mask,
+    y = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, attn_mask=attn_mask, scale=scale,
                                        enable_gqa=k.size(2) != q.size(2))
     return y.transpose(1, 2)
 
@@ -202,25 +264,36 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.layer_idx = layer_idx
         self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.n_kv_head, config.head_dim
+        self.window = config.windows[layer_idx]
+        self.scale = config.qk_scale / self.head_dim ** 0.5
         C = config.n_embd
         self.c_q = nn.Linear(C, self.n_head * self.head_dim, bias=False)
         self.c_k = nn.Linear(C, self.n_kv_head * self.head_dim, bias=False)
         self.c_v = nn.Linear(C, self.n_kv_head * self.head_dim, bias=False)
         self.c_proj = nn.Linear(C, C, bias=False)
+        # Value embedding gate: how much of the token's own value embedding each kv head mixes in
+        # (ResFormer-style value residual, arXiv 2410.17897; the per-head gate follows modded-nanogpt).
+        self.ve_gate = None
+        if config.has_value_embed(layer_idx):
+            self.ve_gate = nn.Linear(min(GATE_CHANNELS, C), self.n_kv_head, bias=False)
 
-    def forward(self, x, cos, sin, kv_cache=None, positions=None, attn_mask=None):
+    def forward(self, x, cos, sin, ve=None, kv_cache=None, positions=None, attn_masks=None):
         B, T, C = x.shape
         q = self.c_q(x).view(B, T, self.n_head, self.head_dim)  # (B, T, H, D)
         k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim)  # (B, T, Hkv, D)
         v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim)  # (B, T, Hkv, D)
-        # QK-norm: unit-RMS queries and keys bound the attention logits by sqrt(D), which keeps
+        if ve is not None:
+            # Gate in (0, 2), exactly 1 at init (zero weights): v + ve, and ve itself starts at zero.
+            gate = 2 * torch.sigmoid(self.ve_gate(x[..., :GATE_CHANNELS]))  # (B, T, Hkv)
+            v = v + gate.unsqueeze(-1) * ve.view(B, T, self.n_kv_head, self.head_dim).to(v.dtype)
+        # QK-norm: unit-RMS queries and keys bound the attention logits by qk_scale * sqrt(D), which keeps
         # attention from saturating early in training. (Rotation keeps norms, so the order is free.)
         q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))
         q, k = q.to(v.dtype), k.to(v.dtype)  # attention wants one dtype; rms_norm may upcast under autocast
         if kv_cache is None:
-            y = causal_attention(q, k, v)
+            y = causal_attention(q, k, v, self.window, self.scale)
         else:
-            y = cached_attention(q, k, v, kv_cache, self.layer_idx, positions, attn_mask)
+            y = cached_attention(q, k, v, kv_cache, self.layer_idx, positions, attn_masks[self.window], self.scale)
         return self.c_proj(y.reshape(B, T, C))
 
 
@@ -240,8 +313,8 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(config, layer_idx)
         self.mlp = MLP(config)
 
-    def forward(self, x, cos, sin, kv_cache=None, positions=None, attn_mask=None):
-        x = x + self.attn(norm(x), cos, sin, kv_cache, positions, attn_mask)
+    def forward(self, x, cos, sin, ve=None, kv_cache=None, positions=None, attn_masks=None):
+        x = x + self.attn(norm(x), cos, sin, ve, kv_cache, positions, attn_masks)
         return x + self.mlp(norm(x))
 
 
@@ -249,9 +322,22 @@ class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.blocks = nn.ModuleList([Block(config, i) for i in range(config.n_layer)])
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        C, L = config.n_embd, config.n_layer
+        self.wte = nn.Embedding(config.vocab_size, C)
+        self.blocks = nn.ModuleList([Block(config, i) for i in range(L)])
+        self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
+        kv_dim = config.n_kv_head * config.head_dim
+        self.value_embeds = nn.ModuleDict({str(i): nn.Embedding(config.vocab_size, kv_dim)
+                                           for i in range(L) if config.has_value_embed(i)})
+        if config.layer_scalars:
+            # Before block i: x <- resid_lambdas[i] * x + x0_lambdas[i] * x0, x0 the (smeared) embedding.
+            self.resid_lambdas = nn.Parameter(torch.empty(L))
+            self.x0_lambdas = nn.Parameter(torch.empty(L))
+        if config.smear:
+            self.smear_gate = nn.Linear(min(GATE_CHANNELS, C), 1, bias=False)
+            self.smear_lambda = nn.Parameter(torch.empty(()))
+        if config.backout:
+            self.backout_lambda = nn.Parameter(torch.empty(()))
         # Rotary tables are derived data: non-persistent, so checkpoints hold only weights.
         rotary_len = config.sequence_len * ROTARY_HEADROOM
         self.register_buffer("cos", torch.empty(rotary_len, config.head_dim // 2), persistent=False)
@@ -277,7 +363,22 @@ class GPT(nn.Module):
                 nn.init.normal_(linear.weight, std=linear.in_features ** -0.5)
             nn.init.zeros_(block.attn.c_proj.weight)
             nn.init.zeros_(block.mlp.c_proj.weight)
+            if block.attn.ve_gate is not None:
+                nn.init.zeros_(block.attn.ve_gate.weight)  # gate exactly 1
         nn.init.normal_(self.lm_head.weight, std=0.001)
+        # Every optional piece starts as the identity: value embeddings at zero add nothing to v, the
+        # residual scalars at (1, 0) leave the stream alone, smear and backout at zero mix in nothing.
+        # None of these zeros blocks learning: each one's gradient is non-zero from the first step.
+        for ve in self.value_embeds.values():
+            nn.init.zeros_(ve.weight)
+        if self.config.layer_scalars:
+            nn.init.ones_(self.resid_lambdas)
+            nn.init.zeros_(self.x0_lambdas)
+        if self.config.smear:
+            nn.init.zeros_(self.smear_gate.weight)
+            nn.init.zeros_(self.smear_lambda)
+        if self.config.backout:
+            nn.init.zeros_(self.backout_lambda)
         cfg = self.config
         self.cos, self.sin = rotary_tables(self.cos.size(0), cfg.head_dim, cfg.rope_base, self.wte.weight.device)
 
@@ -287,7 +388,7 @@ class GPT(nn.Module):
         return KVCache(batch_size, cfg.n_layer, cfg.n_kv_head, cfg.head_dim, max_len, self.wte.weight.device, dtype)
 
     def _cache_positions(self, kv_cache, B, T):
-        """Rotary tables, positions and attention mask for T new tokens per row appended to kv_cache."""
+        """Rotary tables, positions and one attention mask per window size for T new tokens per row."""
         cfg = self.config
         if kv_cache.k.shape[0] != cfg.n_layer or kv_cache.k.shape[2] != cfg.n_kv_head \
                 or kv_cache.k.shape[4] != cfg.head_dim or kv_cache.batch_size != B:
@@ -302,12 +403,19 @@ class GPT(nn.Module):
             raise ValueError(f"row {row} would hold {L} tokens, past the limit {limit} (KVCache max_len "
                              f"{kv_cache.max_len}, rotary table {self.cos.size(0)}); use a larger max_len, "
                              "or clear the row")
-        # Key slot j is visible to the query at absolute position p iff j <= p: the row's cached prefix
-        # plus the causal part of the new tokens. Slots past a row's own end are always masked.
-        slots = torch.arange(L, device=positions.device)
-        attn_mask = (slots[None, None, :] <= positions[:, :, None])[:, None]  # (B, 1, T, L)
+        # Key slot j is visible to the query at absolute position p iff j <= p (the row's cached prefix
+        # plus the causal part of the new tokens) and, in a windowed layer, p - j < window. Slots past a
+        # row's own end are always masked.
+        behind = positions[:, :, None] - torch.arange(L, device=positions.device)  # (B, T, L)
+        masks = {w: ((behind >= 0) & (behind < (w or L + 1)))[:, None] for w in set(cfg.windows)}  # (B, 1, T, L)
         cos, sin = self.cos[positions][:, :, None], self.sin[positions][:, :, None]  # (B, T, 1, D/2)
-        return cos, sin, positions, attn_mask
+        return cos, sin, positions, masks
+
+    def _smear(self, x, x_prev):
+        """x_t += smear_lambda * sigmoid(w . x_t[:32]) * x_(t-1): a cheap bigram feature, gated per token.
+        x (B, T, C) normed embeddings; x_prev (B, T, C) the previous token's (zeros where there is none)."""
+        gate = self.smear_lambda * torch.sigmoid(self.smear_gate(x[..., :GATE_CHANNELS]))  # (B, T, 1)
+        return x + gate * x_prev
 
     def forward(self, idx, targets=None, kv_cache=None, loss_reduction="mean"):
         """idx (B, T) long -> logits (B, T, vocab) fp32, or the loss when targets (B, T) are given.
@@ -318,21 +426,40 @@ class GPT(nn.Module):
         """
         if idx.dim() != 2 or idx.dtype != torch.long:
             raise ValueError(f"idx must be a (B, T) long tensor, got shape {tuple(idx.shape)} dtype {idx.dtype}")
+        cfg = self.config
         B, T = idx.shape
-        positions = attn_mask = None
+        positions = attn_masks = None
         if kv_cache is None:
             if T > self.cos.size(0):
                 raise ValueError(f"sequence of {T} tokens is longer than the rotary table ({self.cos.size(0)})")
             cos, sin = self.cos[None, :T, None], self.sin[None, :T, None]  # (1, T, 1, D/2)
         else:
-            cos, sin, positions, attn_mask = self._cache_positions(kv_cache, B, T)
+            cos, sin, positions, attn_masks = self._cache_positions(kv_cache, B, T)
         x = norm(self.wte(idx))  # (B, T, C)
-        for block in self.blocks:
-            x = block(x, cos, sin, kv_cache, positions, attn_mask)
+        if cfg.smear:
+            first = torch.zeros_like(x[:, :1])  # token 0 of a sequence has no previous token
+            if kv_cache is not None:  # the previous token of a cached row is its last one
+                last = kv_cache.last_token.clamp(min=0)[:, None]
+                first = norm(self.wte(last)) * (kv_cache.last_token >= 0)[:, None, None]
+            x = self._smear(x, torch.cat([first, x[:, :-1]], dim=1))
+        x0 = x
+        mid = None
+        for i, block in enumerate(self.blocks):
+            if cfg.layer_scalars:
+                x = self.resid_lambdas[i] * x + self.x0_lambdas[i] * x0
+            ve = self.value_embeds[str(i)](idx) if str(i) in self.value_embeds else None
+            x = block(x, cos, sin, ve, kv_cache, positions, attn_masks)
+            if i == max(cfg.n_layer // 2, 1) - 1:
+                mid = x  # the residual after the first half of the blocks
+        if cfg.backout:
+            # Backout: take out a learned part of the mid-depth stream, whose low-level features the
+            # prediction does not need (modded-nanogpt).
+            x = x - self.backout_lambda * mid
         if kv_cache is not None:
             kv_cache.lengths += T
+            kv_cache.last_token.copy_(idx[:, -1])
         logits = self.lm_head(norm(x)).float()  # (B, T, V); fp32 for the softcap and the loss
-        softcap = self.config.softcap
+        softcap = cfg.softcap
         if softcap:
             # Smoothly bound |logits| < softcap: stops a few logits from running away in training.
             logits = softcap * torch.tanh(logits / softcap)
@@ -346,25 +473,38 @@ class GPT(nn.Module):
     def num_params(self):
         return sum(p.numel() for p in self.parameters())
 
+    def num_scaling_params(self):
+        """Parameters that multiply activations (every Linear: the blocks' matrices and gates, lm_head):
+        what the training horizon scales with. Lookups (wte, value embeddings) and scalars are left out."""
+        return sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear))
+
     def estimate_flops(self):
         """Training FLOPs per token (forward + backward), the numerator of MFU.
 
         Each weight used in a matmul costs 2 FLOPs (multiply + add) per token forward and 4 backward
-        (gradients for input and weight): 6 per parameter. The embedding is a lookup, not a matmul, so
-        it is left out. Attention adds q.k and att.v, each 2 * T * D FLOPs per head per token forward,
-        again x3 with backward: 12 * n_layer * n_head * head_dim * T (full T x T, causality not discounted).
+        (gradients for input and weight): 6 per parameter. Embeddings are lookups, not matmuls, so
+        they are left out. Attention adds q.k and att.v, each 2 * W * D FLOPs per head per token forward
+        over the W keys it sees (W = the layer's window or the full context T, causality not discounted),
+        again x3 with backward: 12 * n_head * head_dim * W per layer.
         """
         cfg = self.config
-        matmul_params = self.num_params() - self.wte.weight.numel()
-        return 6 * matmul_params + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.sequence_len
+        T = cfg.sequence_len
+        attention = sum(12 * cfg.n_head * cfg.head_dim * min(w or T, T) for w in cfg.windows)
+        return 6 * self.num_scaling_params() + attention
 
     def param_groups(self):
         """Parameters by role, each exactly once: what the optimizer treats differently."""
-        block_params = list(self.blocks.parameters())
+        gates = [b.attn.ve_gate.weight for b in self.blocks if b.attn.ve_gate is not None]
+        scalars = [getattr(self, name) for name in ("resid_lambdas", "x0_lambdas", "smear_lambda", "backout_lambda")
+                   if hasattr(self, name)]
+        if self.config.smear:
+            gates.append(self.smear_gate.weight)
+        gate_ids = {id(p) for p in gates}
         return {
-            "matrix": [p for p in block_params if p.dim() == 2],  # hidden matrices: Muon
+            "matrix": [p for p in self.blocks.parameters() if p.dim() == 2 and id(p) not in gate_ids],  # Muon
             "embedding": [self.wte.weight],
+            "value_embedding": [ve.weight for ve in self.value_embeds.values()],
             "unembedding": [self.lm_head.weight],
-            "scalar": [p for p in block_params if p.dim() < 2],  # none today; the slot is for experiments
+            "gate": gates,
+            "scalar": scalars,
         }
-

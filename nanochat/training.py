@@ -19,25 +19,29 @@ from nanochat.optim import MuonAdamW
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
 
 
-def build_optimizer(model, matrix_lr=0.02, embedding_lr=0.2, unembedding_lr=0.004, scalar_lr=0.5,
+def build_optimizer(model, matrix_lr=0.02, embedding_lr=0.2, unembedding_lr=0.004, scalar_lr=0.02,
                     weight_decay=0.0, adam_betas=(0.8, 0.95)):
     """Muon for the hidden matrices, AdamW for the rest, in one MuonAdamW object.
 
     The AdamW learning rates were tuned at width 768; wider models get them scaled by
     (768 / n_embd) ** 0.5, the usual 1/sqrt(width) rule for Adam on embedding-like parameters.
     Muon needs no such rescaling: its update is orthogonalised, so its size does not grow with width.
+    Value embeddings are lookup tables like wte and share its lr. Gates read a fixed 32 channels
+    and scalars are single numbers, so their lr needs no width scaling: an Adam step moves each by
+    about scalar_lr.
     """
     groups = model.param_groups()
     scale = (768 / model.config.n_embd) ** 0.5
+    adam = {"kind": "adamw", "betas": adam_betas, "eps": 1e-10, "weight_decay": 0.0}
     specs = [
         ("matrix", {"kind": "muon", "lr": matrix_lr, "momentum": 0.95, "weight_decay": weight_decay}),
-        ("embedding", {"kind": "adamw", "lr": embedding_lr * scale, "betas": adam_betas, "eps": 1e-10,
-                       "weight_decay": 0.0}),
-        ("unembedding", {"kind": "adamw", "lr": unembedding_lr * scale, "betas": adam_betas, "eps": 1e-10,
-                         "weight_decay": 0.0}),
-        ("scalar", {"kind": "adamw", "lr": scalar_lr, "betas": adam_betas, "eps": 1e-10, "weight_decay": 0.0}),
+        ("embedding", {**adam, "lr": embedding_lr * scale}),
+        ("value_embedding", {**adam, "lr": embedding_lr * scale}),
+        ("unembedding", {**adam, "lr": unembedding_lr * scale}),
+        ("gate", {**adam, "lr": scalar_lr}),
+        ("scalar", {**adam, "lr": scalar_lr}),
     ]
-    param_groups = [dict(params=groups[name], **spec) for name, spec in specs if groups.get(name)]
+    param_groups = [dict(params=groups[name], name=name, **spec) for name, spec in specs if groups.get(name)]
     return MuonAdamW(param_groups)
 
 

@@ -28,7 +28,7 @@ from nanochat.checkpoint import complete_steps, load_checkpoint, rng_state, save
 from nanochat.common import compute_cleanup, compute_init, get_base_dir, print0
 from nanochat.dataloader import PackedLoader
 from nanochat.dataset import data_dir, split_shards
-from nanochat.gpt import GPT, config_from_depth
+from nanochat.gpt import GPT, RECIPE, config_from_depth
 from nanochat.loss_eval import evaluate_bpb
 from nanochat.report import Curves, get_report
 from nanochat.tokenizer import get_token_bytes, get_tokenizer
@@ -79,6 +79,8 @@ def parse_args(argv=None):
     p.add_argument("--aspect-ratio", type=int, default=64, help="model width = depth x aspect ratio")
     p.add_argument("--head-dim", type=int, default=128, help="attention head dimension")
     p.add_argument("--max-seq-len", type=int, default=2048, help="context length")
+    p.add_argument("--arch", default="", help="comma-separated GPTConfig overrides of the recipe, for ablations: "
+                   "e.g. 'smear=0,window_pattern=L,qk_scale=1.2'")
     p.add_argument("--device-batch-size", type=int, default=32, help="sequences per micro-batch per process")
     p.add_argument("--auto-batch", type=int, default=1, help="on CUDA, halve --device-batch-size until a step fits "
                    "in memory (the total batch is kept through gradient accumulation); 0: off")
@@ -88,8 +90,9 @@ def parse_args(argv=None):
     p.add_argument("--time-budget", type=float, default=-1, help="stop after this many seconds of training "
                    "(the lr schedule then follows time); -1: off")
     p.add_argument("--matrix-lr", type=float, default=0.02, help="Muon learning rate")
-    p.add_argument("--embedding-lr", type=float, default=0.2, help="AdamW lr of the embedding (at width 768)")
+    p.add_argument("--embedding-lr", type=float, default=0.2, help="AdamW lr of the embeddings (at width 768)")
     p.add_argument("--unembedding-lr", type=float, default=0.004, help="AdamW lr of lm_head (at width 768)")
+    p.add_argument("--scalar-lr", type=float, default=0.02, help="AdamW lr of the gates and per-layer scalars")
     p.add_argument("--weight-decay", type=float, default=0.0, help="Muon weight decay")
     p.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of training with lr warmup")
     p.add_argument("--warmdown-ratio", type=float, default=0.2, help="fraction of training with lr warmdown")
@@ -109,7 +112,26 @@ def parse_args(argv=None):
     for name in ("depth", "max_seq_len", "device_batch_size", "eval_every", "save_every"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    try:
+        args.arch = parse_arch(args.arch)
+    except ValueError as e:
+        p.error(str(e))
     return args
+
+
+def parse_arch(text):
+    """'smear=0,window_pattern=L' -> {'smear': False, 'window_pattern': 'L'}, typed like RECIPE's entries."""
+    overrides = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in RECIPE:
+            raise ValueError(f"--arch {item!r}: expected key=value with key one of {sorted(RECIPE)}")
+        kind = type(RECIPE[key])
+        try:
+            overrides[key] = bool(int(value)) if kind is bool else kind(value)
+        except ValueError:
+            raise ValueError(f"--arch {item!r}: {value!r} is not a {kind.__name__}") from None
+    return overrides
 
 
 @torch.no_grad()
@@ -142,12 +164,11 @@ def train(args):
 
     # ---- the model, and everything derived from its size
     config = config_from_depth(args.depth, tokenizer.get_vocab_size(), args.max_seq_len,
-                               aspect_ratio=args.aspect_ratio, head_dim=args.head_dim)
+                               aspect_ratio=args.aspect_ratio, head_dim=args.head_dim, **args.arch)
     model = GPT(config).to(compute.device)
     model.init_weights()
-    groups = model.param_groups()
     num_params = model.num_params()
-    scaling_params = num_params - sum(p.numel() for p in groups["embedding"])  # embeddings are lookups, not FLOPs
+    scaling_params = model.num_scaling_params()  # lookups (embeddings) are not FLOPs
     flops_per_token = model.estimate_flops()
     target_tokens = chinchilla_tokens(scaling_params, args.data_param_ratio)
     if compute.device_type == "cuda" and args.auto_batch:
@@ -173,14 +194,14 @@ def train(args):
     resolved = {**vars(args), "total_batch_size": total_batch, "num_iterations": num_iterations,
                 "grad_accum_steps": accum, "world_size": compute.world_size, "model_tag": model_tag}
     print0(f"model: {asdict(config)}")
-    print0(f"parameters: {num_params:,} ({scaling_params:,} excluding embeddings); "
+    print0(f"parameters: {num_params:,} ({scaling_params:,} in matmuls); "
            f"FLOPs/token: {flops_per_token:.3e}")
     print0(f"batch: {total_batch:,} tokens = {args.device_batch_size} seqs x {args.max_seq_len} tokens "
            f"x {compute.world_size} processes x {accum} accumulation steps")
     print0(f"horizon: {num_iterations:,} steps" + (f" or {args.time_budget:.0f}s" if args.time_budget > 0 else "")
            + f" (target {target_tokens:,} tokens = {args.data_param_ratio:g} x params)")
 
-    optimizer = build_optimizer(model, args.matrix_lr, args.embedding_lr, args.unembedding_lr,
+    optimizer = build_optimizer(model, args.matrix_lr, args.embedding_lr, args.unembedding_lr, args.scalar_lr,
                                 weight_decay=args.weight_decay)
     train_paths = split_shards(data_dir(base_dir), "train")
     val_paths = split_shards(data_dir(base_dir), "val")

@@ -264,7 +264,7 @@ def train(args):
 
     frac = args.init_lr_frac
     optimizer = build_optimizer(model, args.matrix_lr * frac, args.embedding_lr * frac, args.unembedding_lr * frac,
-                                weight_decay=args.weight_decay)
+                                scalar_lr=0.02 * frac, weight_decay=args.weight_decay)
     engine = Engine(model, tokenizer, max_batch_size=args.device_batch_size)
     params = SamplingParams(temperature=args.temperature, top_k=args.top_k or None, max_tokens=args.max_new_tokens)
     pad_id = tokenizer.encode_special("<|assistant_end|>")

@@ -145,7 +145,7 @@ class Finetune:
         self.ckpt_dir = os.path.join(base_dir, ckpt_subdir, self.tag)
         frac = init_lr_frac
         self.optimizer = build_optimizer(model, args.matrix_lr * frac, args.embedding_lr * frac,
-                                         args.unembedding_lr * frac, scalar_lr=0.5 * frac)
+                                         args.unembedding_lr * frac, scalar_lr=0.02 * frac)
         print0(f"{stage}: starting from {args.source} checkpoint {meta['checkpoint_dir']} step {meta['step']} "
                f"({model.num_params():,} parameters); checkpoints go to {self.ckpt_dir}")
         self.stop = StopSignal()

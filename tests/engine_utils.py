@@ -16,8 +16,13 @@ def byte_tokenizer():
     return Tokenizer({bytes([i]): i for i in range(256)})
 
 
-def random_model(seed=0, vocab_size=265, sequence_len=128, n_layer=2, n_embd=64, n_head=4, n_kv_head=2):
-    """A GPT (grouped-query attention by default) with all weights random.
+# Every optional piece of the architecture on, with short windows of 6 keys, so a cache bug in any shows.
+ALL_FEATURES = dict(qk_scale=1.2, window_pattern="SL", short_window=6, value_embeds=True, layer_scalars=True,
+                    smear=True, backout=True)
+
+
+def random_model(seed=0, vocab_size=265, sequence_len=128, n_layer=2, n_embd=64, n_head=4, n_kv_head=2, **features):
+    """A GPT (grouped-query attention by default) with all weights random; `features`: GPTConfig switches.
 
     Logits have a spread of about 1, so sampling at temperature 1 is far from uniform and far from greedy.
     Special-token logits are scaled down to near 0: they still get sampled now and then, but greedy decoding
@@ -25,11 +30,11 @@ def random_model(seed=0, vocab_size=265, sequence_len=128, n_layer=2, n_embd=64,
     """
     torch.manual_seed(seed)
     config = GPTConfig(sequence_len=sequence_len, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head,
-                       n_kv_head=n_kv_head, n_embd=n_embd)
+                       n_kv_head=n_kv_head, n_embd=n_embd, **features)
     model = GPT(config)
     with torch.no_grad():
         for p in model.parameters():
-            p.normal_(std=p.size(1) ** -0.5)  # every weight is 2-D; unit-RMS in -> unit-RMS out
+            p.normal_(std=p.size(-1) ** -0.5 if p.dim() else 0.5)  # unit-RMS in -> unit-RMS out
         model.lm_head.weight[256:] *= 0.01
     return model.eval()
 

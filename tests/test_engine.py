@@ -12,7 +12,7 @@ from nanochat.engine import (
     sample_token,
 )
 from nanochat.execution import eval_calculator
-from tests.engine_utils import bigram_model, byte_tokenizer, chain, random_model
+from tests.engine_utils import ALL_FEATURES, bigram_model, byte_tokenizer, chain, random_model
 
 TOK = byte_tokenizer()
 S = TOK.special_ids
@@ -51,8 +51,9 @@ def greedy_full_forward(model, prompt, max_tokens):
 
 # ----------------------------------------------------------------------------- KV cache and batching
 
-def test_greedy_with_cache_matches_full_forward():
-    model = random_model()
+@pytest.mark.parametrize("features", [{}, ALL_FEATURES], ids=["plain", "all-features"])
+def test_greedy_with_cache_matches_full_forward(features):
+    model = random_model(n_layer=3, **features)
     engine = Engine(model, TOK, calculator=no_tool)
     ps = prompts([1, 2, 7, 30, 64])
     greedy = SamplingParams(temperature=0, max_tokens=24)
@@ -64,8 +65,9 @@ def test_greedy_with_cache_matches_full_forward():
         assert alone(engine, p, greedy)[0] == reference
 
 
-def test_batched_rows_match_rows_generated_alone():
-    engine = Engine(random_model(), TOK, calculator=no_tool, max_batch_size=8)
+@pytest.mark.parametrize("features", [{}, ALL_FEATURES], ids=["plain", "all-features"])
+def test_batched_rows_match_rows_generated_alone(features):
+    engine = Engine(random_model(**features), TOK, calculator=no_tool, max_batch_size=8)
     ps = prompts([1, 3, 9, 20, 5])
     params = [SamplingParams(temperature=0, max_tokens=20),
               SamplingParams(temperature=1.0, seed=1, max_tokens=30),

@@ -13,6 +13,11 @@ from nanochat.gpt import GPT, GPTConfig, KVCache, apply_rotary, config_from_dept
 
 TINY = GPTConfig(sequence_len=16, vocab_size=67, n_layer=2, n_head=4, n_kv_head=4, n_embd=32)
 TINY_GQA = GPTConfig(sequence_len=16, vocab_size=67, n_layer=2, n_head=4, n_kv_head=2, n_embd=32)
+# Every optional piece on: layers 0-1 see a window of 5 keys, 2-3 the full context; value embeddings on
+# layers 1 and 3; backout takes the residual after block 1.
+TINY_ALL = GPTConfig(sequence_len=16, vocab_size=67, n_layer=4, n_head=4, n_kv_head=2, n_embd=32, qk_scale=1.3,
+                     window_pattern="SSL", short_window=5, value_embeds=True, layer_scalars=True, smear=True,
+                     backout=True)
 
 
 def randomized(model, seed=0):
@@ -21,7 +26,7 @@ def randomized(model, seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * p.size(-1) ** -0.5)
+            p.copy_(torch.randn(p.shape, generator=g) * (p.size(-1) ** -0.5 if p.dim() else 0.5))
     return model
 
 
@@ -82,11 +87,13 @@ def test_config_rejects_bad_shapes(bad, word):
 
 
 def reference_logits(model, idx):
-    """Obviously-correct float64 forward: loops over rows and heads, explicit causal softmax,
-    RMSNorm by hand, rotary as multiplication by e^(i * angle) of the complex numbers x_i + i x_(i+D/2)."""
+    """Obviously-correct float64 forward: loops over rows, heads and tokens, explicit causal (and
+    windowed) softmax, RMSNorm by hand, rotary as multiplication by e^(i * angle) of the complex numbers
+    x_i + i x_(i+D/2), and every optional piece written out from its definition."""
     cfg = model.config
     W = {name: p.detach().double() for name, p in model.named_parameters()}
     T, D, H = idx.size(1), cfg.head_dim, cfg.n_head
+    sig = torch.sigmoid
     group = cfg.n_head // cfg.n_kv_head  # query head h reads key/value head h // group
     eps = torch.finfo(torch.float32).eps  # what F.rms_norm uses on fp32 inputs
 
@@ -101,29 +108,48 @@ def reference_logits(model, idx):
         z = torch.complex(x[:, :D // 2], x[:, D // 2:]) * turn
         return torch.cat([z.real, z.imag], dim=-1)
 
-    future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+    short = cfg.short_window or 128
+    pattern = [cfg.window_pattern[i % len(cfg.window_pattern)] for i in range(cfg.n_layer - 1)] + ["L"]
     rows = []
     for b in range(idx.size(0)):
         x = rms(W["wte.weight"][idx[b]])  # (T, C)
+        if cfg.smear:
+            e = x.clone()
+            for t in range(1, T):
+                x[t] = e[t] + W["smear_lambda"] * sig(e[t, :32] @ W["smear_gate.weight"][0]) * e[t - 1]
+        x0, mid = x, None
         for layer in range(cfg.n_layer):
             w = {k.split(f"blocks.{layer}.", 1)[1]: v for k, v in W.items() if k.startswith(f"blocks.{layer}.")}
+            if cfg.layer_scalars:
+                x = W["resid_lambdas"][layer] * x + W["x0_lambdas"][layer] * x0
             h = rms(x)
             q, k, v = h @ w["attn.c_q.weight"].T, h @ w["attn.c_k.weight"].T, h @ w["attn.c_v.weight"].T
+            if f"value_embeds.{layer}.weight" in W:
+                gate = 2 * sig(h[:, :32] @ w["attn.ve_gate.weight"].T)  # (T, Hkv)
+                v = v + gate.repeat_interleave(D, dim=1) * W[f"value_embeds.{layer}.weight"][idx[b]]
             heads = []
             for hq in range(H):
                 hk = hq // group
                 qh = rms(rotate(q[:, hq * D:(hq + 1) * D]))
                 kh = rms(rotate(k[:, hk * D:(hk + 1) * D]))
-                scores = (qh @ kh.T / math.sqrt(D)).masked_fill(future, float("-inf"))
-                heads.append(torch.softmax(scores, dim=-1) @ v[:, hk * D:(hk + 1) * D])
+                out = torch.zeros(T, D, dtype=torch.float64)
+                for i in range(T):  # query i sees keys max(0, i - window + 1) .. i
+                    first = max(0, i - short + 1) if pattern[layer] == "S" else 0
+                    scores = cfg.qk_scale * (kh[first:i + 1] @ qh[i]) / math.sqrt(D)
+                    out[i] = torch.softmax(scores, dim=0) @ v[first:i + 1, hk * D:(hk + 1) * D]
+                heads.append(out)
             x = x + torch.cat(heads, dim=-1) @ w["attn.c_proj.weight"].T
             x = x + torch.relu(rms(x) @ w["mlp.c_fc.weight"].T) ** 2 @ w["mlp.c_proj.weight"].T
+            if layer == max(cfg.n_layer // 2, 1) - 1:
+                mid = x
+        if cfg.backout:
+            x = x - W["backout_lambda"] * mid
         logits = rms(x) @ W["lm_head.weight"].T
         rows.append(cfg.softcap * torch.tanh(logits / cfg.softcap))
     return torch.stack(rows)
 
 
-@pytest.mark.parametrize("cfg", [TINY, TINY_GQA], ids=["mha", "gqa"])
+@pytest.mark.parametrize("cfg", [TINY, TINY_GQA, TINY_ALL], ids=["mha", "gqa", "all-features"])
 def test_forward_matches_slow_reference(cfg):
     model = randomized(GPT(cfg))
     idx = tokens(2, 12)
@@ -194,8 +220,9 @@ def test_softcap_bounds_logits():
 # KV cache vs the full forward
 
 
-def test_kv_cache_chunks_match_full_forward():
-    model = randomized(GPT(TINY_GQA))
+@pytest.mark.parametrize("cfg", [TINY_GQA, TINY_ALL], ids=["gqa", "all-features"])
+def test_kv_cache_chunks_match_full_forward(cfg):
+    model = randomized(GPT(cfg))
     idx = tokens(2, 16)
     full = model(idx)
     cache = model.new_kv_cache(batch_size=2, max_len=16)
@@ -207,10 +234,12 @@ def test_kv_cache_chunks_match_full_forward():
     assert_close(torch.cat(pieces, dim=1), full, atol=1e-5)
 
 
-def test_kv_cache_rows_at_different_positions():
+@pytest.mark.parametrize("cfg", [TINY, TINY_ALL], ids=["mha", "all-features"])
+def test_kv_cache_rows_at_different_positions(cfg):
     """A server-style batch: prompts of different lengths prefilled one by one, copied into slots of a
-    batch cache with row_copy_, then decoded together; a finished row is cleared and refilled."""
-    model = randomized(GPT(TINY))
+    batch cache with row_copy_, then decoded together; a finished row is cleared and refilled. With
+    windows of 5 keys, smear and value embeddings, every row must see its own window and last token."""
+    model = randomized(GPT(cfg))
     prompts = [tokens(1, n, seed=10 + n)[0] for n in (3, 7, 5)]
     batch = model.new_kv_cache(batch_size=3, max_len=24)
     seqs = []
@@ -289,11 +318,11 @@ def test_gqa_equals_mha_with_repeated_kv_heads():
 # Bookkeeping: parameters, FLOPs, init
 
 
-@pytest.mark.parametrize("cfg", [TINY, TINY_GQA], ids=["mha", "gqa"])
+@pytest.mark.parametrize("cfg", [TINY, TINY_GQA, TINY_ALL], ids=["mha", "gqa", "all-features"])
 def test_param_groups_cover_every_param_once(cfg):
     model = GPT(cfg)
     groups = model.param_groups()
-    assert set(groups) == {"matrix", "embedding", "unembedding", "scalar"}
+    assert set(groups) == {"matrix", "embedding", "value_embedding", "unembedding", "gate", "scalar"}
     grouped = [id(p) for ps in groups.values() for p in ps]
     assert len(grouped) == len(set(grouped))
     assert set(grouped) == {id(p) for p in model.parameters()}
@@ -308,6 +337,14 @@ def test_num_params_and_flops_formula():
     model = GPT(cfg)
     assert model.num_params() == 2 * V * C + L * per_layer
     assert model.estimate_flops() == 6 * (V * C + L * per_layer) + 12 * L * H * D * T
+    # Windows: layers 0-1 attend over 5 keys; gates are matmuls too; value embeddings are lookups.
+    model = GPT(TINY_ALL)
+    C, V, L, D, H, Hkv = TINY_ALL.n_embd, TINY_ALL.vocab_size, 4, TINY_ALL.head_dim, 4, 2
+    gates = 2 * 32 * Hkv + 32  # two value-embedding gates and the smear gate
+    assert TINY_ALL.windows == [5, 5, None, None]
+    assert model.num_scaling_params() == V * C + L * per_layer + gates
+    assert model.num_params() == model.num_scaling_params() + V * C + 2 * V * Hkv * D + 2 * L + 2
+    assert model.estimate_flops() == 6 * model.num_scaling_params() + 12 * H * D * (5 + 5 + 16 + 16)
 
 
 def test_init_is_deterministic_and_refills_after_to_empty():
@@ -369,3 +406,21 @@ def test_meta_device_build_then_init():
     for (name, p), q in zip(model.state_dict().items(), reference.state_dict().values()):
         assert torch.equal(p, q), name
     assert torch.equal(model.cos, reference.cos)
+
+
+def test_optional_pieces_start_as_the_identity():
+    """Freshly initialised, value embeddings, residual scalars, smear and backout change nothing: the
+    model computes exactly what the plain model with the same shared weights computes."""
+    features = dict(value_embeds=True, layer_scalars=True, smear=True, backout=True)
+    plain_cfg = GPTConfig(**{**asdict(TINY_ALL), **{k: False for k in features}})
+    torch.manual_seed(0)
+    full = GPT(GPTConfig(**{**asdict(plain_cfg), **features}))
+    plain = GPT(plain_cfg)
+    missing, unexpected = plain.load_state_dict(full.state_dict(), strict=False)
+    assert not missing and unexpected  # every plain weight came from the full model; the extras are the pieces
+    with torch.no_grad():  # open the residual branches, which init_weights closes, so blocks matter
+        for a, b in zip(full.blocks, plain.blocks):
+            a.mlp.c_proj.weight.normal_(std=0.1)
+            b.mlp.c_proj.weight.copy_(a.mlp.c_proj.weight)
+    idx = tokens(2, 12)
+    assert torch.equal(full(idx), plain(idx))

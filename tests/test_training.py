@@ -68,3 +68,13 @@ def test_fit_device_batch_size_halves_until_it_fits():
         raise ValueError("not an OOM")
     with pytest.raises(ValueError):   # only out-of-memory makes it try smaller
         fit_device_batch_size(other_error, 8)
+
+
+def test_arch_overrides_are_typed_and_checked():
+    from scripts.base_train import parse_arch
+    assert parse_arch("") == {}
+    assert parse_arch("smear=0,window_pattern=SSL,qk_scale=1.25,short_window=64") == \
+        {"smear": False, "window_pattern": "SSL", "qk_scale": 1.25, "short_window": 64}
+    for bad in ("smear", "colour=red", "qk_scale=big"):
+        with pytest.raises(ValueError, match=bad.split("=")[0]):
+            parse_arch(bad)
