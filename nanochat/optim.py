@@ -3,7 +3,9 @@ MuonAdamW: one optimizer for the whole model, which also does the data-parallel 
 
 Every param group names its update rule with "kind":
   "adamw": lr, betas, eps, weight_decay            (embeddings, lm_head, scalars: any shape)
-  "muon":  lr, momentum, nesterov, ns_steps, weight_decay   (2-D hidden matrices only)
+  "muon":  lr, momentum, nesterov, ns_steps, polar, beta2, weight_decay, cautious   (2-D matrices only)
+           polar: Polar Express coefficients instead of the fixed Newton-Schulz quintic; beta2 > 0: NorMuon's
+           per-row second moment; cautious: weight decay only where it agrees with the update.
 and keeps "initial_lr" (the lr at construction), so a training loop schedules with
 group["lr"] = group["initial_lr"] * multiplier.
 
@@ -34,7 +36,8 @@ import torch
 import torch.distributed as dist
 
 ADAMW_DEFAULTS = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
-MUON_DEFAULTS = {"lr": 0.02, "momentum": 0.95, "nesterov": True, "ns_steps": 5, "weight_decay": 0.0}
+MUON_DEFAULTS = {"lr": 0.02, "momentum": 0.95, "nesterov": True, "ns_steps": 5, "polar": False, "beta2": 0.0,
+                 "weight_decay": 0.0, "cautious": False}
 KIND_DEFAULTS = {"adamw": ADAMW_DEFAULTS, "muon": MUON_DEFAULTS}
 
 
@@ -65,24 +68,39 @@ def adamw_update_(p, grad, state, group):
     p.addcdiv_(exp_avg, denom, value=-step_size)
 
 
-def zeropower_via_newtonschulz(G, steps):
+NS_COEFFS = (3.4445, -4.7750, 2.0315)
+
+# Polar Express (Amsel, Persson, Musco, Gower 2025, arXiv 2505.16932): a different quintic at every step,
+# each the minimax-optimal one for the interval the previous steps left the singular values in: five steps
+# take every singular value in [0.001, 1] into [0.85, 1.15], where the fixed quintic leaves [0.47, 1.20].
+# The published schedule for 5 steps (computed with their safety factor 2e-2 and cushion 2):
+POLAR_EXPRESS_COEFFS = (
+    (8.156554524902461, -22.48329292557795, 15.878769915207462),
+    (4.042929935166739, -2.808917465908714, 0.5000178451051316),
+    (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
+    (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
+    (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
+)
+
+
+def orthogonalize(G, steps, polar=False):
     """Roughly orthogonalise each matrix of G (..., m, n): U S V^T -> U S' V^T with S' near 1.
 
-    The quintic Newton-Schulz iteration and its coefficients are from Keller Jordan's Muon write-up
-    (kellerjordan.github.io/posts/muon). X <- a X + b (X X^T) X + c (X X^T)^2 X applies the odd
-    polynomial f(s) = a s + b s^3 + c s^5 to every singular value and leaves U, V alone. The
-    coefficients trade exactness for speed: a = 3.4445 grows small singular values fast, and the
-    values then oscillate in a band around 1 (roughly 0.7..1.2) instead of converging to exactly 1,
-    which training does not mind. bf16 on CUDA (fast and good enough), fp32 elsewhere.
+    X <- a X + b (X X^T) X + c (X X^T)^2 X applies the odd polynomial f(s) = a s + b s^3 + c s^5 to every
+    singular value and leaves U, V alone. With polar=False the same quintic every step, from Keller Jordan's
+    Muon write-up (kellerjordan.github.io/posts/muon): a = 3.4445 grows small singular values fast and they
+    then oscillate in a band around 1 (roughly 0.7..1.2), which training does not mind. With polar=True the
+    Polar Express schedule above (steps <= 5), which lands much closer to the polar factor U V^T.
+    bf16 on CUDA (fast and good enough), fp32 elsewhere.
     """
-    a, b, c = 3.4445, -4.7750, 2.0315
     X = G.bfloat16() if G.is_cuda else G.float()
     tall = X.size(-2) > X.size(-1)
     if tall:
         X = X.mT  # work on the wide side, so X X^T is the smaller Gram matrix
-    # Scale so every singular value is <= 1 (spectral norm <= Frobenius norm): inside f's basin.
-    X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
-    for _ in range(steps):
+    # Scale so every singular value is <= 1 (spectral norm <= Frobenius norm): inside f's basin. Polar
+    # Express's first quintic overshoots past 1, so leave it 1% of headroom against rounding.
+    X = X / (X.norm(dim=(-2, -1), keepdim=True) * (1.01 if polar else 1.0) + 1e-7)
+    for a, b, c in POLAR_EXPRESS_COEFFS[:steps] if polar else [NS_COEFFS] * steps:
         A = X @ X.mT
         B = b * A + c * (A @ A)
         X = a * X + B @ X
@@ -91,21 +109,29 @@ def zeropower_via_newtonschulz(G, steps):
     return X.to(G.dtype)
 
 
-def muon_direction_(grads, bufs, group):
-    """Muon's update direction for a stack of matrices grads (k, m, n); bufs: their momentum buffers.
+def muon_update_(params, grads, bufs, row_moments, group):
+    """One Muon step on a stack of matrices params (k, m, n), in place; grads: their averaged gradients
+    (overwritten), bufs: momentum buffers (k, m, n), row_moments: NorMuon's (k, m, 1) or None.
 
-    Momentum (an EMA of gradients), optionally Nesterov-style, then orthogonalised. Scaled by
-    sqrt(max(1, m/n)) so tall matrices (like the MLP's c_fc) get updates of a comparable RMS size.
+    Momentum (an EMA of gradients), optionally Nesterov-style, then orthogonalised. NorMuon (Li et al. 2025,
+    arXiv 2510.05491): orthogonalised updates have rows (output neurons) of uneven size; an EMA of each row's
+    mean square, divided out, evens them, and the result is rescaled to the orthogonalised update's norm so
+    only the split between rows changes. Scaled by sqrt(max(1, m/n)) so tall matrices (like the MLP's c_fc)
+    get updates of a comparable RMS size. Weight decay is decoupled; cautious (Chen et al. 2025, arXiv
+    2510.12402) applies it only to entries where the update already shrinks the weight.
     """
-    momentum = group["momentum"]
-    for g, buf in zip(grads, bufs):
-        buf.lerp_(g, 1 - momentum)
-        if group["nesterov"]:
-            g.lerp_(buf, momentum)  # look ahead: mix the fresh gradient with the updated average
-        else:
-            g.copy_(buf)
-    m, n = grads.shape[-2:]
-    return zeropower_via_newtonschulz(grads, group["ns_steps"]) * max(1.0, m / n) ** 0.5
+    momentum, lr, wd = group["momentum"], group["lr"], group["weight_decay"]
+    bufs.lerp_(grads, 1 - momentum)
+    g = grads.lerp_(bufs, momentum) if group["nesterov"] else bufs  # Nesterov: look ahead
+    u = orthogonalize(g, group["ns_steps"], group["polar"]).float()
+    if row_moments is not None:
+        row_moments.lerp_(u.square().mean(dim=-1, keepdim=True), 1 - group["beta2"])
+        evened = u / (row_moments.sqrt() + 1e-10)
+        u = evened * (u.norm(dim=(-2, -1), keepdim=True) / (evened.norm(dim=(-2, -1), keepdim=True) + 1e-10))
+    m, n = params.shape[-2:]
+    u = u * max(1.0, m / n) ** 0.5
+    decay = params * (u * params >= 0) if group["cautious"] else params  # p - lr * u shrinks |p| there
+    params.sub_(lr * u.to(params.dtype) + lr * wd * decay)
 
 
 # -----------------------------------------------------------------------------
@@ -268,11 +294,19 @@ class MuonAdamW(torch.optim.Optimizer):
         k = len(mine)
         updated = torch.zeros_like(grads_mine)  # padding slots stay zero
         if k:
-            bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p)) for p in mine]
-            direction = muon_direction_(grads_mine[:k], bufs, group)
-            lr = group["lr"]
+            states = [self.state[p] for p in mine]
+            for s, p in zip(states, mine):
+                s.setdefault("momentum_buffer", torch.zeros_like(p))
+                if group["beta2"] > 0:
+                    s.setdefault("row_moments", torch.zeros(p.size(0), 1, device=p.device))
+            bufs = torch.stack([s["momentum_buffer"] for s in states])
+            moments = torch.stack([s["row_moments"] for s in states]) if group["beta2"] > 0 else None
             updated[:k] = torch.stack(mine)
-            updated[:k].mul_(1 - lr * group["weight_decay"]).add_(direction, alpha=-lr)
+            muon_update_(updated[:k], grads_mine[:k], bufs, moments, group)
+            for i, s in enumerate(states):  # the state stays per matrix, as ZeRO sharding deals them out
+                s["momentum_buffer"].copy_(bufs[i])
+                if moments is not None:
+                    s["row_moments"].copy_(moments[i])
         work, everyone = comm.all_gather(updated)  # (per_rank * W, m, n)
         yield
         work.wait()

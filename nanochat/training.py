@@ -19,8 +19,12 @@ from nanochat.optim import MuonAdamW
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
 
 
+# How Muon updates every new run's matrices (nanochat/optim.py); each entry is measured in docs/LOG.md.
+MUON_RECIPE = dict(momentum=0.95, polar=False, beta2=0.0, cautious=False)
+
+
 def build_optimizer(model, matrix_lr=0.02, embedding_lr=0.2, unembedding_lr=0.004, scalar_lr=0.02,
-                    weight_decay=0.0, adam_betas=(0.8, 0.95)):
+                    weight_decay=0.0, adam_betas=(0.8, 0.95), muon=None):
     """Muon for the hidden matrices, AdamW for the rest, in one MuonAdamW object.
 
     The AdamW learning rates were tuned at width 768; wider models get them scaled by
@@ -28,13 +32,13 @@ def build_optimizer(model, matrix_lr=0.02, embedding_lr=0.2, unembedding_lr=0.00
     Muon needs no such rescaling: its update is orthogonalised, so its size does not grow with width.
     Value embeddings are lookup tables like wte and share its lr. Gates read a fixed 32 channels
     and scalars are single numbers, so their lr needs no width scaling: an Adam step moves each by
-    about scalar_lr.
+    about scalar_lr. `muon` overrides entries of MUON_RECIPE (for ablations).
     """
     groups = model.param_groups()
     scale = (768 / model.config.n_embd) ** 0.5
     adam = {"kind": "adamw", "betas": adam_betas, "eps": 1e-10, "weight_decay": 0.0}
     specs = [
-        ("matrix", {"kind": "muon", "lr": matrix_lr, "momentum": 0.95, "weight_decay": weight_decay}),
+        ("matrix", {"kind": "muon", "lr": matrix_lr, "weight_decay": weight_decay, **MUON_RECIPE, **(muon or {})}),
         ("embedding", {**adam, "lr": embedding_lr * scale}),
         ("value_embedding", {**adam, "lr": embedding_lr * scale}),
         ("unembedding", {**adam, "lr": unembedding_lr * scale}),

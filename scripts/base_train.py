@@ -33,6 +33,7 @@ from nanochat.loss_eval import evaluate_bpb
 from nanochat.report import Curves, get_report
 from nanochat.tokenizer import get_token_bytes, get_tokenizer
 from nanochat.training import (
+    MUON_RECIPE,
     RunLogger,
     StopSignal,
     all_ranks_max,
@@ -81,6 +82,8 @@ def parse_args(argv=None):
     p.add_argument("--max-seq-len", type=int, default=2048, help="context length")
     p.add_argument("--arch", default="", help="comma-separated GPTConfig overrides of the recipe, for ablations: "
                    "e.g. 'smear=0,window_pattern=L,qk_scale=1.2'")
+    p.add_argument("--muon", default="", help="comma-separated Muon group overrides, for ablations: "
+                   "e.g. 'polar=0,beta2=0,cautious=0'")
     p.add_argument("--device-batch-size", type=int, default=32, help="sequences per micro-batch per process")
     p.add_argument("--auto-batch", type=int, default=1, help="on CUDA, halve --device-batch-size until a step fits "
                    "in memory (the total batch is kept through gradient accumulation); 0: off")
@@ -113,24 +116,25 @@ def parse_args(argv=None):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     try:
-        args.arch = parse_arch(args.arch)
+        args.arch = parse_overrides(args.arch, RECIPE, "--arch")
+        args.muon = parse_overrides(args.muon, MUON_RECIPE, "--muon")
     except ValueError as e:
         p.error(str(e))
     return args
 
 
-def parse_arch(text):
-    """'smear=0,window_pattern=L' -> {'smear': False, 'window_pattern': 'L'}, typed like RECIPE's entries."""
+def parse_overrides(text, defaults, flag):
+    """'smear=0,window_pattern=L' -> {'smear': False, 'window_pattern': 'L'}, typed like defaults' entries."""
     overrides = {}
     for item in filter(None, text.split(",")):
         key, sep, value = item.partition("=")
-        if not sep or key not in RECIPE:
-            raise ValueError(f"--arch {item!r}: expected key=value with key one of {sorted(RECIPE)}")
-        kind = type(RECIPE[key])
+        if not sep or key not in defaults:
+            raise ValueError(f"{flag} {item!r}: expected key=value with key one of {sorted(defaults)}")
+        kind = type(defaults[key])
         try:
             overrides[key] = bool(int(value)) if kind is bool else kind(value)
         except ValueError:
-            raise ValueError(f"--arch {item!r}: {value!r} is not a {kind.__name__}") from None
+            raise ValueError(f"{flag} {item!r}: {value!r} is not a {kind.__name__}") from None
     return overrides
 
 
@@ -202,7 +206,7 @@ def train(args):
            + f" (target {target_tokens:,} tokens = {args.data_param_ratio:g} x params)")
 
     optimizer = build_optimizer(model, args.matrix_lr, args.embedding_lr, args.unembedding_lr, args.scalar_lr,
-                                weight_decay=args.weight_decay)
+                                weight_decay=args.weight_decay, muon=args.muon)
     train_paths = split_shards(data_dir(base_dir), "train")
     val_paths = split_shards(data_dir(base_dir), "val")
     loader = PackedLoader(tokenizer, train_paths, args.device_batch_size, args.max_seq_len,

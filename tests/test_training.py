@@ -71,10 +71,13 @@ def test_fit_device_batch_size_halves_until_it_fits():
 
 
 def test_arch_overrides_are_typed_and_checked():
-    from scripts.base_train import parse_arch
-    assert parse_arch("") == {}
-    assert parse_arch("smear=0,window_pattern=SSL,qk_scale=1.25,short_window=64") == \
+    from nanochat.gpt import RECIPE
+    from nanochat.training import MUON_RECIPE
+    from scripts.base_train import parse_overrides
+    assert parse_overrides("", RECIPE, "--arch") == {}
+    assert parse_overrides("smear=0,window_pattern=SSL,qk_scale=1.25,short_window=64", RECIPE, "--arch") == \
         {"smear": False, "window_pattern": "SSL", "qk_scale": 1.25, "short_window": 64}
+    assert parse_overrides("polar=1,beta2=0.9", MUON_RECIPE, "--muon") == {"polar": True, "beta2": 0.9}
     for bad in ("smear", "colour=red", "qk_scale=big"):
         with pytest.raises(ValueError, match=bad.split("=")[0]):
-            parse_arch(bad)
+            parse_overrides(bad, RECIPE, "--arch")
