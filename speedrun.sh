@@ -71,7 +71,7 @@ else
         base_steps=250; mid_steps=80; sft_steps=120; rl_steps=20; rl_prompts=16; problems=100; save_every=25
     fi
     BASE_ARGS="--aspect-ratio=64 --head-dim=64 --total-batch-size=4096 --num-iterations=${TINY_BASE_STEPS:-$base_steps} \
---eval-every=100 --eval-tokens=65536 --sample-every=$base_steps --save-every=$save_every"
+--eval-every=100 --eval-tokens=65536 --sample-every=$base_steps --save-every=$save_every --core-every=0"
     BASE_EVAL_ARGS="--skip-core --eval-tokens=65536 --device-batch-size=16"
     MID_ARGS="--mixture=synthetic --synthetic-size=2000 --device-batch-size=16 --total-batch-size=4096 \
 --num-iterations=$mid_steps --eval-every=40 --eval-tokens=16384 --save-every=20"

@@ -125,11 +125,21 @@ class Compute:
     def master(self):
         return self.rank == 0
 
-    def autocast(self):
-        """bf16 autocast on GPUs that support it; a no-op context on CPU/MPS (fp32 there)."""
+    @property
+    def dtype(self):
+        """The compute dtype of matmuls: bf16 on GPUs that have it, fp32 elsewhere. Weights, optimizer
+        state and the loss stay fp32 either way (fp32 master weights)."""
         import torch
         if self.device_type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+            return torch.bfloat16
+        return torch.float32
+
+    def autocast(self):
+        """The context forwards run in: autocast to self.dtype (bf16 matmuls on fp32 weights, which
+        autocast casts per op), a no-op where the dtype is fp32."""
+        import torch
+        if self.dtype != torch.float32:
+            return torch.autocast(device_type=self.device_type, dtype=self.dtype)
         from contextlib import nullcontext
         return nullcontext()
 

@@ -9,9 +9,11 @@ nor this. It never parses argv.
 
 import math
 import signal
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 
 from nanochat.optim import MuonAdamW
 
@@ -47,6 +49,39 @@ def build_optimizer(model, matrix_lr=0.02, embedding_lr=0.2, unembedding_lr=0.00
     ]
     param_groups = [dict(params=groups[name], name=name, **spec) for name, spec in specs if groups.get(name)]
     return MuonAdamW(param_groups)
+
+
+def convert_to_fp8(model):
+    """Train the blocks' big matmuls in fp8 with torchao's float8 training (tensorwise scaling), in place.
+
+    Converted: every Linear of the blocks whose sides are multiples of 16 (the fp8 kernels' rule) and at
+    least 128 wide; the small gates, lm_head (the logits want the precision) and everything outside the
+    blocks stay in bf16. Weights stay fp32 parameters, so checkpoints do not change. Returns the converted
+    module names. Needs a GPU with fp8 matmuls (compute capability 8.9+: H100, L40S, 4090).
+    """
+    from torchao.float8 import Float8LinearConfig, convert_to_float8_training
+
+    def eligible(module, name):
+        return (name.startswith("blocks.") and module.in_features % 16 == 0 and module.out_features % 16 == 0
+                and min(module.in_features, module.out_features) >= 128)
+    convert_to_float8_training(model, config=Float8LinearConfig.from_recipe_name("tensorwise"),
+                               module_filter_fn=eligible)
+    return [name for name, m in model.named_modules() if type(m).__name__ == "Float8Linear"]
+
+
+@contextmanager
+def bf16_matmuls(model):
+    """Inside: every fp8-trained Linear computes a plain (autocast bf16) matmul, for evaluation, which should
+    not depend on the training precision. A no-op for a model without fp8 layers. Use the uncompiled model
+    inside: a compiled graph would not see the swap."""
+    fp8 = [m for m in model.modules() if type(m).__name__ == "Float8Linear"]
+    for m in fp8:
+        m.forward = nn.Linear.forward.__get__(m)  # an instance attribute shadows the class's fp8 forward
+    try:
+        yield
+    finally:
+        for m in fp8:
+            del m.forward
 
 
 def lr_multiplier(progress, warmup_ratio=0.0, warmdown_ratio=0.2, final_lr_frac=0.0):

@@ -90,7 +90,8 @@ STAGES = {s.name: s for s in [
           "{python} -m scripts.tok_eval", r"val_bytes_per_token: *(\S+)", True,
           ["rustbpe/src/*", "nanochat/tokenizer.py", "scripts/tok_train.py"], needs={"base_data": DATA}, grace=300),
     Stage("base", "{python} -m scripts.base_train --time-budget={budget} --depth=12 --max-seq-len=1024 "
-          "--eval-every=1000000 --eval-tokens=2097152 --sample-every=-1 --save-every=1000000 --keep-last=1",
+          "--eval-every=1000000 --eval-tokens=2097152 --sample-every=-1 --save-every=1000000 --keep-last=1 "
+          "--core-every=0",
           r"val_bpb: *(\S+)", False, ["nanochat/gpt.py", "nanochat/optim.py", "nanochat/training.py",
                                       "scripts/base_train.py"],
           needs={"base_data": DATA, "tokenizer": TOKENIZER}, memory=r"peak_memory_mib: *(\S+)", grace=300),

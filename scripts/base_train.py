@@ -16,6 +16,7 @@ The last line printed is `val_bpb: X` (the stage's metric).
 """
 
 import argparse
+import gc
 import math
 import os
 import sys
@@ -26,6 +27,7 @@ import torch
 
 from nanochat.checkpoint import complete_steps, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nanochat.common import compute_cleanup, compute_init, get_base_dir, print0
+from nanochat.core_eval import EVAL_BUNDLE_URL, download_eval_bundle, evaluate_core
 from nanochat.dataloader import PackedLoader
 from nanochat.dataset import data_dir, split_shards
 from nanochat.gpt import GPT, RECIPE, config_from_depth
@@ -37,7 +39,9 @@ from nanochat.training import (
     RunLogger,
     StopSignal,
     all_ranks_max,
+    bf16_matmuls,
     build_optimizer,
+    convert_to_fp8,
     fit_device_batch_size,
     format_duration,
     grad_accum_steps,
@@ -109,6 +113,13 @@ def parse_args(argv=None):
     p.add_argument("--model-tag", default="", help="checkpoint subdirectory (default d<depth>)")
     p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
     p.add_argument("--compile", type=int, default=-1, help="torch.compile the model (1/0; -1: on for CUDA)")
+    p.add_argument("--fp8", action="store_true", help="train the blocks' matmuls in fp8 (torchao; GPUs with "
+                   "compute capability 8.9+); evaluation stays bf16")
+    p.add_argument("--core-every", type=int, default=-1, help="CORE every N steps and at the end; -1: at the end "
+                   "only; 0: never (offline runs without an eval bundle)")
+    p.add_argument("--core-max-per-task", type=int, default=500, help="CORE examples per task (-1: all)")
+    p.add_argument("--eval-bundle", default="", help="CORE eval bundle: URL, zip or directory (default: download "
+                   "once into the base dir)")
     p.add_argument("--run", default="", help="wandb run name (empty: no wandb)")
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
@@ -171,6 +182,12 @@ def train(args):
                                aspect_ratio=args.aspect_ratio, head_dim=args.head_dim, **args.arch)
     model = GPT(config).to(compute.device)
     model.init_weights()
+    if args.fp8:
+        if compute.device_type != "cuda" or torch.cuda.get_device_capability() < (8, 9):
+            print0("base_train: --fp8 needs a CUDA GPU with fp8 matmuls (compute capability 8.9+: H100, L40S, "
+                   "4090); leave it out to train in bf16")
+            sys.exit(2)
+        print0(f"fp8: {len(convert_to_fp8(model))} Linear layers train in fp8 (torchao, tensorwise scaling)")
     num_params = model.num_params()
     scaling_params = model.num_scaling_params()  # lookups (embeddings) are not FLOPs
     flops_per_token = model.estimate_flops()
@@ -198,6 +215,7 @@ def train(args):
     resolved = {**vars(args), "total_batch_size": total_batch, "num_iterations": num_iterations,
                 "grad_accum_steps": accum, "world_size": compute.world_size, "model_tag": model_tag}
     print0(f"model: {asdict(config)}")
+    print0(f"compute dtype: {compute.dtype} matmuls{' (fp8 in the blocks)' if args.fp8 else ''}, fp32 weights")
     print0(f"parameters: {num_params:,} ({scaling_params:,} in matmuls); "
            f"FLOPs/token: {flops_per_token:.3e}")
     print0(f"batch: {total_batch:,} tokens = {args.device_batch_size} seqs x {args.max_seq_len} tokens "
@@ -213,7 +231,7 @@ def train(args):
                           compute.rank, compute.world_size, compute.device)
 
     # ---- resume
-    step, smooth_loss, train_time, val_bpb = 0, 0.0, 0.0, float("nan")
+    step, smooth_loss, train_time, val_bpb, core = 0, 0.0, 0.0, float("nan"), None
     if args.resume and complete_steps(ckpt_dir):
         model_state, rank_state, meta = load_checkpoint(ckpt_dir, rank=compute.rank, device=compute.device,
                                                         log=print0)
@@ -225,7 +243,7 @@ def train(args):
         optimizer.load_state_dict(rank_state["optimizer"])
         loader.load_state_dict(rank_state["loader"])
         set_rng_state(rank_state["rng"])
-        step, smooth_loss, train_time = meta["step"], meta["smooth_loss"], meta["train_time"]
+        step, smooth_loss, train_time, core = meta["step"], meta["smooth_loss"], meta["train_time"], meta.get("core")
         print0(f"resumed from step {step} of {ckpt_dir}")
         del model_state, rank_state
     elif args.resume:
@@ -247,27 +265,36 @@ def train(args):
 
     def save(final=False):
         meta = {"model_config": asdict(config), "train_config": resolved, "step": step, "val_bpb": val_bpb,
-                "smooth_loss": smooth_loss, "train_time": train_time, "final": final}
+                "core": core, "smooth_loss": smooth_loss, "train_time": train_time, "final": final}
         rank_state = {"optimizer": optimizer.state_dict(), "loader": loader.state_dict(), "rng": rng_state()}
         curves.write()   # before the checkpoint, so resuming from it never leaves a gap
         save_checkpoint(ckpt_dir, step, model.state_dict(), rank_state, meta, compute.rank, args.keep_last)
         print0(f"saved checkpoint step {step} to {ckpt_dir}")
 
+    eval_fwd = model if args.fp8 else fwd   # fp8 layers are swapped out for evaluation: the plain model
     while True:
         last = progress() >= 1.0
+        # Evaluation is outside the step timer: train_time is the leaderboard's total_training_time.
         if step % args.eval_every == 0 or last:
             model.eval()
             val_loader = PackedLoader(tokenizer, val_paths, args.device_batch_size, args.max_seq_len,
                                       compute.rank, compute.world_size, compute.device)
-            val_bpb = evaluate_bpb(fwd, val_loader, eval_steps, token_bytes, compute.autocast)
+            with bf16_matmuls(model):
+                val_bpb = evaluate_bpb(eval_fwd, val_loader, eval_steps, token_bytes, compute.autocast)
             model.train()
             print0(f"step {step:05d} | val bpb {val_bpb:.4f}")
             curves.add("val bpb", step, val_bpb)
             logger.log({"val/bpb": val_bpb}, step=step)
+        if args.core_every and step > 0 and (last or (args.core_every > 0 and step % args.core_every == 0)):
+            core = measure_core(model, tokenizer, base_dir, args, compute) or core
+            if core is not None:
+                curves.add("CORE", step, core)
+                logger.log({"core": core}, step=step)
         if compute.master and args.sample_every > 0 and (step % args.sample_every == 0 or last) and step > 0:
             model.eval()
-            for prompt in SAMPLE_PROMPTS:
-                print0("  sample: " + repr(sample_greedy(model, tokenizer, prompt, 16, compute.autocast)))
+            with bf16_matmuls(model):
+                for prompt in SAMPLE_PROMPTS:
+                    print0("  sample: " + repr(sample_greedy(model, tokenizer, prompt, 16, compute.autocast)))
             model.train()
         if last:
             break
@@ -296,6 +323,15 @@ def train(args):
             compiling = False
         else:
             train_time += dt
+        if step == 1:
+            # Python's cycle collector scans every live object now and then, tens of ms each time with a
+            # model's worth of them (nanochat measured pauses of ~500 ms); nothing made after setup is
+            # cyclic garbage worth it. Freeze what exists, collect by hand every 1000 steps.
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+        elif step % 1000 == 0:
+            gc.collect()
         smooth_loss = train_loss if step == 1 else 0.9 * smooth_loss + 0.1 * train_loss
         curves.add("train loss", step, train_loss)
         tok_per_s = total_batch / dt
@@ -319,16 +355,38 @@ def train(args):
 
     save(final=True)
     stop.restore()
+    gc.enable()
     tokens = step * total_batch
     report.log("Base model training", [resolved, {
         "parameters": num_params, "flops_per_token": flops_per_token, "steps": step, "tokens": tokens,
-        "tokens_per_param": round(tokens / scaling_params, 2), "val_bpb": val_bpb,
+        "tokens_per_param": round(tokens / scaling_params, 2),
+        "total_training_flops": f"{flops_per_token * tokens:.3e}",
+        "val_bpb": val_bpb, "core": core, "total_training_time": round(train_time, 1),
         "train_time_min": round(train_time / 60, 2), "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
     }])
+    print0(f"total_training_time: {train_time:.1f}s (training steps only) | total_training_flops: "
+           f"{flops_per_token * tokens:.3e}" + (f" | CORE {core:.4f}" if core is not None else ""))
     logger.finish()
     print0(f"peak_memory_mib: {compute.max_memory_allocated() / 2**20:.0f}")   # GPU memory on CUDA, else RSS
     print0(f"val_bpb: {val_bpb:.6f}")
     return {"val_bpb": val_bpb, "step": step}
+
+
+def measure_core(model, tokenizer, base_dir, args, compute):
+    """CORE of the model now (bf16 matmuls even under --fp8), or None when no eval bundle can be had: a
+    missing bundle must not cost a finished run, so it is reported and skipped."""
+    try:
+        bundle = download_eval_bundle(base_dir, args.eval_bundle or EVAL_BUNDLE_URL)
+    except (OSError, RuntimeError, ValueError) as e:
+        print0(f"CORE skipped: no eval bundle ({e}); pass --eval-bundle=PATH, or --core-every=0 offline")
+        return None
+    model.eval()
+    with bf16_matmuls(model):
+        results = evaluate_core(model, tokenizer, bundle, compute.device, args.core_max_per_task, compute.rank,
+                                compute.world_size, autocast=compute.autocast)
+    model.train()
+    print0(f"CORE: {results['core']:.4f}")
+    return results["core"]
 
 
 def main(argv=None):

@@ -167,7 +167,8 @@ def main(argv=None):
     common = ["--max-seq-len", str(args.max_seq_len), "--device-batch-size", str(args.device_batch_size),
               "--total-batch-size", str(args.total_batch_size), "--num-iterations", str(args.steps),
               "--eval-every", str(args.eval_every), "--eval-tokens", str(args.eval_tokens), "--sample-every", "-1"]
-    extra = {"ours": ["--compile", "1", "--save-every", str(args.steps), *shlex.split(args.ours_args)],
+    extra = {"ours": ["--compile", "1", "--save-every", str(args.steps), "--core-every", "0",
+                      *shlex.split(args.ours_args)],
              "nanochat": ["--core-metric-every", "-1"]}
     results = {}
     for depth in depths:
@@ -194,8 +195,8 @@ def main(argv=None):
         if len(rows) == 2:
             ours, ref = rows
             t_end = min(args.steps * ours["sec_per_step"], args.steps * ref["sec_per_step"])
-            print(f"  at equal wall-clock ({t_end:.0f}s of training): ours {bpb_at_time(ours['bpb'], ours['sec_per_step'], t_end):.4f}"
-                  f" | nanochat {bpb_at_time(ref['bpb'], ref['sec_per_step'], t_end):.4f}")
+            at = [bpb_at_time(r["bpb"], r["sec_per_step"], t_end) for r in (ours, ref)]
+            print(f"  at equal wall-clock ({t_end:.0f}s of training): ours {at[0]:.4f} | nanochat {at[1]:.4f}")
     out = os.path.join(args.work, "results.json")
     with open(out + ".tmp", "w") as f:
         json.dump({f"d{d}_{w}": r for (d, w), r in results.items()}, f, indent=1)

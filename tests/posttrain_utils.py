@@ -27,7 +27,7 @@ def make_base_dir(path):
     tok_train.main(["--vocab-size=512", "--max-chars=200000"])
     base_train.main([*MODEL, "--device-batch-size=4", "--total-batch-size=512", "--num-iterations=15",
                      "--eval-every=100", "--eval-tokens=1024", "--sample-every=-1", "--compile=0",
-                     "--device-type=cpu", f"--model-tag={BASE_TAG}"])
+                     "--device-type=cpu", f"--model-tag={BASE_TAG}", "--core-every=0"])
     return path
 
 

@@ -15,7 +15,8 @@ from nanochat.checkpoint import complete_steps, load_checkpoint
 from tests.dist_utils import REPO_ROOT, check_ok, run_torchrun, run_torchrun_two_nodes
 
 TINY = ["--depth=2", "--aspect-ratio=64", "--head-dim=64", "--max-seq-len=64", "--device-batch-size=4",
-        "--total-batch-size=512", "--eval-tokens=2048", "--sample-every=-1", "--compile=0"]
+        "--total-batch-size=512", "--eval-tokens=2048", "--sample-every=-1", "--compile=0",
+        "--core-every=0"]
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +126,28 @@ def test_two_nodes(base_dir):
                                   extra_env={"NANOCHAT_BASE_DIR": str(base_dir)})
     check_ok(proc)
     assert "x 2 processes" in proc.stdout and "val_bpb: " in proc.stdout
+
+
+def test_core_inside_training(base_dir, tmp_path):
+    """--core-every: CORE at step 3 and at the end, the last one kept in the checkpoint; it equals base
+    CORE of that checkpoint measured afresh. A bundle that cannot be had skips CORE and loses nothing."""
+    from nanochat.checkpoint import load_model
+    from nanochat.core_eval import evaluate_core
+    from tests.test_core_eval import HAND_TASKS, write_bundle
+    bundle = write_bundle(str(tmp_path / "bundle"), HAND_TASKS)
+    log = run(base_dir, "scripts.base_train", *TINY, "--num-iterations=6", "--eval-every=100", "--core-every=3",
+              f"--eval-bundle={bundle}", "--model-tag=core")
+    cores = [float(x) for x in re.findall(r"^CORE: ([-\d.]+)", log, re.M)]
+    assert len(cores) == 2
+    _, _, meta = load_checkpoint(str(base_dir / "base_checkpoints" / "core"), log=None)
+    assert meta["core"] == pytest.approx(cores[-1], abs=1e-4) and meta["final"]
+    os.environ["NANOCHAT_BASE_DIR"] = str(base_dir)
+    try:
+        model, tok, _ = load_model("base", "cpu", "core")
+    finally:
+        del os.environ["NANOCHAT_BASE_DIR"]
+    assert evaluate_core(model, tok, bundle, "cpu")["core"] == pytest.approx(cores[-1], abs=1e-4)
+    assert "total_training_time: " in log
+    log = run(base_dir, "scripts.base_train", *TINY, "--num-iterations=2", "--eval-every=100", "--core-every=-1",
+              f"--eval-bundle={tmp_path / 'missing.zip'}", "--model-tag=nocore")
+    assert "CORE skipped" in log and "val_bpb: " in log.splitlines()[-1]

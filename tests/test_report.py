@@ -172,7 +172,7 @@ def test_report_script(tmp_path, monkeypatch, capsys):
 
 BASE_TRAIN = ["--depth=2", "--aspect-ratio=32", "--head-dim=32", "--max-seq-len=32", "--device-batch-size=4",
               "--total-batch-size=128", "--eval-tokens=256", "--sample-every=-1", "--compile=0", "--device-type=cpu",
-              "--num-iterations=6", "--eval-every=2", "--save-every=3", "--keep-last=5"]
+              "--num-iterations=6", "--eval-every=2", "--save-every=3", "--keep-last=5", "--core-every=0"]
 
 
 @pytest.fixture

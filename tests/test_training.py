@@ -81,3 +81,31 @@ def test_arch_overrides_are_typed_and_checked():
     for bad in ("smear", "colour=red", "qk_scale=big"):
         with pytest.raises(ValueError, match=bad.split("=")[0]):
             parse_overrides(bad, RECIPE, "--arch")
+
+
+def test_fp8_conversion_and_bf16_evaluation():
+    """torchao's float8 training swaps the blocks' big Linears (not lm_head, not the gates); inside
+    bf16_matmuls the model computes exactly what it did before conversion, and the fp8 path is back after."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchao")
+    from nanochat.gpt import GPT, GPTConfig
+    from nanochat.training import bf16_matmuls, convert_to_fp8
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(sequence_len=32, vocab_size=320, n_layer=2, n_head=2, n_kv_head=2, n_embd=128,
+                          value_embeds=True, smear=True))
+    with torch.no_grad():
+        for block in model.blocks:  # open the zero-initialised projections so every matmul matters
+            block.attn.c_proj.weight.normal_(std=0.05)
+            block.mlp.c_proj.weight.normal_(std=0.05)
+    idx = torch.randint(0, 320, (2, 32), generator=torch.Generator().manual_seed(1))
+    keys = set(model.state_dict())
+    before = model(idx)
+    converted = convert_to_fp8(model)
+    assert sorted(converted) == sorted(f"blocks.{i}.{n}" for i in range(2)
+                                       for n in ("attn.c_q", "attn.c_k", "attn.c_v", "attn.c_proj", "mlp.c_fc",
+                                                 "mlp.c_proj"))
+    assert set(model.state_dict()) == keys  # checkpoints do not change
+    with bf16_matmuls(model):
+        assert torch.equal(model(idx), before)
+    fp8 = model(idx)
+    assert not torch.equal(fp8, before) and (fp8 - before).abs().max() < 0.5
