@@ -23,7 +23,7 @@ class FakeHub:
 
     def __init__(self, files, fail_first=0, truncate_first=0):
         self.files, self.fail_left, self.truncate_left = files, fail_first, truncate_first
-        self.requests = []
+        self.requests, self.paths = [], []
         hub = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -33,6 +33,7 @@ class FakeHub:
             def do_GET(self):
                 name = self.path.rsplit("/", 1)[-1]
                 hub.requests.append(name)
+                hub.paths.append(self.path)
                 if hub.fail_left > 0:
                     hub.fail_left -= 1
                     self.send_error(503)
@@ -72,7 +73,7 @@ def test_download_with_retries(tmp_path, small_dataset):
                          log=lambda *a: None)
     finally:
         hub.close()
-    names = sorted(os.listdir(tmp_path))
+    names = sorted(f for f in os.listdir(tmp_path) if f != "DATASET")
     assert names == ["shard_00000.parquet", "shard_00001.parquet", "shard_00004.parquet"]  # + pinned val shard
     for n in names:
         assert pq.read_table(tmp_path / n).column("text").to_pylist()[0].startswith("document")
@@ -119,3 +120,35 @@ def test_bad_arguments(tmp_path):
         dataset.download(1, "nope", str(tmp_path))
     with pytest.raises(ValueError, match="num_train_shards=0"):
         dataset.download(0, "fineweb-edu", str(tmp_path))
+
+
+def test_climbmix_is_the_default_and_uses_its_own_validation_shard(tmp_path):
+    """The default dataset is ClimbMix: its files come from its hub repo, and its last shard (06542) is the
+    pinned validation shard."""
+    assert dataset.DEFAULT_DATASET == "climbmix"
+    files = {dataset.shard_name(i): parquet_bytes([f"climbmix doc {i}"]) for i in (0, 1, 6542)}
+    hub = FakeHub(files)
+    try:
+        dataset.download(2, directory=str(tmp_path), url_template=hub.url, log=lambda *a: None)
+    finally:
+        hub.close()
+    assert sorted(hub.paths) == [f"/datasets/karpathy/climbmix-400b-shuffle/resolve/main/shard_{i:05d}.parquet"
+                                 for i in (0, 1, 6542)]
+    assert dataset.split_shards(str(tmp_path), "val") == [str(tmp_path / "shard_06542.parquet")]
+    assert (tmp_path / "DATASET").read_text().strip() == "climbmix"
+
+
+def test_datasets_never_mix_in_one_directory(tmp_path, small_dataset):
+    hub = FakeHub(small_dataset)
+    try:
+        dataset.download(1, "tiny-test", str(tmp_path), url_template=hub.url, log=lambda *a: None)
+        with pytest.raises(ValueError, match="already holds shards of tiny-test"):
+            dataset.download(1, "climbmix", str(tmp_path), url_template=hub.url, log=lambda *a: None)
+        unmarked = tmp_path / "old"
+        unmarked.mkdir()
+        (unmarked / "shard_00000.parquet").write_bytes(small_dataset["shard_00000.parquet"])
+        with pytest.raises(ValueError, match="unknown"):
+            dataset.download(1, "tiny-test", str(unmarked), url_template=hub.url, log=lambda *a: None)
+    finally:
+        hub.close()
+    assert sorted(os.listdir(tmp_path)) == ["DATASET", "old", "shard_00000.parquet", "shard_00004.parquet"]
