@@ -8,7 +8,7 @@
 #   full  an 8xH100 node with internet: real data, depth-24 model, torchrun on every GPU.
 #   tiny  any machine, no GPU or no network: the embedded corpus, toy sizes, every stage still runs.
 #
-# Overrides (environment): NANOCHAT_PROFILE=full|tiny, DEPTH, NPROC (GPUs to use), WANDB_RUN,
+# Overrides (environment): NANOCHAT_PROFILE=full|tiny, DEPTH, NPROC (GPUs to use), WANDB_RUN, FP8=1,
 # NANOCHAT_BASE_DIR (where artifacts go, default ~/.cache/nanochat).
 #
 # Re-running after an interruption skips finished stages (each leaves a marker in
@@ -40,16 +40,16 @@ case "$profile" in full|tiny) ;; *) echo "NANOCHAT_PROFILE must be 'full' or 'ti
 echo "speedrun: profile '$profile' ($why); artifacts in $NANOCHAT_BASE_DIR"
 
 if [ "$profile" = full ]; then
-    # Sizes for one 8xH100 node. Time and cost are ESTIMATES until measured on real hardware:
-    # depth 24 = 881M parameters (780M without the input embedding), so the Chinchilla horizon of
-    # 20 tokens per parameter is ~15.6B tokens; a FineWeb-Edu shard holds ~55M tokens at this
-    # vocabulary, so 300 shards (~30 GB) cover it in one epoch. Base training roughly 3-4 hours,
-    # post-training and evals under an hour: ~4-5 h x 8 GPUs x ~$3/GPU-hour ~= $100-120.
+    # Sizes for one 8xH100 node. Time and cost are ESTIMATES until measured on real hardware (README,
+    # "Compute to GPT-2 grade"): depth 24 has 730M parameters in matmuls; 8 tokens per parameter (the
+    # horizon at which nanochat's run of this architecture passed GPT-2's CORE) is 5.8B tokens, ~2.8e19
+    # FLOPs, and ~170 ClimbMix shards cover it in one epoch. Vocab 32,768: measured 3% fewer bytes per
+    # token than 65,536 but half the lm_head and logits (docs/LOG.md). FP8=1 adds --fp8 (H100 and newer).
     DEPTH="${DEPTH:-24}"
     NPROC="${NPROC:-$gpus}"
-    VOCAB=65536; TOK_CHARS=2000000000; NUM_SHARDS=300
+    VOCAB=32768; TOK_CHARS=2000000000; NUM_SHARDS=170
     SEQ=2048; DEVICE_BATCH="${DEVICE_BATCH:-32}"   # lowered automatically on GPUs with less memory
-    BASE_ARGS=""
+    BASE_ARGS="--data-param-ratio=8${FP8:+ --fp8}"
     BASE_EVAL_ARGS=""
     MID_ARGS="--mixture=full --device-batch-size=$DEVICE_BATCH"
     SFT_ARGS="--mixture=full"

@@ -31,7 +31,7 @@ GATE_CHANNELS = 32
 @dataclass
 class GPTConfig:
     sequence_len: int = 1024    # training context length
-    vocab_size: int = 65536
+    vocab_size: int = 32768
     n_layer: int = 12
     n_head: int = 6             # query heads
     n_kv_head: int = 6          # key/value heads; fewer than n_head means grouped-query attention

@@ -1,7 +1,7 @@
 """
 Train the tokenizer on the training shards of base_data and save it to $NANOCHAT_BASE_DIR/tokenizer.
 
-    python -m scripts.tok_train --vocab-size 65536 --max-chars 2000000000
+    python -m scripts.tok_train --vocab-size 32768 --max-chars 2000000000
 
 The training text streams from parquet into rustbpe (memory grows with the number of distinct
 pre-token chunks, not with the corpus). The validation shard is never read here.
@@ -18,7 +18,7 @@ from nanochat.tokenizer import SPECIAL_TOKENS, Tokenizer, tokenizer_dir
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Train the BPE tokenizer")
-    parser.add_argument("--vocab-size", type=int, default=65536, help="vocabulary size including special tokens")
+    parser.add_argument("--vocab-size", type=int, default=32768, help="vocabulary size including special tokens")
     parser.add_argument("--max-chars", type=int, default=2_000_000_000, help="characters of training text to use")
     parser.add_argument("--doc-cap", type=int, default=10_000, help="crop each document to this many characters")
     args = parser.parse_args(argv)

@@ -10,7 +10,9 @@ param groups by name. Then rank 0 leaves the process group and trains again alon
 Doing the reference here saves the test process the slow first import behind torch.optim.
 
 The model is chosen to hit the awkward cases: vocab 67 (AdamW rows not divisible by 2), three
-layers (Muon buckets of 3 same-shape matrices on 2 ranks), GQA (several bucket shapes).
+layers (Muon buckets of 3 same-shape matrices on 2 ranks), GQA (several bucket shapes), and every
+optional piece of the architecture (value embeddings, gates, 0-D scalars) with the full Muon recipe
+(Polar Express, NorMuon's row moments, cautious weight decay).
 """
 
 import os
@@ -23,7 +25,9 @@ from nanochat.common import compute_cleanup, compute_init, dist_info
 from nanochat.gpt import GPT, GPTConfig
 from nanochat.optim import MuonAdamW
 
-CONFIG = GPTConfig(sequence_len=16, vocab_size=67, n_layer=3, n_head=2, n_kv_head=1, n_embd=32)
+CONFIG = GPTConfig(sequence_len=16, vocab_size=67, n_layer=3, n_head=2, n_kv_head=1, n_embd=32, window_pattern="SL",
+                   short_window=6, value_embeds=True, layer_scalars=True, smear=True, backout=True)
+MUON = {"polar": True, "beta2": 0.95, "cautious": True}
 GLOBAL_BATCH = 4
 STEPS = 4
 
@@ -31,17 +35,22 @@ STEPS = 4
 def build(seed=1234):
     """{name: parameter} and the optimizer, identical on every rank."""
     torch.manual_seed(seed)
-    model = GPT(CONFIG)
+    # float64: fp32 rounding, which Adam amplifies where gradients are tiny, would blur a sync bug
+    model = GPT(CONFIG).double()
     params = dict(model.named_parameters())
-    params["scalar"] = torch.nn.Parameter(torch.tensor(0.5))
-    params["vector"] = torch.nn.Parameter(torch.randn(5))
-    params["lonely"] = torch.nn.Parameter(torch.randn(5, 7))
+    params["scalar"] = torch.nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+    params["vector"] = torch.nn.Parameter(torch.randn(5, dtype=torch.float64))
+    params["lonely"] = torch.nn.Parameter(torch.randn(5, 7, dtype=torch.float64))
     groups = model.param_groups()
+    with torch.no_grad():  # the optional pieces start at zero; give them values so their gradients mix
+        for p in [*groups["value_embedding"], *groups["gate"], *groups["scalar"]]:
+            p.normal_(std=0.3)
     opt = MuonAdamW([
         {"kind": "adamw", "params": groups["embedding"], "lr": 0.05, "betas": (0.8, 0.95), "weight_decay": 0.01},
-        {"kind": "muon", "params": groups["matrix"], "lr": 0.03, "momentum": 0.9, "weight_decay": 0.01},
+        {"kind": "muon", "params": groups["matrix"], "lr": 0.03, "momentum": 0.9, "weight_decay": 0.01, **MUON},
         {"kind": "adamw", "params": groups["unembedding"], "lr": 0.01, "betas": (0.8, 0.95)},
-        {"kind": "adamw", "params": [params["scalar"], params["vector"]], "lr": 0.02},
+        {"kind": "adamw", "params": groups["value_embedding"] + groups["gate"], "lr": 0.02},
+        {"kind": "adamw", "params": [*groups["scalar"], params["scalar"], params["vector"]], "lr": 0.02},
         {"kind": "muon", "params": [params["lonely"]], "lr": 0.02},
     ])
     return model, params, opt

@@ -36,7 +36,11 @@ def expected_shares(groups, param_shapes, world_size):
         for same in by_shape.values():
             per_rank = -(-len(same) // world_size)
             for i, name in enumerate(same):
-                shares[i // per_rank][name] = {"momentum_buffer": param_shapes[name]}
+                shape = param_shapes[name]
+                state = {"momentum_buffer": shape}
+                if name != "lonely":  # the model's matrices use NorMuon: one second moment per row
+                    state["row_moments"] = (shape[0], 1)
+                shares[i // per_rank][name] = state
     return shares
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from nanochat.training import grad_accum_steps, lr_multiplier, muon_momentum
-from scripts.base_train import chinchilla_tokens, num_iterations_for, optimal_batch_tokens
+from scripts.base_train import horizon_tokens, num_iterations_for, optimal_batch_tokens
 
 
 def test_grad_accum():
@@ -33,7 +33,7 @@ def test_muon_momentum_ramp():
 
 
 def test_derived_horizon_and_batch():
-    assert chinchilla_tokens(1_000_000) == 20_000_000
+    assert horizon_tokens(1_000_000) == 10_500_000 and horizon_tokens(1_000_000, ratio=8) == 8_000_000
     # a GPT-2-grade run (~560M params, ~11B tokens) lands on the classic 2^19-token batch
     assert optimal_batch_tokens(6 * 560e6 * 11.2e9) == 2 ** 19
     # smaller runs want smaller batches, and the result is always a power of two
