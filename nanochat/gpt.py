@@ -3,12 +3,10 @@ The GPT model: a decoder-only transformer written as plain math and shapes.
 
 What is in it: a token embedding, n_layer pre-norm blocks (attention + MLP), an untied lm_head;
 rotary positions, parameter-free RMSNorm (on the embedding, before attention and MLP, before lm_head),
-QK-norm, a ReLU^2 MLP, no biases, a tanh logit softcap and grouped-query attention. Optional pieces,
-each a GPTConfig switch that config_from_depth turns on: sliding-window attention on most layers, value
-embeddings mixed into attention's values, per-layer residual/embedding scalars, smear and backout.
-Every optional piece starts as the identity, so at init the model is the plain transformer.
-Attention is PyTorch's SDPA, or flash-attention-3 for the training path on Hopper GPUs when importable.
-KVCache holds keys/values for incremental decoding, with every batch row at its own position.
+QK-norm, a ReLU^2 MLP, no biases, a tanh logit softcap and grouped-query attention; and the recipe's
+optional pieces (GPTConfig switches, each starting as the identity): sliding windows, value embeddings,
+per-layer scalars, smear and backout. Attention is SDPA, or flash-attention-3 on Hopper GPUs when
+importable. KVCache holds keys/values for incremental decoding, with every batch row at its own position.
 
 What it deliberately does not do: know about optimizers (param_groups() only sorts parameters by role),
 data, ranks or devices. The caller moves the model to a device, wraps forward in torch.autocast on GPUs
@@ -63,11 +61,9 @@ class GPTConfig:
                              "(each key/value head serves n_head / n_kv_head query heads)")
         if self.softcap < 0:
             raise ValueError(f"softcap must be >= 0 (0 turns it off), got {self.softcap}")
-        if isinstance(self.short_window, bool) or not isinstance(self.short_window, int) or self.short_window < 0:
-            raise ValueError(f"short_window must be an int >= 0 (0: derived), got {self.short_window!r}")
-        if not self.window_pattern or set(self.window_pattern) - set("SL"):
+        if not self.window_pattern or set(self.window_pattern) - set("SL") or self.short_window < 0:
             raise ValueError(f"window_pattern must be a non-empty string of S (short window) and L (full "
-                             f"context), got {self.window_pattern!r}")
+                             f"context), short_window >= 0; got {self.window_pattern!r}, {self.short_window}")
 
     @property
     def head_dim(self):
@@ -75,10 +71,9 @@ class GPTConfig:
 
     @property
     def windows(self):
-        """Keys each query may see, per layer (itself included); None = the whole context, even past
-        sequence_len at inference. The pattern is tiled over the layers and the last layer is always full.
-        A short window is by default a quarter of the context rounded up to 128 (flash-attention's tile):
-        at 2048 tokens, three of every four layers of "SSSL" attend over 512 and cost a quarter of the FLOPs."""
+        """Keys each query may see, per layer (itself included); None = the whole context (even past
+        sequence_len at inference). The pattern is tiled over the layers; the last layer is always full. A
+        short window defaults to a quarter of the context rounded up to 128, flash-attention's tile."""
         short = self.short_window or -(-self.sequence_len // 4 // 128) * 128
         short = None if short >= self.sequence_len else short
         sizes = [short if self.window_pattern[i % len(self.window_pattern)] == "S" else None
@@ -366,9 +361,8 @@ class GPT(nn.Module):
             if block.attn.ve_gate is not None:
                 nn.init.zeros_(block.attn.ve_gate.weight)  # gate exactly 1
         nn.init.normal_(self.lm_head.weight, std=0.001)
-        # Every optional piece starts as the identity: value embeddings at zero add nothing to v, the
-        # residual scalars at (1, 0) leave the stream alone, smear and backout at zero mix in nothing.
-        # None of these zeros blocks learning: each one's gradient is non-zero from the first step.
+        # Every optional piece starts as the identity (value embeddings, smear, backout at zero, residual
+        # scalars at (1, 0)); none of these zeros blocks learning: each one's gradient is non-zero at once.
         for ve in self.value_embeds.values():
             nn.init.zeros_(ve.weight)
         if self.config.layer_scalars:
@@ -403,19 +397,12 @@ class GPT(nn.Module):
             raise ValueError(f"row {row} would hold {L} tokens, past the limit {limit} (KVCache max_len "
                              f"{kv_cache.max_len}, rotary table {self.cos.size(0)}); use a larger max_len, "
                              "or clear the row")
-        # Key slot j is visible to the query at absolute position p iff j <= p (the row's cached prefix
-        # plus the causal part of the new tokens) and, in a windowed layer, p - j < window. Slots past a
-        # row's own end are always masked.
+        # Slot j is visible to the query at position p iff 0 <= p - j (the cached prefix plus the causal part of
+        # the new tokens; slots past a row's end never are) and, in a windowed layer, p - j < window.
         behind = positions[:, :, None] - torch.arange(L, device=positions.device)  # (B, T, L)
         masks = {w: ((behind >= 0) & (behind < (w or L + 1)))[:, None] for w in set(cfg.windows)}  # (B, 1, T, L)
         cos, sin = self.cos[positions][:, :, None], self.sin[positions][:, :, None]  # (B, T, 1, D/2)
         return cos, sin, positions, masks
-
-    def _smear(self, x, x_prev):
-        """x_t += smear_lambda * sigmoid(w . x_t[:32]) * x_(t-1): a cheap bigram feature, gated per token.
-        x (B, T, C) normed embeddings; x_prev (B, T, C) the previous token's (zeros where there is none)."""
-        gate = self.smear_lambda * torch.sigmoid(self.smear_gate(x[..., :GATE_CHANNELS]))  # (B, T, 1)
-        return x + gate * x_prev
 
     def forward(self, idx, targets=None, kv_cache=None, loss_reduction="mean"):
         """idx (B, T) long -> logits (B, T, vocab) fp32, or the loss when targets (B, T) are given.
@@ -441,7 +428,9 @@ class GPT(nn.Module):
             if kv_cache is not None:  # the previous token of a cached row is its last one
                 last = kv_cache.last_token.clamp(min=0)[:, None]
                 first = norm(self.wte(last)) * (kv_cache.last_token >= 0)[:, None, None]
-            x = self._smear(x, torch.cat([first, x[:, :-1]], dim=1))
+            # Smear: x_t += lambda * sigmoid(w . x_t[:32]) * x_(t-1), a cheap bigram feature gated per token.
+            gate = self.smear_lambda * torch.sigmoid(self.smear_gate(x[..., :GATE_CHANNELS]))  # (B, T, 1)
+            x = x + gate * torch.cat([first, x[:, :-1]], dim=1)
         x0 = x
         mid = None
         for i, block in enumerate(self.blocks):

@@ -90,7 +90,8 @@ def orthogonalize(G, steps, polar=False):
     singular value and leaves U, V alone. With polar=False the same quintic every step, from Keller Jordan's
     Muon write-up (kellerjordan.github.io/posts/muon): a = 3.4445 grows small singular values fast and they
     then oscillate in a band around 1 (roughly 0.7..1.2), which training does not mind. With polar=True the
-    Polar Express schedule above (steps <= 5), which lands much closer to the polar factor U V^T.
+    Polar Express schedule above, built for steps = 5 (its intermediate steps overshoot on purpose; a shorter
+    prefix is not a good schedule), which lands much closer to the polar factor U V^T.
     bf16 on CUDA (fast and good enough), fp32 elsewhere.
     """
     X = G.bfloat16() if G.is_cuda else G.float()

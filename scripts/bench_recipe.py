@@ -15,6 +15,8 @@ the PyPI packages it needs that we lack (its `rustbpe`, `filelock`) go into a pr
 only its processes see. `--only ours` skips nanochat (for ablations: `--ours-args "--smear 0"`).
 Small models and small batches are not where either recipe is tuned: read the table as a smoke
 test of the recipe's direction, not as its value at scale.
+
+    python -m scripts.bench_recipe --flops       # the full profile's compute, from the FLOPs formula
 """
 
 import argparse
@@ -108,8 +110,28 @@ def bpb_at_time(bpb, sec_per_step, seconds):
     return points[0][1]
 
 
+def flops_table(ratio=8.0, vocab_size=32768, seq_len=2048, depths=(12, 20, 24, 26)):
+    """Training compute of the recipe at each depth, from GPT.estimate_flops() on meta-device models."""
+    import torch
+
+    from nanochat.gpt import GPT, config_from_depth
+    from scripts.base_train import horizon_tokens
+    print(f"vocab {vocab_size:,}, sequence {seq_len}, {ratio:g} tokens per parameter in matmuls")
+    print("depth | params (matmul) | FLOPs/token | tokens | training FLOPs | hours on 8xH100 at 40% MFU")
+    for depth in depths:
+        with torch.device("meta"):
+            model = GPT(config_from_depth(depth, vocab_size, seq_len))
+        n, f = model.num_scaling_params(), model.estimate_flops()
+        tokens = horizon_tokens(n, ratio)
+        hours = f * tokens / (8 * 989e12 * 0.40) / 3600
+        print(f"{depth:5d} | {model.num_params() / 1e6:6.0f}M ({n / 1e6:.1f}M) | {f:.3e} | {tokens / 1e9:.2f}B | "
+              f"{f * tokens:.3e} | {hours:.2f}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Our pretraining recipe vs nanochat's, same text, same steps")
+    p.add_argument("--flops", action="store_true", help="only print the recipe's training compute by depth")
+    p.add_argument("--ratio", type=float, default=8.0, help="tokens per parameter for --flops")
     p.add_argument("--nanochat", default="", help="path of a nanochat checkout (required unless --only ours)")
     p.add_argument("--only", default="", choices=["", "ours", "nanochat"], help="run one side only")
     p.add_argument("--corpus", default=DEFAULT_CORPUS, help="folder of real text files")
@@ -126,6 +148,8 @@ def main(argv=None):
     p.add_argument("--ours-args", default="", help="extra base_train flags for our side (ablations)")
     p.add_argument("--tag", default="", help="name of this run's logs and results (default: derived)")
     args = p.parse_args(argv)
+    if args.flops:
+        return flops_table(args.ratio)
     sides = [args.only] if args.only else ["ours", "nanochat"]
     if "nanochat" in sides and not os.path.isfile(os.path.join(args.nanochat, "scripts", "base_train.py")):
         p.error(f"--nanochat {args.nanochat!r} is not a nanochat checkout (no scripts/base_train.py); "
