@@ -87,8 +87,8 @@ class GPTConfig:
 
 
 # The architecture every new model gets; each entry is measured in docs/LOG.md.
-RECIPE = dict(qk_scale=1.0, rope_base=10000.0, window_pattern="L", short_window=0, value_embeds=False,
-              layer_scalars=False, smear=False, backout=False)
+RECIPE = dict(qk_scale=1.0, rope_base=10000.0, window_pattern="SSSL", short_window=0, value_embeds=True,
+              layer_scalars=True, smear=True, backout=True)
 
 
 def config_from_depth(depth, vocab_size, sequence_len, aspect_ratio=64, head_dim=128, **overrides):

@@ -22,7 +22,7 @@ PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e1
 
 
 # How Muon updates every new run's matrices (nanochat/optim.py); each entry is measured in docs/LOG.md.
-MUON_RECIPE = dict(momentum=0.95, polar=False, beta2=0.0, cautious=False)
+MUON_RECIPE = dict(momentum=0.95, polar=True, beta2=0.95, cautious=False)
 
 
 def build_optimizer(model, matrix_lr=0.02, embedding_lr=0.2, unembedding_lr=0.004, scalar_lr=0.02,
