@@ -61,9 +61,11 @@ class GPTConfig:
                              "(each key/value head serves n_head / n_kv_head query heads)")
         if self.softcap < 0:
             raise ValueError(f"softcap must be >= 0 (0 turns it off), got {self.softcap}")
-        if not self.window_pattern or set(self.window_pattern) - set("SL") or self.short_window < 0:
+        if isinstance(self.short_window, bool) or not isinstance(self.short_window, int) or self.short_window < 0:
+            raise ValueError(f"short_window must be an int >= 0 (0: derived), got {self.short_window!r}")
+        if not self.window_pattern or set(self.window_pattern) - set("SL"):
             raise ValueError(f"window_pattern must be a non-empty string of S (short window) and L (full "
-                             f"context), short_window >= 0; got {self.window_pattern!r}, {self.short_window}")
+                             f"context), got {self.window_pattern!r}")
 
     @property
     def head_dim(self):
@@ -361,8 +363,7 @@ class GPT(nn.Module):
             if block.attn.ve_gate is not None:
                 nn.init.zeros_(block.attn.ve_gate.weight)  # gate exactly 1
         nn.init.normal_(self.lm_head.weight, std=0.001)
-        # Every optional piece starts as the identity (value embeddings, smear, backout at zero, residual
-        # scalars at (1, 0)); none of these zeros blocks learning: each one's gradient is non-zero at once.
+        # Optional pieces start as the identity (zeros; scalars at (1, 0)); each gradient is non-zero at once.
         for ve in self.value_embeds.values():
             nn.init.zeros_(ve.weight)
         if self.config.layer_scalars:

@@ -115,6 +115,7 @@ def flops_table(ratio=8.0, vocab_size=32768, seq_len=2048, depths=(12, 20, 24, 2
     import torch
 
     from nanochat.gpt import GPT, config_from_depth
+    from nanochat.training import PEAK_BF16_FLOPS
     from scripts.base_train import horizon_tokens
     print(f"vocab {vocab_size:,}, sequence {seq_len}, {ratio:g} tokens per parameter in matmuls")
     print("depth | params (matmul) | FLOPs/token | tokens | training FLOPs | hours on 8xH100 at 40% MFU")
@@ -123,7 +124,7 @@ def flops_table(ratio=8.0, vocab_size=32768, seq_len=2048, depths=(12, 20, 24, 2
             model = GPT(config_from_depth(depth, vocab_size, seq_len))
         n, f = model.num_scaling_params(), model.estimate_flops()
         tokens = horizon_tokens(n, ratio)
-        hours = f * tokens / (8 * 989e12 * 0.40) / 3600
+        hours = f * tokens / (8 * PEAK_BF16_FLOPS["H100"] * 0.40) / 3600
         print(f"{depth:5d} | {model.num_params() / 1e6:6.0f}M ({n / 1e6:.1f}M) | {f:.3e} | {tokens / 1e9:.2f}B | "
               f"{f * tokens:.3e} | {hours:.2f}")
 
