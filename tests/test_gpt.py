@@ -76,6 +76,9 @@ def test_config_round_trips_through_json():
     (dict(n_embd=12), "even"),         # head_dim 3 cannot be rotated in pairs
     (dict(n_layer=0), "n_layer"),
     (dict(softcap=-1.0), "softcap"),
+    (dict(short_window=1.5), "short_window"),
+    (dict(short_window=True), "short_window"),
+    (dict(window_pattern="SX"), "window_pattern"),
 ])
 def test_config_rejects_bad_shapes(bad, word):
     with pytest.raises(ValueError, match=word):
