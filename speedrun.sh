@@ -60,6 +60,7 @@ if [ "$profile" = full ]; then
 else
     # Toy sizes: every stage runs on a 2-core CPU in minutes (figures in the README).
     # NANOCHAT_SMOKE=1 cuts every stage to a handful of steps: CI's end-to-end check.
+    # 200 base steps: the recipe passes the late-2025 model's 250-step val bpb by then (README, tiny run).
     smoke="${NANOCHAT_SMOKE:-0}"
     DEPTH="${DEPTH:-4}"
     NPROC="${NPROC:-1}"
@@ -68,7 +69,7 @@ else
     if [ "$smoke" = 1 ]; then
         VOCAB=1024; TOK_CHARS=2000000; base_steps=12; mid_steps=6; sft_steps=6; rl_steps=2; rl_prompts=8; problems=8; save_every=4
     else
-        base_steps=250; mid_steps=80; sft_steps=120; rl_steps=20; rl_prompts=16; problems=100; save_every=25
+        base_steps=200; mid_steps=80; sft_steps=120; rl_steps=20; rl_prompts=16; problems=100; save_every=25
     fi
     BASE_ARGS="--aspect-ratio=64 --head-dim=64 --total-batch-size=4096 --num-iterations=${TINY_BASE_STEPS:-$base_steps} \
 --eval-every=100 --eval-tokens=65536 --sample-every=$base_steps --save-every=$save_every --core-every=0"

@@ -361,6 +361,7 @@ def train(args):
 
     save(final=True)
     stop.restore()
+    gc.unfreeze()   # frozen objects are never freed: at exit, extensions (triton's) would report them as leaks
     gc.enable()
     tokens = step * total_batch
     report.log("Base model training", [resolved, {

@@ -37,6 +37,7 @@ def run(base_dir, module, *args, timeout=300):
     proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env=env_for(base_dir),
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{module} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert "leaked" not in proc.stderr, proc.stderr[-3000:]   # gc.freeze() without unfreeze: nanobind's exit report
     return proc.stdout
 
 
@@ -50,7 +51,7 @@ def val_bpbs(log):
 
 def test_loss_and_bpb_drop(base_dir):
     log = run(base_dir, "scripts.base_train", *TINY, "--num-iterations=40", "--eval-every=40",
-              "--model-tag=drop", "--matrix-lr=0.03")
+              "--model-tag=drop", "--matrix-lr=0.03", "--sample-every=40")
     bpb = val_bpbs(log)
     assert len(bpb) == 2
     assert bpb[1] < 0.75 * bpb[0], f"validation bpb did not drop enough: {bpb}"
