@@ -45,11 +45,12 @@ if [ "$profile" = full ]; then
     # horizon at which nanochat's run of this architecture passed GPT-2's CORE) is 5.8B tokens, ~2.8e19
     # FLOPs, and ~170 ClimbMix shards cover it in one epoch. Vocab 32,768: measured 3% fewer bytes per
     # token than 65,536 but half the lm_head and logits (docs/LOG.md). FP8=1 adds --fp8 (H100 and newer).
+    # Cautious weight decay summing to 4.3 over the run (lr x decay per step): nanochat's value at its record.
     DEPTH="${DEPTH:-24}"
     NPROC="${NPROC:-$gpus}"
     VOCAB=32768; TOK_CHARS=2000000000; NUM_SHARDS=170
     SEQ=2048; DEVICE_BATCH="${DEVICE_BATCH:-32}"   # lowered automatically on GPUs with less memory
-    BASE_ARGS="--data-param-ratio=8${FP8:+ --fp8}"
+    BASE_ARGS="--data-param-ratio=8 --decay-per-run=4.3${FP8:+ --fp8}"
     BASE_EVAL_ARGS=""
     MID_ARGS="--mixture=full --device-batch-size=$DEVICE_BATCH"
     SFT_ARGS="--mixture=full"

@@ -131,8 +131,11 @@ def muon_update_(params, grads, bufs, row_moments, group):
         u = evened * (u.norm(dim=(-2, -1), keepdim=True) / (evened.norm(dim=(-2, -1), keepdim=True) + 1e-10))
     m, n = params.shape[-2:]
     u = u * max(1.0, m / n) ** 0.5
-    decay = params * (u * params >= 0) if group["cautious"] else params  # p - lr * u shrinks |p| there
-    params.sub_(lr * u.to(params.dtype) + lr * wd * decay)
+    step = lr * u.to(params.dtype)
+    if wd:
+        decay = params * (u * params >= 0) if group["cautious"] else params  # p - lr * u shrinks |p| there
+        step = step + lr * wd * decay
+    params.sub_(step)
 
 
 # -----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e1
 
 
 # How Muon updates every new run's matrices (nanochat/optim.py); each entry is measured in docs/LOG.md.
-MUON_RECIPE = dict(momentum=0.95, polar=True, beta2=0.95, cautious=False)
+MUON_RECIPE = dict(momentum=0.95, polar=True, beta2=0.95, cautious=True)   # cautious: only where decay is on
 
 
 def build_optimizer(model, matrix_lr=0.02, embedding_lr=0.2, unembedding_lr=0.004, scalar_lr=0.02,
@@ -100,11 +100,13 @@ def muon_momentum(step, warmup_steps=300, start=0.85, end=0.95):
     return (1 - frac) * start + frac * end
 
 
-def set_schedule(optimizer, lrm, momentum=None):
+def set_schedule(optimizer, lrm, momentum=None, muon_weight_decay=None):
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] * lrm
         if momentum is not None and group["kind"] == "muon":
             group["momentum"] = momentum
+        if muon_weight_decay is not None and group["kind"] == "muon":
+            group["weight_decay"] = muon_weight_decay
 
 
 def grad_accum_steps(total_batch_tokens, device_batch_size, seq_len, world_size):

@@ -82,6 +82,25 @@ def num_iterations_for(target_tokens, total_batch_tokens):
     return max(1, target_tokens // total_batch_tokens)
 
 
+# Off by default: at the horizons a CPU can reach (0.5-4 tokens per parameter) it measured worse (docs/LOG.md,
+# 2026-12-02). The full profile passes nanochat's measured value, 4.3 (its d8-d20 sweeps, d24 record).
+DECAY_PER_RUN = 0.0
+
+
+def muon_weight_decay(decay_per_run, lr, num_iterations, warmup_ratio=0.0, warmdown_ratio=0.2, final_lr_frac=0.0):
+    """Muon's weight decay for a run: the lambda whose total decay over the run, the sum over steps of
+    lr_t * lambda, is decay_per_run.
+
+    Decoupled decay (p -= lr * lambda * p each step, on top of the update) makes the weights an average of
+    recent updates over about 1 / (lr * lambda) steps. Wang & Aitchison (arXiv 2405.13698) find the best such
+    window a fixed fraction of the run across model and dataset sizes, so lambda follows from that fraction,
+    the lr and the horizon: with the batch fixed it falls as 1/tokens. nanochat's rule (lambda grows as
+    sqrt(batch) / tokens with the lr as sqrt(batch)) keeps the same sum, about 4.3 at its d24 record."""
+    n = max(1, min(int(num_iterations), 1000))   # the steps themselves, or 1000 evenly spaced ones
+    mean_lrm = sum(lr_multiplier(i / n, warmup_ratio, warmdown_ratio, final_lr_frac) for i in range(n)) / n
+    return decay_per_run / (lr * num_iterations * mean_lrm)
+
+
 # -----------------------------------------------------------------------------
 
 def parse_args(argv=None):
@@ -106,7 +125,10 @@ def parse_args(argv=None):
     p.add_argument("--embedding-lr", type=float, default=0.2, help="AdamW lr of the embeddings (at width 768)")
     p.add_argument("--unembedding-lr", type=float, default=0.004, help="AdamW lr of lm_head (at width 768)")
     p.add_argument("--scalar-lr", type=float, default=0.02, help="AdamW lr of the gates and per-layer scalars")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="Muon weight decay")
+    p.add_argument("--decay-per-run", type=float, default=DECAY_PER_RUN, help="Muon's total weight decay over the "
+                   "run, sum of lr x weight decay over the steps: sets the weight decay from the lr and the horizon")
+    p.add_argument("--weight-decay", type=float, default=-1, help="Muon weight decay per unit lr (-1: from "
+                   "--decay-per-run)")
     p.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of training with lr warmup")
     p.add_argument("--warmdown-ratio", type=float, default=0.2, help="fraction of training with lr warmdown")
     p.add_argument("--final-lr-frac", type=float, default=0.0, help="lr at the end, as a fraction of the peak")
@@ -218,7 +240,11 @@ def train(args):
         num_iterations = 10 ** 9   # the time budget decides when to stop
     model_tag = args.model_tag or f"d{args.depth}"
     ckpt_dir = os.path.join(base_dir, "base_checkpoints", model_tag)
+    schedule = (args.warmup_ratio, args.warmdown_ratio, args.final_lr_frac)
+    weight_decay = args.weight_decay if args.weight_decay >= 0 else \
+        muon_weight_decay(args.decay_per_run, args.matrix_lr, num_iterations, *schedule)
     resolved = {**vars(args), "total_batch_size": total_batch, "num_iterations": num_iterations,
+                "weight_decay": weight_decay,
                 "grad_accum_steps": accum, "world_size": compute.world_size, "model_tag": model_tag}
     print0(f"model: {asdict(config)}")
     print0(f"compute dtype: {compute.dtype} matmuls{' (fp8 in the blocks)' if args.fp8 else ''}, fp32 weights")
@@ -227,10 +253,11 @@ def train(args):
     print0(f"batch: {total_batch:,} tokens = {args.device_batch_size} seqs x {args.max_seq_len} tokens "
            f"x {compute.world_size} processes x {accum} accumulation steps")
     print0(f"horizon: {num_iterations:,} steps" + (f" or {args.time_budget:.0f}s" if args.time_budget > 0 else "")
-           + f" (target {target_tokens:,} tokens = {args.data_param_ratio:g} x params)")
+           + f" (target {target_tokens:,} tokens = {args.data_param_ratio:g} x params); Muon weight decay "
+           + f"{weight_decay:.4g}" + (f" ({args.decay_per_run:g} over the run)" if args.weight_decay < 0 else ""))
 
     optimizer = build_optimizer(model, args.matrix_lr, args.embedding_lr, args.unembedding_lr, args.scalar_lr,
-                                weight_decay=args.weight_decay, muon=args.muon)
+                                weight_decay=weight_decay, muon=args.muon)
     train_paths = split_shards(data_dir(base_dir), "train")
     val_paths = split_shards(data_dir(base_dir), "val")
     loader = PackedLoader(tokenizer, train_paths, args.device_batch_size, args.max_seq_len,
@@ -308,8 +335,11 @@ def train(args):
         # ---- one optimizer step
         compute.synchronize()
         t0 = time.time()
-        set_schedule(optimizer, lr_multiplier(progress(), args.warmup_ratio, args.warmdown_ratio,
-                                              args.final_lr_frac), muon_momentum(step))
+        if args.time_budget > 0 and args.num_iterations <= 0 and args.weight_decay < 0:
+            # the horizon is known only as it goes: decay for the number of steps the budget now promises
+            weight_decay = muon_weight_decay(args.decay_per_run, args.matrix_lr, step / progress(), *schedule) \
+                if progress() > 0 else 0.0
+        set_schedule(optimizer, lr_multiplier(progress(), *schedule), muon_momentum(step), weight_decay)
         loss_sum = 0.0
         for _ in range(accum):
             x, y = next(loader)

@@ -61,7 +61,8 @@ def test_loss_and_bpb_drop(base_dir):
 
 
 def test_resume_is_exact(base_dir):
-    common = [*TINY, "--num-iterations=6", "--eval-every=100", "--save-every=3", "--keep-last=5"]
+    common = [*TINY, "--num-iterations=6", "--eval-every=100", "--save-every=3", "--keep-last=5",
+              "--decay-per-run=1.0"]
     straight = run(base_dir, "scripts.base_train", *common, "--model-tag=straight")
     # the same run again, then throw away its last checkpoint and resume from step 3
     run(base_dir, "scripts.base_train", *common, "--model-tag=resumed")
@@ -79,6 +80,29 @@ def test_resume_is_exact(base_dir):
     pb, _, _ = load_checkpoint(str(ckpt), log=None)
     for k in pa:
         assert torch.equal(pa[k], pb[k]), k
+
+
+def muon_decay_in(ckpt):
+    _, rank_state, _ = load_checkpoint(str(ckpt), log=None)
+    return [g["weight_decay"] for g in rank_state["optimizer"]["param_groups"] if g["kind"] == "muon"]
+
+
+def test_weight_decay_follows_the_horizon(base_dir):
+    """--decay-per-run sets Muon's decay from the lr and the number of steps; under --time-budget, where
+    the steps are known only as the run goes, from the number the budget promises."""
+    from scripts.base_train import muon_weight_decay
+    log = run(base_dir, "scripts.base_train", *TINY, "--num-iterations=5", "--eval-every=100",
+              "--decay-per-run=1.0", "--model-tag=decay")
+    expected = muon_weight_decay(1.0, 0.02, 5)
+    assert f"Muon weight decay {expected:.4g} (1 over the run)" in log
+    assert muon_decay_in(base_dir / "base_checkpoints" / "decay") == [pytest.approx(expected)]
+    run(base_dir, "scripts.base_train", *TINY, "--time-budget=3", "--eval-every=100000", "--save-every=100000",
+        "--decay-per-run=1.0", "--model-tag=decay_budget")
+    ckpt = base_dir / "base_checkpoints" / "decay_budget"
+    steps = load_checkpoint(str(ckpt), log=None)[2]["step"]
+    (wd,) = muon_decay_in(ckpt)
+    # the budget's estimate of the horizon, made one step before the end, is within a few steps of the truth
+    assert 0.5 * muon_weight_decay(1.0, 0.02, steps) < wd < 2 * muon_weight_decay(1.0, 0.02, steps)
 
 
 def test_sigterm_leaves_loadable_checkpoint(base_dir):

@@ -3,7 +3,7 @@
 import pytest
 
 from nanochat.training import grad_accum_steps, lr_multiplier, muon_momentum
-from scripts.base_train import horizon_tokens, num_iterations_for, optimal_batch_tokens
+from scripts.base_train import horizon_tokens, muon_weight_decay, num_iterations_for, optimal_batch_tokens
 
 
 def test_grad_accum():
@@ -41,6 +41,19 @@ def test_derived_horizon_and_batch():
     assert small < 2 ** 19 and small & (small - 1) == 0
     assert num_iterations_for(20_000_000, 4096) == 4882
     assert num_iterations_for(10, 4096) == 1
+
+
+@pytest.mark.parametrize("steps, schedule", [(300, (0.0, 0.2, 0.0)), (5000, (0.05, 0.65, 0.05)), (40, (0.0, 1.0, 0.0))])
+def test_weight_decay_adds_up_to_the_decay_per_run(steps, schedule):
+    """Summed over the run's real steps, lr_t * weight decay is the asked-for total, whatever the schedule."""
+    lr = 0.02
+    wd = muon_weight_decay(4.0, lr, steps, *schedule)
+    total = sum(lr * lr_multiplier(s / steps, *schedule) * wd for s in range(steps))
+    assert total == pytest.approx(4.0, rel=1e-9 if steps <= 1000 else 1e-3)   # exact up to 1000 steps
+    # twice the horizon or twice the lr: half the decay per step
+    assert muon_weight_decay(4.0, lr, 2 * steps, *schedule) == pytest.approx(wd / 2, rel=0.02)
+    assert muon_weight_decay(4.0, 2 * lr, steps, *schedule) == pytest.approx(wd / 2)
+    assert muon_weight_decay(0.0, lr, steps, *schedule) == 0.0
 
 
 def test_fit_device_batch_size_halves_until_it_fits():
