@@ -236,7 +236,8 @@ def train(args):
         total_batch = max(per_micro, total_batch // per_micro * per_micro)   # whole micro-batches
     accum = grad_accum_steps(total_batch, args.device_batch_size, args.max_seq_len, compute.world_size)
     num_iterations = args.num_iterations if args.num_iterations > 0 else num_iterations_for(target_tokens, total_batch)
-    if args.time_budget > 0 and args.num_iterations <= 0:
+    steps_from_budget = args.time_budget > 0 and args.num_iterations <= 0
+    if steps_from_budget:
         num_iterations = 10 ** 9   # the time budget decides when to stop
     model_tag = args.model_tag or f"d{args.depth}"
     ckpt_dir = os.path.join(base_dir, "base_checkpoints", model_tag)
@@ -254,7 +255,8 @@ def train(args):
            f"x {compute.world_size} processes x {accum} accumulation steps")
     print0(f"horizon: {num_iterations:,} steps" + (f" or {args.time_budget:.0f}s" if args.time_budget > 0 else "")
            + f" (target {target_tokens:,} tokens = {args.data_param_ratio:g} x params); Muon weight decay "
-           + f"{weight_decay:.4g}" + (f" ({args.decay_per_run:g} over the run)" if args.weight_decay < 0 else ""))
+           + ("from the budget's steps" if steps_from_budget and args.weight_decay < 0 else f"{weight_decay:.4g}")
+           + (f" ({args.decay_per_run:g} over the run)" if args.weight_decay < 0 else ""))
 
     optimizer = build_optimizer(model, args.matrix_lr, args.embedding_lr, args.unembedding_lr, args.scalar_lr,
                                 weight_decay=weight_decay, muon=args.muon)
@@ -335,7 +337,7 @@ def train(args):
         # ---- one optimizer step
         compute.synchronize()
         t0 = time.time()
-        if args.time_budget > 0 and args.num_iterations <= 0 and args.weight_decay < 0:
+        if steps_from_budget and args.weight_decay < 0:
             # the horizon is known only as it goes: decay for the number of steps the budget now promises
             weight_decay = muon_weight_decay(args.decay_per_run, args.matrix_lr, step / progress(), *schedule) \
                 if progress() > 0 else 0.0
