@@ -311,7 +311,7 @@ def _fact_follow_up(topic, row, aspect, qa, asked):
         if not forward:
             return None
         other = g.pick([r for r in rows if r is not row and r.get(aspect[0]) is not None])
-        subject = g.fill(W.SUBJECTS.get(topic, "{" + aspect[0] + "}"), other)
+        subject = g.fill(W.FOLLOW_UP_NAMES.get(topic, "{" + aspect[0] + "}"), other)
         question = g.pick(("What about {x}?", "And {x}?", "How about {x}?")).format(x=subject)
         return question, g.say(qa[1], other), _fact_follow_up(topic, other, aspect, qa, (aspect[0],))
     return follow

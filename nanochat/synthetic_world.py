@@ -792,8 +792,8 @@ FACTS = {  # topic -> aspect (a field of the topic's rows) -> Phrasing
 }
 # How a follow-up names another row of a topic ("What about Japan?", "What about a hexagon?"); topics not
 # listed (calendar) use the aspect's own field ({day} or {month}).
-SUBJECTS = {"country": "{country}", "animal": "{animals}", "color": "{thing}", "planet": "{planet}",
-            "shape": "{a_shape}", "thing": "{a_thing}", "job": "{a_job}"}
+FOLLOW_UP_NAMES = {"country": "{country}", "animal": "{animals}", "color": "{thing}", "planet": "{planet}",
+                   "shape": "{a_shape}", "thing": "{a_thing}", "job": "{a_job}"}
 # Extra sentences for encyclopedia-style articles, true of every row of their topic.
 ARTICLE_FILLER = {
     "country": ("Like every country, {country} has its own history, food and music.", "People travel to "

@@ -249,7 +249,8 @@ def train(args):
         total_batch = max(per_micro, total_batch // per_micro * per_micro)   # whole micro-batches
     accum = grad_accum_steps(total_batch, args.device_batch_size, args.max_seq_len, compute.world_size)
     lr_scale = batch_lr_scale(total_batch, optimal_batch)
-    lrs = {name: getattr(args, name) * lr_scale for name in ("matrix_lr", "embedding_lr", "unembedding_lr", "scalar_lr")}
+    lrs = {name: getattr(args, name) * lr_scale
+           for name in ("matrix_lr", "embedding_lr", "unembedding_lr", "scalar_lr")}
     num_iterations = args.num_iterations if args.num_iterations > 0 else num_iterations_for(target_tokens, total_batch)
     steps_from_budget = args.time_budget > 0 and args.num_iterations <= 0
     if steps_from_budget:

@@ -394,3 +394,22 @@ def test_identity_conversations():
         assert all(a == dict((k.lower().rstrip("?."), v) for k, v in W.IDENTITY_QA)[q] for q, (_, a) in
                    zip(asked, pairs))                                          # each answer belongs to its question
     assert 0.15 < greeted / len(convs) < 0.35
+
+
+def test_no_table_is_bound_twice():
+    """A module-level name assigned twice silently replaces the first table for every reader (SUBJECTS was
+    once both the school subjects and the follow-up names, so "favorite subject was planet")."""
+    for module in ("synthetic_world", "synthetic_grammar", "synthetic", "synthetic_math"):
+        with open(os.path.join(REPO, "nanochat", module + ".py")) as f:
+            tree = ast.parse(f.read())
+        names = [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                 if isinstance(t, ast.Name)]
+        twice = [n for n, c in collections.Counter(names).items() if c > 1]
+        assert not twice, f"nanochat/{module}.py binds {twice} more than once"
+
+
+def test_favorite_subject_is_a_school_subject(sample_docs):
+    found = re.findall(r"favorite subject was ([a-z ]+)\.", "\n".join(sample_docs))
+    assert len(found) > 10
+    assert set(found) <= set(W.SUBJECTS), set(found) - set(W.SUBJECTS)
+    assert {"mathematics", "history", "music", "science"} & set(found), set(found)   # not topic names

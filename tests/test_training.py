@@ -3,7 +3,13 @@
 import pytest
 
 from nanochat.training import grad_accum_steps, lr_multiplier, muon_momentum
-from scripts.base_train import batch_lr_scale, horizon_tokens, muon_weight_decay, num_iterations_for, optimal_batch_tokens
+from scripts.base_train import (
+    batch_lr_scale,
+    horizon_tokens,
+    muon_weight_decay,
+    num_iterations_for,
+    optimal_batch_tokens,
+)
 
 
 def test_grad_accum():
