@@ -78,15 +78,6 @@ def optimal_batch_tokens(flops):
     return 2 ** round(math.log2(0.292 * flops ** 0.3271))
 
 
-def batch_lr_scale(total_batch_tokens, optimal_batch):
-    """The factor on every learning rate for a batch other than the compute-optimal one: sqrt(B / B_opt).
-
-    The lr defaults are tuned at the optimal batch. Adam-family updates keep the same noise per token
-    when the lr scales as the square root of the batch (Malladi et al., arXiv 2205.10287); measured
-    here at half the optimal batch, lrs x sqrt(1/2) beat the defaults (docs/LOG.md, 2026-12-02)."""
-    return math.sqrt(total_batch_tokens / optimal_batch)
-
-
 def num_iterations_for(target_tokens, total_batch_tokens):
     return max(1, target_tokens // total_batch_tokens)
 
@@ -238,19 +229,12 @@ def train(args):
             print0(f"--device-batch-size {args.device_batch_size} does not fit in GPU memory: using {fitted}")
             args.device_batch_size = fitted
         torch.cuda.reset_peak_memory_stats()   # peak_memory_mib reports training, not the probes that ran out
-    # the compute-optimal batch for this run's tokens: the lrs are tuned there and scale as sqrt(batch / optimal)
-    fixed_run = args.num_iterations > 0 and args.total_batch_size > 0
-    optimal_batch = optimal_batch_tokens(flops_per_token * (args.num_iterations * args.total_batch_size
-                                                            if fixed_run else target_tokens))
     total_batch = args.total_batch_size
     if total_batch <= 0:
-        total_batch = optimal_batch
+        total_batch = optimal_batch_tokens(flops_per_token * target_tokens)
         per_micro = args.device_batch_size * args.max_seq_len * compute.world_size
         total_batch = max(per_micro, total_batch // per_micro * per_micro)   # whole micro-batches
     accum = grad_accum_steps(total_batch, args.device_batch_size, args.max_seq_len, compute.world_size)
-    lr_scale = batch_lr_scale(total_batch, optimal_batch)
-    lrs = {name: getattr(args, name) * lr_scale
-           for name in ("matrix_lr", "embedding_lr", "unembedding_lr", "scalar_lr")}
     num_iterations = args.num_iterations if args.num_iterations > 0 else num_iterations_for(target_tokens, total_batch)
     steps_from_budget = args.time_budget > 0 and args.num_iterations <= 0
     if steps_from_budget:
@@ -259,8 +243,8 @@ def train(args):
     ckpt_dir = os.path.join(base_dir, "base_checkpoints", model_tag)
     schedule = (args.warmup_ratio, args.warmdown_ratio, args.final_lr_frac)
     weight_decay = args.weight_decay if args.weight_decay >= 0 else \
-        muon_weight_decay(args.decay_per_run, lrs["matrix_lr"], num_iterations, *schedule)
-    resolved = {**vars(args), **lrs, "total_batch_size": total_batch, "num_iterations": num_iterations,
+        muon_weight_decay(args.decay_per_run, args.matrix_lr, num_iterations, *schedule)
+    resolved = {**vars(args), "total_batch_size": total_batch, "num_iterations": num_iterations,
                 "weight_decay": weight_decay,
                 "grad_accum_steps": accum, "world_size": compute.world_size, "model_tag": model_tag}
     print0(f"model: {asdict(config)}")
@@ -268,14 +252,14 @@ def train(args):
     print0(f"parameters: {num_params:,} ({scaling_params:,} in matmuls); "
            f"FLOPs/token: {flops_per_token:.3e}")
     print0(f"batch: {total_batch:,} tokens = {args.device_batch_size} seqs x {args.max_seq_len} tokens "
-           f"x {compute.world_size} processes x {accum} accumulation steps"
-           + (f"; lrs x {lr_scale:.3g} = sqrt(batch / the optimal {optimal_batch:,})" if lr_scale != 1 else ""))
+           f"x {compute.world_size} processes x {accum} accumulation steps")
     print0(f"horizon: {num_iterations:,} steps" + (f" or {args.time_budget:.0f}s" if args.time_budget > 0 else "")
            + f" (target {target_tokens:,} tokens = {args.data_param_ratio:g} x params); Muon weight decay "
            + ("from the budget's steps" if steps_from_budget and args.weight_decay < 0 else f"{weight_decay:.4g}")
            + (f" ({args.decay_per_run:g} over the run)" if args.weight_decay < 0 else ""))
 
-    optimizer = build_optimizer(model, **lrs, weight_decay=weight_decay, muon=args.muon)
+    optimizer = build_optimizer(model, args.matrix_lr, args.embedding_lr, args.unembedding_lr, args.scalar_lr,
+                                weight_decay=weight_decay, muon=args.muon)
     train_paths = split_shards(data_dir(base_dir), "train")
     val_paths = split_shards(data_dir(base_dir), "val")
     loader = PackedLoader(tokenizer, train_paths, args.device_batch_size, args.max_seq_len,
@@ -355,7 +339,7 @@ def train(args):
         t0 = time.time()
         if steps_from_budget and args.weight_decay < 0:
             # the horizon is known only as it goes: decay for the number of steps the budget now promises
-            weight_decay = muon_weight_decay(args.decay_per_run, lrs["matrix_lr"], step / progress(), *schedule) \
+            weight_decay = muon_weight_decay(args.decay_per_run, args.matrix_lr, step / progress(), *schedule) \
                 if progress() > 0 else 0.0
         set_schedule(optimizer, lr_multiplier(progress(), *schedule), muon_momentum(step), weight_decay)
         loss_sum = 0.0

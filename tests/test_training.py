@@ -3,13 +3,7 @@
 import pytest
 
 from nanochat.training import grad_accum_steps, lr_multiplier, muon_momentum
-from scripts.base_train import (
-    batch_lr_scale,
-    horizon_tokens,
-    muon_weight_decay,
-    num_iterations_for,
-    optimal_batch_tokens,
-)
+from scripts.base_train import horizon_tokens, muon_weight_decay, num_iterations_for, optimal_batch_tokens
 
 
 def test_grad_accum():
@@ -47,12 +41,6 @@ def test_derived_horizon_and_batch():
     assert small < 2 ** 19 and small & (small - 1) == 0
     assert num_iterations_for(20_000_000, 4096) == 4882
     assert num_iterations_for(10, 4096) == 1
-
-
-def test_lrs_scale_as_the_square_root_of_the_batch():
-    assert batch_lr_scale(2 ** 19, 2 ** 19) == 1.0
-    assert batch_lr_scale(2 ** 18, 2 ** 19) == pytest.approx(2 ** -0.5)
-    assert batch_lr_scale(4 * 2 ** 19, 2 ** 19) == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("steps, schedule", [(300, (0.0, 0.2, 0.0)), (5000, (0.05, 0.65, 0.05)), (40, (0.0, 1.0, 0.0))])
