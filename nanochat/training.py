@@ -1,18 +1,16 @@
 """
-Pieces every training stage (base, mid, SFT, RL) shares, so each script's loop stays short:
-building the optimizer from a model's parameter groups, the learning-rate schedule, gradient
-accumulation arithmetic, stopping cleanly on SIGTERM/SIGINT, MFU, and optional wandb logging.
+The math every training stage (base, mid, SFT, RL) shares: building the optimizer from a model's
+parameter groups, the learning-rate and momentum schedules, gradient accumulation arithmetic, fp8,
+fitting the micro-batch into GPU memory, and the peak FLOP/s for MFU. The loop around it (resume,
+checkpoints, logging) is nanochat/run.py.
 
 This module knows both the model and the optimizer; gpt.py and optim.py know neither each other
 nor this. It never parses argv.
 """
 
-import math
-import signal
 from contextlib import contextmanager
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 
 from nanochat.optim import MuonAdamW
@@ -146,62 +144,3 @@ def peak_flops(device_type):
         if key in name:
             return flops
     return None
-
-
-def all_ranks_max(value, device="cpu"):
-    """The max of a number over ranks (identity without a process group)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    t = torch.tensor([float(value)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t.item()
-
-
-class StopSignal:
-    """Turns SIGTERM/SIGINT (spot preemption, Ctrl-C) into a flag the loop checks at a step boundary.
-
-    The loop then saves a checkpoint and exits; `should_stop()` agrees across ranks so that all
-    ranks stop at the same step even if the signal reached them at different times.
-    """
-
-    def __init__(self):
-        self.received = None
-        self._previous = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
-
-    def should_stop(self, device="cpu"):
-        return all_ranks_max(1.0 if self.received else 0.0, device) > 0
-
-    def restore(self):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-class RunLogger:
-    """wandb when a run name is given (honours WANDB_MODE=offline), otherwise nothing."""
-
-    def __init__(self, run, project, config, enabled=True):
-        self.wandb = None
-        if run and run != "dummy" and enabled:
-            import wandb
-            self.wandb = wandb.init(project=project, name=run, config=config)
-
-    def log(self, data, step=None):
-        if self.wandb is not None:
-            self.wandb.log(data, step=step)
-
-    def finish(self):
-        if self.wandb is not None:
-            self.wandb.finish()
-
-
-def format_duration(seconds):
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    h, m, s = seconds // 3600, seconds // 60 % 60, seconds % 60
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"

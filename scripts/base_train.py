@@ -16,34 +16,27 @@ The last line printed is `val_bpb: X` (the stage's metric).
 """
 
 import argparse
-import gc
 import math
 import os
 import sys
-import time
 from dataclasses import asdict
 
 import torch
 
-from nanochat.checkpoint import complete_steps, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nanochat.common import compute_cleanup, compute_init, get_base_dir, print0
+from nanochat.common import all_ranks_max, compute_cleanup, compute_init, get_base_dir, print0
 from nanochat.core_eval import EVAL_BUNDLE_URL, download_eval_bundle, evaluate_core
 from nanochat.dataloader import PackedLoader
 from nanochat.dataset import data_dir, split_shards
 from nanochat.gpt import GPT, RECIPE, config_from_depth
 from nanochat.loss_eval import evaluate_bpb
-from nanochat.report import Curves, get_report
+from nanochat.run import Run
 from nanochat.tokenizer import get_token_bytes, get_tokenizer
 from nanochat.training import (
     MUON_RECIPE,
-    RunLogger,
-    StopSignal,
-    all_ranks_max,
     bf16_matmuls,
     build_optimizer,
     convert_to_fp8,
     fit_device_batch_size,
-    format_duration,
     grad_accum_steps,
     lr_multiplier,
     muon_momentum,
@@ -265,67 +258,34 @@ def train(args):
     loader = PackedLoader(tokenizer, train_paths, args.device_batch_size, args.max_seq_len,
                           compute.rank, compute.world_size, compute.device)
 
-    # ---- resume
-    step, smooth_loss, train_time, val_bpb, core = 0, 0.0, 0.0, float("nan"), None
-    if args.resume and complete_steps(ckpt_dir):
-        model_state, rank_state, meta = load_checkpoint(ckpt_dir, rank=compute.rank, device=compute.device,
-                                                        log=print0)
-        if meta.get("final"):
-            print0(f"{ckpt_dir} already holds the final checkpoint (step {meta['step']}); nothing to do")
-            print0(f"val_bpb: {meta['val_bpb']:.6f}")
-            return meta
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(rank_state["optimizer"])
-        loader.load_state_dict(rank_state["loader"])
-        set_rng_state(rank_state["rng"])
-        step, smooth_loss, train_time, core = meta["step"], meta["smooth_loss"], meta["train_time"], meta.get("core")
-        print0(f"resumed from step {step} of {ckpt_dir}")
-        del model_state, rank_state
-    elif args.resume:
-        print0(f"--resume: no checkpoint in {ckpt_dir} yet, starting from scratch")
-    report = get_report(base_dir)
-    curves = Curves(report, "Base model training", start_step=step)   # for the report card's plots
-
     use_compile = args.compile == 1 or (args.compile == -1 and compute.device_type == "cuda")
+    run = Run("base_train", args, compute, base_dir, ckpt_dir, model, optimizer, loader, num_iterations,
+              config=resolved, report_section="Base model training", wandb_project="nanochat-base",
+              metrics={"val_bpb": float("nan"), "core": None, "smooth_loss": 0.0}, metric="val_bpb",
+              compiled=use_compile, time_budget=args.time_budget)
+    if run.finished:
+        return run.finished
     fwd = torch.compile(model, dynamic=False) if use_compile else model
-    compiling = use_compile
-    logger = RunLogger(args.run, "nanochat-base", resolved, enabled=compute.master)
-    stop = StopSignal()
+    eval_fwd = model if args.fp8 else fwd   # fp8 layers are swapped out for evaluation: the plain model
     peak = peak_flops(compute.device_type)
     eval_steps = max(1, args.eval_tokens // (args.device_batch_size * args.max_seq_len * compute.world_size))
-
-    def progress():
-        p = step / num_iterations
-        return max(p, train_time / args.time_budget) if args.time_budget > 0 else p
-
-    def save(final=False):
-        meta = {"model_config": asdict(config), "train_config": resolved, "step": step, "val_bpb": val_bpb,
-                "core": core, "smooth_loss": smooth_loss, "train_time": train_time, "final": final}
-        rank_state = {"optimizer": optimizer.state_dict(), "loader": loader.state_dict(), "rng": rng_state()}
-        curves.write()   # before the checkpoint, so resuming from it never leaves a gap
-        save_checkpoint(ckpt_dir, step, model.state_dict(), rank_state, meta, compute.rank, args.keep_last)
-        print0(f"saved checkpoint step {step} to {ckpt_dir}")
-
-    eval_fwd = model if args.fp8 else fwd   # fp8 layers are swapped out for evaluation: the plain model
     while True:
-        last = progress() >= 1.0
+        last = run.last
         # Evaluation is outside the step timer: train_time is the leaderboard's total_training_time.
-        if step % args.eval_every == 0 or last:
+        if run.due(args.eval_every):
             model.eval()
             val_loader = PackedLoader(tokenizer, val_paths, args.device_batch_size, args.max_seq_len,
                                       compute.rank, compute.world_size, compute.device)
             with bf16_matmuls(model):
-                val_bpb = evaluate_bpb(eval_fwd, val_loader, eval_steps, token_bytes, compute.autocast)
+                run.evaluated({"val bpb": evaluate_bpb(eval_fwd, val_loader, eval_steps, token_bytes,
+                                                       compute.autocast)})
             model.train()
-            print0(f"step {step:05d} | val bpb {val_bpb:.4f}")
-            curves.add("val bpb", step, val_bpb)
-            logger.log({"val/bpb": val_bpb}, step=step)
-        if args.core_every and step > 0 and (last or (args.core_every > 0 and step % args.core_every == 0)):
-            core = measure_core(model, tokenizer, base_dir, args, compute) or core
+        if args.core_every and run.step > 0 and (last or run.due(args.core_every)):
+            core = measure_core(model, tokenizer, base_dir, args, compute)
             if core is not None:
-                curves.add("CORE", step, core)
-                logger.log({"core": core}, step=step)
-        if compute.master and args.sample_every > 0 and (step % args.sample_every == 0 or last) and step > 0:
+                run.evaluated({"CORE": core})
+                run.metrics["core"] = core
+        if compute.master and args.sample_every > 0 and run.due(args.sample_every) and run.step > 0:
             model.eval()
             with bf16_matmuls(model):
                 for prompt in SAMPLE_PROMPTS:
@@ -335,80 +295,44 @@ def train(args):
             break
 
         # ---- one optimizer step
-        compute.synchronize()
-        t0 = time.time()
+        step = run.step
         if steps_from_budget and args.weight_decay < 0:
             # the horizon is known only as it goes: decay for the number of steps the budget now promises
-            weight_decay = muon_weight_decay(args.decay_per_run, args.matrix_lr, step / progress(), *schedule) \
-                if progress() > 0 else 0.0
-        set_schedule(optimizer, lr_multiplier(progress(), *schedule), muon_momentum(step), weight_decay)
-        loss_sum = 0.0
-        for _ in range(accum):
-            x, y = next(loader)
-            with compute.autocast():
-                loss = fwd(x, y)
-            (loss / accum).backward()
-            loss_sum += loss.detach()
-        optimizer.step()
-        model.zero_grad(set_to_none=True)
-        train_loss = (loss_sum / accum).item()
-        compute.synchronize()
-        dt = time.time() - t0
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"training loss became {train_loss} at step {step}; lower the learning rates")
-        step += 1
-        if compiling:   # this step was mostly compilation: it counts against neither --time-budget nor the ETA
-            compiling = False
-        else:
-            train_time += dt
-        if step == 1:
-            # Python's cycle collector scans every live object now and then, tens of ms each time with a
-            # model's worth of them (nanochat measured pauses of ~500 ms); nothing made after setup is
-            # cyclic garbage worth it. Freeze what exists, collect by hand every 1000 steps.
-            gc.collect()
-            gc.freeze()
-            gc.disable()
-        elif step % 1000 == 0:
-            gc.collect()
-        smooth_loss = train_loss if step == 1 else 0.9 * smooth_loss + 0.1 * train_loss
-        curves.add("train loss", step, train_loss)
-        tok_per_s = total_batch / dt
+            weight_decay = muon_weight_decay(args.decay_per_run, args.matrix_lr, step / run.progress(),
+                                             *schedule) if run.progress() > 0 else 0.0
+        lrm = lr_multiplier(run.progress(), *schedule)
+        with run.timing():
+            set_schedule(optimizer, lrm, muon_momentum(step), weight_decay)
+            loss_sum = 0.0
+            for _ in range(accum):
+                x, y = next(loader)
+                with compute.autocast():
+                    loss = fwd(x, y)
+                (loss / accum).backward()
+                loss_sum += loss.detach()
+            optimizer.step()
+            model.zero_grad(set_to_none=True)
+            train_loss = (loss_sum / accum).item()
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(f"training loss became {train_loss} at step {step}; "
+                                         "lower the learning rates")
+        smooth = run.metrics["smooth_loss"] = train_loss if step == 0 else \
+            0.9 * run.metrics["smooth_loss"] + 0.1 * train_loss
+        tok_per_s = total_batch / run.dt
         mfu = f"{100 * flops_per_token * tok_per_s / (peak * compute.world_size):.1f}%" if peak else "n/a"
-        remaining = (1 - progress()) * train_time / max(progress(), 1e-9)
-        lrm = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0]["initial_lr"]
-        print0(f"step {step:05d}/{num_iterations} ({100 * progress():.1f}%) | loss {train_loss:.4f} "
-               f"(smooth {smooth_loss:.4f}) | lrm {lrm:.3f} | {1000 * dt:.0f} ms | {tok_per_s:,.0f} tok/s "
-               f"| mfu {mfu} | eta {format_duration(remaining)}")
-        logger.log({"train/loss": train_loss, "train/tok_per_s": tok_per_s, "train/dt": dt}, step=step)
+        run.end_step(f"loss {train_loss:.4f} (smooth {smooth:.4f}) | lrm {lrm:.3f} | {tok_per_s:,.0f} tok/s "
+                     f"| mfu {mfu}", {"train loss": train_loss, "train/tok_per_s": tok_per_s})
 
-        if stop.should_stop(compute.device):
-            save()
-            print0(f"stopped by {stop.received or 'a signal on another rank'} at step {step}; "
-                   "rerun with --resume to continue")
-            logger.finish()
-            compute_cleanup()
-            sys.exit(143)
-        if step % args.save_every == 0 and progress() < 1.0:
-            save()
-
-    save(final=True)
-    stop.restore()
-    gc.unfreeze()   # frozen objects are never freed: at exit, extensions (triton's) would report them as leaks
-    gc.enable()
-    tokens = step * total_batch
-    report.log("Base model training", [resolved, {
-        "parameters": num_params, "flops_per_token": flops_per_token, "steps": step, "tokens": tokens,
-        "tokens_per_param": round(tokens / scaling_params, 2),
-        "total_training_flops": f"{flops_per_token * tokens:.3e}",
-        "val_bpb": val_bpb, "core": core, "total_training_time": round(train_time, 1),
-        "train_time_min": round(train_time / 60, 2), "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
-    }])
-    print0(f"total_training_time: {train_time:.1f}s (training steps only) | total_training_flops: "
-           f"{flops_per_token * tokens:.3e}" + (f" | CORE {core:.4f}" if core is not None else ""))
-    logger.finish()
+    tokens = run.step * total_batch
+    print0(f"total_training_time: {run.train_time:.1f}s (training steps only) | total_training_flops: "
+           f"{flops_per_token * tokens:.3e}" + (f" | CORE {run.metrics['core']:.4f}" if run.metrics["core"] else ""))
     print0(f"peak_memory_mib: {compute.max_memory_allocated() / 2**20:.0f}")   # GPU memory on CUDA, else RSS
-    print0(f"val_bpb: {val_bpb:.6f}")
-    return {"val_bpb": val_bpb, "step": step}
+    return run.finish({
+        "parameters": num_params, "flops_per_token": flops_per_token, "tokens": tokens,
+        "tokens_per_param": round(tokens / scaling_params, 2),
+        "total_training_flops": f"{flops_per_token * tokens:.3e}", "total_training_time": round(run.train_time, 1),
+        "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
+    })
 
 
 def measure_core(model, tokenizer, base_dir, args, compute):

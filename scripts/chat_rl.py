@@ -37,18 +37,17 @@ import hashlib
 import math
 import os
 import sys
-import time
 from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from nanochat.checkpoint import complete_steps, load_checkpoint, load_model, rng_state, save_checkpoint, set_rng_state
+from nanochat.checkpoint import load_model
 from nanochat.common import compute_cleanup, compute_init, get_base_dir, print0
 from nanochat.engine import Engine, SamplingParams
-from nanochat.report import Curves, get_report
-from nanochat.training import RunLogger, StopSignal, build_optimizer, set_schedule
+from nanochat.run import Run
+from nanochat.training import build_optimizer, set_schedule
 from tasks.common import DatasetUnavailableError
 
 SYNTHETIC_TRAIN_SEED, SYNTHETIC_TEST_SEED = 0, 1
@@ -269,123 +268,71 @@ def train(args):
     params = SamplingParams(temperature=args.temperature, top_k=args.top_k or None, max_tokens=args.max_new_tokens)
     pad_id = tokenizer.encode_special("<|assistant_end|>")
 
-    # ---- resume
-    step, evals, train_time, reward_ema = 0, {}, 0.0, None
-    if args.resume and complete_steps(ckpt_dir):
-        model_state, rank_state, meta = load_checkpoint(ckpt_dir, rank=compute.rank, device=compute.device,
-                                                        log=print0)
-        if meta.get("final"):
-            print0(f"{ckpt_dir} already holds the final checkpoint (step {meta['step']}); nothing to do")
-            print0(f"pass@1: {meta['pass@1']:.6f}")
-            return meta
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(rank_state["optimizer"])
-        set_rng_state(rank_state["rng"])
-        step, evals, train_time, reward_ema = meta["step"], meta["evals"], meta["train_time"], meta["reward_ema"]
-        print0(f"resumed from step {step} of {ckpt_dir}")
-        del model_state, rank_state
-    elif args.resume:
-        print0(f"--resume: no checkpoint in {ckpt_dir} yet, starting from the {args.source} model")
-
-    logger = RunLogger(args.run, "nanochat-rl", resolved, enabled=compute.master)
-    curves = Curves(get_report(base_dir), "Chat RL", start_step=step)   # for the report card's plots
-    stop = StopSignal()
+    run = Run("RL", args, compute, base_dir, ckpt_dir, model, optimizer, None, num_steps, config=resolved,
+              report_section="Chat RL", wandb_project="nanochat-rl", metric="pass@1",
+              metrics={"evals": {}, "pass@1": float("nan"), "reward_ema": None},
+              meta={"source_checkpoint": source_meta["checkpoint_dir"], "source_step": source_meta["step"]})
+    if run.finished:
+        return run.finished
     stop_ids = engine.always_stop
-
-    def save(final=False):
-        meta = {"model_config": source_meta["model_config"], "train_config": resolved, "step": step,
-                "evals": evals, "pass@1": evals[max(evals, key=int)]["1"], "train_time": train_time,
-                "reward_ema": reward_ema, "final": final}
-        curves.write()
-        save_checkpoint(ckpt_dir, step, model.state_dict(), {"optimizer": optimizer.state_dict(), "rng": rng_state()},
-                        meta, compute.rank, args.keep_last)
-        print0(f"saved checkpoint step {step} to {ckpt_dir}")
-
     while True:
-        last = step >= num_steps
-        if step % args.eval_every == 0 or last:
+        if run.due(args.eval_every):
             model.eval()
             result = evaluate_pass_at_k(engine, tokenizer, test_task, args.eval_examples, args.eval_samples,
                                         params, args.seed, compute)
-            evals[str(step)] = {str(j): v for j, v in result.items()}  # str keys: the meta is JSON
-            print0(f"step {step:05d} | " + " | ".join(f"pass@{j} {v:.4f}" for j, v in result.items()))
-            logger.log({f"eval/pass@{j}": v for j, v in result.items()}, step=step)
-            curves.add("eval pass@1", step, result[1])
-        if last:
+            run.metrics["evals"][str(run.step)] = {str(j): v for j, v in result.items()}  # str keys: the meta is JSON
+            run.evaluated({f"pass@{j}": v for j, v in result.items()})
+        if run.last:
             break
-
-        # ---- sample: this rank's problems, num_samples completions each
-        compute.synchronize()
-        t0 = time.time()
-        model.eval()
-        indices = example_indices(step, compute.rank, compute.world_size, args.examples_per_step, len(train_task),
-                                  args.seed)
-        conversations = [train_task[i] for i in indices]
-        prompts = [tokenizer.render_for_completion(c) for c in conversations]
-        row_params = [replace(params, seed=sample_seed(args.seed, "train", step, i))
-                      for i in indices]
-        with compute.autocast():
-            tokens, sampled = sample_completions(engine, prompts, row_params, args.num_samples)
-        G = args.num_samples
-        rewards = torch.tensor([train_task.evaluate(conversations[r // G], completion_text(tokenizer, t, stop_ids))
-                                for r, t in enumerate(tokens)], dtype=torch.float32)
-        adv = advantages(rewards, G, args.std_normalize).to(compute.device)
-        row_prompts = [prompts[r // G] for r in range(len(tokens))]
-
-        # ---- one policy-gradient step, in micro-batches of device_batch_size rows
-        model.train()
-        reward_sum, num_rows, num_tokens = all_reduce_sum([rewards.sum().item(), len(tokens),
-                                                           sum(map(sum, sampled))], compute.device)
-        # The optimizer AVERAGES gradients over ranks, so each rank normalises by its share of the tokens:
-        # the mean over ranks of (local sum / (N / W)) is (total sum / N), the per-token loss of the whole step.
-        norm = max(num_tokens, 1) / compute.world_size
-        lrm = 1.0 - step / num_steps  # linear decay to 0 over the run
-        set_schedule(optimizer, lrm)
-        B = args.device_batch_size
-        for b0 in range(0, len(tokens), B):
-            inputs, targets = build_batch(row_prompts[b0:b0 + B], tokens[b0:b0 + B], sampled[b0:b0 + B], pad_id)
-            inputs, targets = inputs.to(compute.device), targets.to(compute.device)
+        step = run.step
+        with run.timing():
+            # ---- sample: this rank's problems, num_samples completions each
+            model.eval()
+            indices = example_indices(step, compute.rank, compute.world_size, args.examples_per_step,
+                                      len(train_task), args.seed)
+            conversations = [train_task[i] for i in indices]
+            prompts = [tokenizer.render_for_completion(c) for c in conversations]
+            row_params = [replace(params, seed=sample_seed(args.seed, "train", step, i)) for i in indices]
             with compute.autocast():
-                nll = model(inputs, targets, loss_reduction="none")  # (B*T,), 0 where targets == -1
-            loss = policy_gradient_loss(-nll.view(targets.shape), targets, adv[b0:b0 + B], norm)
-            loss.backward()
-        optimizer.step()
-        model.zero_grad(set_to_none=True)
-        compute.synchronize()
-        dt = time.time() - t0
-        step += 1
-        train_time += dt
+                tokens, sampled = sample_completions(engine, prompts, row_params, args.num_samples)
+            G = args.num_samples
+            rewards = torch.tensor([train_task.evaluate(conversations[r // G],
+                                                        completion_text(tokenizer, t, stop_ids))
+                                    for r, t in enumerate(tokens)], dtype=torch.float32)
+            adv = advantages(rewards, G, args.std_normalize).to(compute.device)
+            row_prompts = [prompts[r // G] for r in range(len(tokens))]
+
+            # ---- one policy-gradient step, in micro-batches of device_batch_size rows
+            model.train()
+            reward_sum, num_rows, num_tokens = all_reduce_sum([rewards.sum().item(), len(tokens),
+                                                               sum(map(sum, sampled))], compute.device)
+            # The optimizer AVERAGES gradients over ranks, so each rank normalises by its share of the tokens:
+            # the mean over ranks of (local sum / (N / W)) is (total sum / N), the per-token loss of the step.
+            norm = max(num_tokens, 1) / compute.world_size
+            lrm = 1.0 - step / num_steps  # linear decay to 0 over the run
+            set_schedule(optimizer, lrm)
+            B = args.device_batch_size
+            for b0 in range(0, len(tokens), B):
+                inputs, targets = build_batch(row_prompts[b0:b0 + B], tokens[b0:b0 + B], sampled[b0:b0 + B],
+                                              pad_id)
+                inputs, targets = inputs.to(compute.device), targets.to(compute.device)
+                with compute.autocast():
+                    nll = model(inputs, targets, loss_reduction="none")  # (B*T,), 0 where targets == -1
+                loss = policy_gradient_loss(-nll.view(targets.shape), targets, adv[b0:b0 + B], norm)
+                loss.backward()
+            optimizer.step()
+            model.zero_grad(set_to_none=True)
         mean_reward = reward_sum / num_rows
-        reward_ema = mean_reward if reward_ema is None else 0.9 * reward_ema + 0.1 * mean_reward
-        print0(f"step {step:05d}/{num_steps} | reward {mean_reward:.4f} (smooth {reward_ema:.4f}) | "
-               f"sampled tokens/row {num_tokens / num_rows:.1f} | lrm {lrm:.3f} | "
-               f"{1000 * dt:.0f} ms")
-        curves.add("train reward", step, mean_reward)
-        logger.log({"train/reward": mean_reward, "train/sampled_tokens": num_tokens / num_rows, "train/dt": dt},
-                   step=step)
+        ema = run.metrics["reward_ema"]
+        ema = run.metrics["reward_ema"] = mean_reward if ema is None else 0.9 * ema + 0.1 * mean_reward
+        run.end_step(f"reward {mean_reward:.4f} (smooth {ema:.4f}) | sampled tokens/row {num_tokens / num_rows:.1f} "
+                     f"| lrm {lrm:.3f}", {"train reward": mean_reward, "train/sampled_tokens": num_tokens / num_rows})
 
-        if stop.should_stop(compute.device):
-            save()
-            print0(f"stopped by {stop.received or 'a signal on another rank'} at step {step}; "
-                   "rerun with --resume to continue")
-            logger.finish()
-            compute_cleanup()
-            sys.exit(143)
-        if step % args.save_every == 0 and step < num_steps:
-            save()
-
-    save(final=True)
-    stop.restore()
-    first, final = evals[min(evals, key=int)], evals[str(step)]
+    evals = run.metrics["evals"]
+    first, final = evals[min(evals, key=int)], evals[str(run.step)]
     k = args.eval_samples
-    get_report(base_dir).log("Chat RL", [resolved, {
-        "steps": step, "eval_examples": min(args.eval_examples, len(test_task)),
-        "pass@1_start": first["1"], "pass@1": final["1"], f"pass@{k}_start": first[str(k)], f"pass@{k}": final[str(k)],
-        "train_time_min": round(train_time / 60, 2),
-    }])
-    logger.finish()
-    print0(f"pass@1: {final['1']:.6f}")
-    return {"pass@1": final["1"], "step": step}
+    return run.finish({"eval_examples": min(args.eval_examples, len(test_task)), "pass@1_start": first["1"],
+                       f"pass@{k}_start": first[str(k)], f"pass@{k}": final[str(k)]})
 
 
 def main(argv=None):

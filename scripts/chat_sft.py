@@ -24,7 +24,6 @@ The last line printed is `val_loss: X`.
 
 import argparse
 import math
-import time
 
 import torch
 import torch.distributed as dist
@@ -32,8 +31,7 @@ import torch.distributed as dist
 from nanochat.chat_data import PaddedLoader
 from nanochat.chat_eval import run_chat_eval
 from nanochat.common import compute_init, get_base_dir, print0
-from nanochat.report import get_report
-from nanochat.training import format_duration, lr_multiplier
+from nanochat.training import lr_multiplier
 from scripts.chat_eval import build_tasks, parse_task_names
 from scripts.posttrain_common import (
     Finetune,
@@ -132,7 +130,7 @@ def quick_chatcore(model, tokenizer, tasks, compute, max_problems):
 def train(args):
     compute = compute_init(args.device_type, seed=args.seed)
     base_dir = get_base_dir()
-    ft = Finetune(args, compute, base_dir, "SFT", "chatsft_checkpoints", args.init_lr_frac, "Chat SFT")
+    ft = Finetune(args, compute, base_dir, "SFT", "chatsft_checkpoints", args.init_lr_frac)
     tokenizer, render = ft.tokenizer, ft.tokenizer.render_conversation
     seq_len = args.max_seq_len if args.max_seq_len > 0 else ft.config.sequence_len
     if seq_len > ft.config.sequence_len:
@@ -161,76 +159,45 @@ def train(args):
     pad_id = tokenizer.get_bos_token_id()   # any id would do: padded positions are never targets
     loader = PaddedLoader(train_ds, render, args.device_batch_size, seq_len, pad_id, compute.rank,
                           compute.world_size, compute.device)
-    step, train_time, val_loss, start_loss, chatcore = 0, 0.0, float("nan"), float("nan"), None
-    meta = ft.resume(loader)
-    if meta is not None:
-        if meta["final"]:
-            print0(f"{ft.ckpt_dir} already holds the final checkpoint (step {meta['step']}); nothing to do")
-            print0(f"val_loss: {meta['val_loss']:.6f}")
-            return meta
-        step, train_time, start_loss = meta["step"], meta["train_time"], meta["start_val_loss"]
-    ft.start_logging("nanochat-sft", resolved)
+    run = ft.run(loader, num_iterations, config=resolved, report_section="Chat SFT", wandb_project="nanochat-sft",
+                 metrics={"val_loss": float("nan"), "start_val_loss": float("nan"), "chatcore": None},
+                 metric="val_loss")
+    if run.finished:
+        return run.finished
     eval_steps = math.ceil(args.eval_examples / per_micro)
     noted_crops = False
-
-    def save(final=False):
-        ft.save(step, loader, {"train_config": resolved, "val_loss": val_loss, "start_val_loss": start_loss,
-                               "train_time": train_time, "chatcore": chatcore}, final=final)
-
     while True:
-        last = step >= num_iterations
-        if step % args.eval_every == 0 or last:
+        if run.due(args.eval_every):
             ft.model.eval()
             val_loader = PaddedLoader(val_ds, render, args.device_batch_size, seq_len, pad_id, compute.rank,
                                       compute.world_size, compute.device)
-            val_loss = evaluate_loss(ft.model, val_loader, eval_steps, compute.autocast)
+            run.evaluated({"val loss": evaluate_loss(ft.model, val_loader, eval_steps, compute.autocast)})
             ft.model.train()
-            if step == 0:
-                start_loss = val_loss
-            print0(f"step {step:05d} | val loss {val_loss:.4f}")
-            ft.log({"val/loss": val_loss}, step=step)
-        if args.eval_every_chatcore > 0 and ((step > 0 and step % args.eval_every_chatcore == 0) or last):
+            if run.step == 0:
+                run.metrics["start_val_loss"] = run.metrics["val_loss"]
+        if args.eval_every_chatcore > 0 and run.step > 0 and run.due(args.eval_every_chatcore):
             ft.model.eval()
-            chatcore = quick_chatcore(ft.model, tokenizer, chatcore_tasks, compute, args.chatcore_max_problems)
+            run.metrics["chatcore"] = quick_chatcore(ft.model, tokenizer, chatcore_tasks, compute,
+                                                     args.chatcore_max_problems)
+            run.evaluated(run.metrics["chatcore"])
             ft.model.train()
-            print0(f"step {step:05d} | " + " | ".join(f"{k} {v:.4f}" for k, v in chatcore.items()))
-            ft.log({f"chatcore/{k}": v for k, v in chatcore.items()}, step=step)
-        if last:
+        if run.last:
             break
-
-        compute.synchronize()
-        t0 = time.time()
-        lrm = lr_multiplier(step / num_iterations, 0.0, args.warmdown_ratio, args.final_lr_frac)
-        train_loss = ft.step([next(loader) for _ in range(accum)], lrm)
-        compute.synchronize()
-        dt = time.time() - t0
-        step += 1
-        train_time += dt
-        remaining = (num_iterations - step) * train_time / step
-        print0(f"step {step:05d}/{num_iterations} | loss {train_loss:.4f} | lrm {lrm:.3f} | {1000 * dt:.0f} ms "
-               f"| epoch {loader.source.epoch():.3f} | eta {format_duration(remaining)}")
-        ft.log({"train/loss": train_loss, "train/lrm": lrm, "train/dt": dt}, step=step)
+        lrm = lr_multiplier(run.step / num_iterations, 0.0, args.warmdown_ratio, args.final_lr_frac)
+        with run.timing():
+            train_loss = ft.step([next(loader) for _ in range(accum)], lrm)
+        run.end_step(f"loss {train_loss:.4f} | lrm {lrm:.3f} | epoch {loader.source.epoch():.3f}",
+                     {"train loss": train_loss, "train/lrm": lrm})
         if loader.cropped and not noted_crops:
             print0(f"note: conversations longer than {seq_len + 1} tokens are cropped, their tails not trained on "
                    "(the report counts them); a longer --max-seq-len keeps them whole if the model allows")
             noted_crops = True
-        if ft.stop_requested():
-            save()
-            ft.exit_stopped(step)
-        if step % args.save_every == 0 and step < num_iterations:
-            save()
 
-    save(final=True)
-    get_report(base_dir).log("Chat SFT", [resolved, {
-        "train_mixture": train_ds.name, "steps": step, "conversations": step * args.examples_per_step,
+    return run.finish({
+        "train_mixture": train_ds.name, "conversations": run.step * args.examples_per_step,
         "epochs": round(loader.source.epoch(), 3), "cropped_conversations_rank0": loader.cropped,
-        "start_val_loss": start_loss, "val_loss": val_loss, **(chatcore or {}),
-        "train_time_min": round(train_time / 60, 2),
-        "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
-    }])
-    ft.finish()
-    print0(f"val_loss: {val_loss:.6f}")
-    return {"val_loss": val_loss, "start_val_loss": start_loss, "step": step, "chatcore": chatcore}
+        **(run.metrics["chatcore"] or {}), "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
+    })
 
 
 def main(argv=None):

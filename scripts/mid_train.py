@@ -23,14 +23,12 @@ Resumable like base_train (--resume, SIGTERM); the last line printed is `val_bpb
 """
 
 import argparse
-import time
 
 from nanochat.chat_data import PackedConversationLoader
 from nanochat.common import compute_init, get_base_dir, print0
 from nanochat.loss_eval import evaluate_bpb
-from nanochat.report import get_report
 from nanochat.tokenizer import get_token_bytes
-from nanochat.training import format_duration, grad_accum_steps, lr_multiplier
+from nanochat.training import grad_accum_steps, lr_multiplier
 from scripts.posttrain_common import (
     Finetune,
     SetupError,
@@ -97,7 +95,7 @@ def mean_tokens(dataset, render, sample=1000):
 def train(args):
     compute = compute_init(args.device_type, seed=args.seed)
     base_dir = get_base_dir()
-    ft = Finetune(args, compute, base_dir, "midtraining", "mid_checkpoints", args.init_lr_frac, "Midtraining")
+    ft = Finetune(args, compute, base_dir, "midtraining", "mid_checkpoints", args.init_lr_frac)
     render = ft.tokenizer.render_conversation
     token_bytes = get_token_bytes(base_dir, device=compute.device)
     seq_len = args.max_seq_len if args.max_seq_len > 0 else ft.config.sequence_len
@@ -120,68 +118,37 @@ def train(args):
     use_mask = args.loss_on == "assistant"
     loader = PackedConversationLoader(train_ds, render, args.device_batch_size, seq_len, compute.rank,
                                       compute.world_size, compute.device, use_mask=use_mask)
-    step, train_time, val_bpb, start_bpb = 0, 0.0, float("nan"), float("nan")
-    meta = ft.resume(loader)
-    if meta is not None:
-        if meta["final"]:
-            print0(f"{ft.ckpt_dir} already holds the final checkpoint (step {meta['step']}); nothing to do")
-            print0(f"val_bpb: {meta['val_bpb']:.6f}")
-            return meta
-        step, train_time, start_bpb = meta["step"], meta["train_time"], meta["start_val_bpb"]
-    if args.compile == 1 or (args.compile == -1 and compute.device_type == "cuda"):
+    use_compile = args.compile == 1 or (args.compile == -1 and compute.device_type == "cuda")
+    run = ft.run(loader, num_iterations, config=resolved, report_section="Midtraining", wandb_project="nanochat-mid",
+                 metrics={"val_bpb": float("nan"), "start_val_bpb": float("nan")}, metric="val_bpb",
+                 compiled=use_compile)
+    if run.finished:
+        return run.finished
+    if use_compile:
         import torch
         ft.fwd = torch.compile(ft.model, dynamic=False)   # every row has the same length: one graph
-    ft.start_logging("nanochat-mid", resolved)
     eval_steps = max(1, args.eval_tokens // (args.device_batch_size * seq_len * compute.world_size))
-
-    def save(final=False):
-        ft.save(step, loader, {"train_config": resolved, "val_bpb": val_bpb, "start_val_bpb": start_bpb,
-                               "train_time": train_time}, final=final)
-
     while True:
-        last = step >= num_iterations
-        if step % args.eval_every == 0 or last:
+        if run.due(args.eval_every):
             ft.model.eval()
             val_loader = PackedConversationLoader(val_ds, render, args.device_batch_size, seq_len, compute.rank,
                                                   compute.world_size, compute.device, use_mask=use_mask)
-            val_bpb = evaluate_bpb(ft.fwd, val_loader, eval_steps, token_bytes, compute.autocast)
+            run.evaluated({"val bpb": evaluate_bpb(ft.fwd, val_loader, eval_steps, token_bytes, compute.autocast)})
             ft.model.train()
-            if step == 0:
-                start_bpb = val_bpb
-            print0(f"step {step:05d} | val bpb {val_bpb:.4f}")
-            ft.log({"val/bpb": val_bpb}, step=step)
-        if last:
+            if run.step == 0:
+                run.metrics["start_val_bpb"] = run.metrics["val_bpb"]
+        if run.last:
             break
+        lrm = lr_multiplier(run.step / num_iterations, 0.0, args.warmdown_ratio, args.final_lr_frac)
+        with run.timing():
+            train_loss = ft.step([next(loader) for _ in range(accum)], lrm)
+        run.end_step(f"loss {train_loss:.4f} | lrm {lrm:.3f} | {args.total_batch_size / run.dt:,.0f} tok/s "
+                     f"| epoch {loader.source.epoch():.3f}", {"train loss": train_loss, "train/lrm": lrm})
 
-        compute.synchronize()
-        t0 = time.time()
-        lrm = lr_multiplier(step / num_iterations, 0.0, args.warmdown_ratio, args.final_lr_frac)
-        train_loss = ft.step([next(loader) for _ in range(accum)], lrm)
-        compute.synchronize()
-        dt = time.time() - t0
-        step += 1
-        train_time += dt
-        remaining = (num_iterations - step) * train_time / step
-        print0(f"step {step:05d}/{num_iterations} | loss {train_loss:.4f} | lrm {lrm:.3f} | {1000 * dt:.0f} ms "
-               f"| {args.total_batch_size / dt:,.0f} tok/s | epoch {loader.source.epoch():.3f} "
-               f"| eta {format_duration(remaining)}")
-        ft.log({"train/loss": train_loss, "train/lrm": lrm, "train/dt": dt}, step=step)
-        if ft.stop_requested():
-            save()
-            ft.exit_stopped(step)
-        if step % args.save_every == 0 and step < num_iterations:
-            save()
-
-    save(final=True)
-    get_report(base_dir).log("Midtraining", [resolved, {
-        "train_mixture": train_ds.name, "steps": step, "tokens": step * args.total_batch_size,
-        "epochs": round(loader.source.epoch(), 3), "start_val_bpb": start_bpb, "val_bpb": val_bpb,
-        "train_time_min": round(train_time / 60, 2),
-        "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
-    }])
-    ft.finish()
-    print0(f"val_bpb: {val_bpb:.6f}")
-    return {"val_bpb": val_bpb, "start_val_bpb": start_bpb, "step": step}
+    return run.finish({
+        "train_mixture": train_ds.name, "tokens": run.step * args.total_batch_size,
+        "epochs": round(loader.source.epoch(), 3), "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
+    })
 
 
 def main(argv=None):

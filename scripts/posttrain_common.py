@@ -2,7 +2,7 @@
 What midtraining (scripts/mid_train.py) and SFT (scripts/chat_sft.py) share, so that each script shows
 only its own data, evaluation and loop: the common flags, building a task mixture that names the task
 at fault when one is missing or empty, and `Finetune` (the model loaded from an earlier stage's
-checkpoint, its optimizer, one optimizer step, checkpoints with exact resume, SIGTERM handling).
+checkpoint, its optimizer, one optimizer step, and its Run: resume, checkpoints, logging).
 
 Not a stage of its own. Batching lives in nanochat/chat_data.py; the pretraining loop in
 scripts/base_train.py is the model this follows (same optimizer, same checkpoint format).
@@ -12,23 +12,14 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict
 
 import torch
 import torch.distributed as dist
 
-from nanochat.checkpoint import (
-    SOURCES,
-    complete_steps,
-    load_checkpoint,
-    load_model,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import atomic_write_text, compute_cleanup, print0
-from nanochat.report import Curves, get_report
-from nanochat.training import RunLogger, StopSignal, build_optimizer, set_schedule
+from nanochat.run import Run
+from nanochat.training import build_optimizer, set_schedule
 from tasks.common import TaskMixture
 
 
@@ -119,20 +110,14 @@ def build_mixture(stage, entries, seed):
 # The model being finetuned
 
 class Finetune:
-    """Loads the starting model, owns its optimizer and checkpoints, and takes optimizer steps.
+    """The model loaded from an earlier stage's checkpoint, its optimizer, and one optimizer step.
 
-    The script keeps the loop. `resume(loader)` restores everything an exact resume needs;
-    `step(batches, lrm)` does one optimizer step with the loss averaged over every target token
-    of every micro-batch on every rank; `save()` writes a checkpoint; `stop_requested()` is True on
-    every rank once any rank got SIGTERM/SIGINT.
+    `step(batches, lrm)` does one optimizer step with the loss averaged over every target token of every
+    micro-batch on every rank. The loop around it (resume, checkpoints, logging) is nanochat/run.py.
     """
 
-    # what log() also records as curves for the report card's plots
-    CURVES = {"train/loss": "train loss", "val/bpb": "val bpb", "val/loss": "val loss"}
-
-    def __init__(self, args, compute, base_dir, stage, ckpt_subdir, init_lr_frac, report_section):
-        self.args, self.compute, self.stage = args, compute, stage
-        self.curves = Curves(get_report(base_dir), report_section)
+    def __init__(self, args, compute, base_dir, stage, ckpt_subdir, init_lr_frac):
+        self.args, self.compute, self.base_dir, self.stage = args, compute, base_dir, stage
         try:
             model, self.tokenizer, meta = load_model(args.source, compute.device, args.model_tag or None,
                                                      args.step, base_dir)
@@ -148,32 +133,11 @@ class Finetune:
                                          args.unembedding_lr * frac, scalar_lr=0.02 * frac)
         print0(f"{stage}: starting from {args.source} checkpoint {meta['checkpoint_dir']} step {meta['step']} "
                f"({model.num_params():,} parameters); checkpoints go to {self.ckpt_dir}")
-        self.stop = StopSignal()
-        self.logger = None
 
-    def start_logging(self, project, config):
-        self.logger = RunLogger(self.args.run, project, config, enabled=self.compute.master)
-
-    def resume(self, loader):
-        """Restore model, optimizer, loader and RNG from this stage's newest checkpoint.
-
-        Returns its meta dict (None when starting fresh). A meta with "final" means the stage is done.
-        """
-        if not self.args.resume:
-            return None
-        if not complete_steps(self.ckpt_dir):
-            print0(f"--resume: no checkpoint in {self.ckpt_dir} yet, starting from the {self.args.source} model")
-            return None
-        model_state, rank_state, meta = load_checkpoint(self.ckpt_dir, rank=self.compute.rank,
-                                                        device=self.compute.device, log=print0)
-        if not meta.get("final"):
-            self.model.load_state_dict(model_state)
-            self.optimizer.load_state_dict(rank_state["optimizer"])
-            loader.load_state_dict(rank_state["loader"])
-            set_rng_state(rank_state["rng"])
-            self.curves.start_step = meta["step"]
-            print0(f"resumed from step {meta['step']} of {self.ckpt_dir}")
-        return meta
+    def run(self, loader, num_iterations, **kwargs):
+        """The Run (nanochat/run.py) of this finetune: resumed, checkpointed and logged like every stage."""
+        return Run(self.stage, self.args, self.compute, self.base_dir, self.ckpt_dir, self.model, self.optimizer,
+                   loader, num_iterations, meta=self.source, **kwargs)
 
     def step(self, batches, lrm):
         """One optimizer step over `batches`, a list of (inputs, targets) micro-batches; returns the mean loss.
@@ -201,37 +165,6 @@ class Finetune:
         if not math.isfinite(loss):
             raise FloatingPointError(f"{self.stage} loss became {loss}; lower the learning rates")
         return loss
-
-    def save(self, step, loader, meta, final=False):
-        meta = {"model_config": asdict(self.config), **self.source, **meta, "step": step, "final": final}
-        rank_state = {"optimizer": self.optimizer.state_dict(), "loader": loader.state_dict(), "rng": rng_state()}
-        self.curves.write()
-        save_checkpoint(self.ckpt_dir, step, self.model.state_dict(), rank_state, meta, self.compute.rank,
-                        self.args.keep_last)
-        print0(f"saved checkpoint step {step} to {self.ckpt_dir}")
-
-    def log(self, data, step):
-        for key, name in self.CURVES.items():
-            if key in data:
-                self.curves.add(name, step, data[key])
-        if self.logger is not None:
-            self.logger.log(data, step=step)
-
-    def stop_requested(self):
-        return self.stop.should_stop(self.compute.device)
-
-    def exit_stopped(self, step):
-        """After a save on SIGTERM/SIGINT: say how to continue, exit with 143 (128 + SIGTERM)."""
-        print0(f"stopped by {self.stop.received or 'a signal on another rank'} at step {step}; "
-               "rerun with --resume to continue")
-        self.finish()
-        compute_cleanup()
-        sys.exit(143)
-
-    def finish(self):
-        self.stop.restore()
-        if self.logger is not None:
-            self.logger.finish()
 
 
 def run_main(train, args, name):

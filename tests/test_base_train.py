@@ -1,6 +1,7 @@
 """scripts/base_train.py end to end on a tiny model: the loss drops, resume is exact, SIGTERM leaves a
 loadable checkpoint, and two processes (one node, and two "nodes" on 127.0.0.1) train together."""
 
+import json
 import os
 import re
 import signal
@@ -57,7 +58,10 @@ def test_loss_and_bpb_drop(base_dir):
     assert bpb[1] < 0.75 * bpb[0], f"validation bpb did not drop enough: {bpb}"
     losses = step_losses(log)
     assert sum(list(losses.values())[-5:]) / 5 < 0.8 * losses[1]
-    assert log.strip().splitlines()[-1].startswith("val_bpb: ")
+    with open(base_dir / "base_checkpoints" / "drop" / "metrics.json") as f:   # what the research harness reads
+        metrics = json.load(f)
+    assert metrics["step"] == 40 and f"{metrics['val_bpb']:.4f}" == f"{bpb[1]:.4f}"
+    assert log.strip().splitlines()[-1] == f"val_bpb: {metrics['val_bpb']:.6f}"
 
 
 def test_resume_is_exact(base_dir):

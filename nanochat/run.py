@@ -1,0 +1,241 @@
+"""
+The skeleton every training stage (base, mid, SFT, RL) shares, so that each script keeps only what is
+its own: its batches, its optimizer step and its evaluation.
+
+`Run` owns resume (model, optimizer, loader and RNG from the newest complete checkpoint, or "already
+finished"), the step clock (training time only: evaluation and the compiling first step do not count,
+as the leaderboard's total_training_time does not), the eval cadence, checkpoints (every --save-every
+steps, at the end, and on SIGTERM/SIGINT before exiting 143), the report card's curves, wandb, the
+report section, and the final metrics: metrics.json beside the checkpoints and the last line printed.
+
+A stage's loop, in full:
+
+    run = Run("midtraining", args, compute, ckpt_dir, model, optimizer, loader, num_iterations, ...)
+    if run.finished:
+        return run.finished
+    while True:
+        if run.due(args.eval_every):
+            run.evaluated({"val bpb": evaluate_bpb(...)})
+        if run.last:
+            break
+        with run.timing():
+            loss = ...                  # forward, backward, optimizer.step()
+        run.end_step(f"loss {loss:.4f}", {"train loss": loss})
+    return run.finish({...})
+"""
+
+import gc
+import math
+import os
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+
+from nanochat.checkpoint import complete_steps, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from nanochat.common import all_ranks_max, atomic_write_json, compute_cleanup, print0
+from nanochat.report import Curves, get_report
+
+# The values a stage logs that also become curves on the report card (everything logged goes to wandb).
+CURVES = ("train loss", "val bpb", "val loss", "CORE", "train reward", "pass@1")
+
+
+class Run:
+    """One run of a training stage, from its first (or resumed) step to its final checkpoint.
+
+    `metrics` names the stage's own numbers with their starting values (e.g. {"val_bpb": nan}): they go
+    into every checkpoint's meta, come back on resume, and end in metrics.json; `metric` is the one the
+    last line prints. `meta` adds fixed entries to every checkpoint (e.g. the source checkpoint).
+    """
+
+    def __init__(self, stage, args, compute, base_dir, ckpt_dir, model, optimizer, loader, num_iterations, *,
+                 config, report_section, wandb_project, metrics, metric, meta=None, compiled=False,
+                 time_budget=-1.0):
+        self.stage, self.args, self.compute, self.ckpt_dir = stage, args, compute, ckpt_dir
+        self.model, self.optimizer, self.loader = model, optimizer, loader
+        self.num_iterations, self.time_budget = num_iterations, time_budget
+        self.config, self.report_section, self.metric = config, report_section, metric
+        self.meta = {"model_config": asdict(model.config), **(meta or {})}
+        self.metrics = dict(metrics)
+        self.step, self.train_time, self.dt = 0, 0.0, 0.0   # step: optimizer steps taken so far
+        self.compiling = compiled   # the first step of a compiled model is mostly compilation
+        self.finished = self._resume()
+        if self.finished:
+            return
+        self.report = get_report(base_dir)
+        self.curves = Curves(self.report, report_section, start_step=self.step)
+        self.logger = RunLogger(args.run, wandb_project, config, enabled=compute.master)
+        self.stop = StopSignal()
+
+    def _resume(self):
+        """Restore everything an exact resume needs; returns the final checkpoint's meta when it is there."""
+        if not self.args.resume:
+            return None
+        if not complete_steps(self.ckpt_dir):
+            print0(f"--resume: no checkpoint in {self.ckpt_dir} yet, starting from the beginning")
+            return None
+        model_state, rank_state, meta = load_checkpoint(self.ckpt_dir, rank=self.compute.rank,
+                                                        device=self.compute.device, log=print0)
+        if meta.get("final"):
+            print0(f"{self.ckpt_dir} already holds the final checkpoint (step {meta['step']}); nothing to do")
+            print0(f"{self.metric}: {meta[self.metric]:.6f}")
+            return meta
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict(rank_state["optimizer"])
+        if self.loader is not None:
+            self.loader.load_state_dict(rank_state["loader"])
+        set_rng_state(rank_state["rng"])
+        self.step, self.train_time = meta["step"], meta["train_time"]
+        self.metrics.update({k: meta[k] for k in self.metrics})
+        print0(f"resumed from step {self.step} of {self.ckpt_dir}")
+        return None
+
+    # ---- where the loop is
+    def progress(self):
+        """Fraction of the run done: by steps, or by training time under a time budget, whichever is further."""
+        p = self.step / self.num_iterations
+        return max(p, self.train_time / self.time_budget) if self.time_budget > 0 else p
+
+    @property
+    def last(self):
+        return self.progress() >= 1.0
+
+    def due(self, every):
+        """True at step 0, every `every` steps, and at the end."""
+        return every > 0 and self.step % every == 0 or self.last
+
+    # ---- logging
+    def log(self, values):
+        for name, value in values.items():
+            if name in CURVES:
+                self.curves.add(name, self.step, value)
+        self.logger.log(values, step=self.step)
+
+    def evaluated(self, values):
+        """Print and record evaluation results; a name that is also a metric ("val bpb" -> val_bpb) updates it."""
+        print0(f"step {self.step:05d} | " + " | ".join(f"{k} {v:.4f}" for k, v in values.items()))
+        for name, value in values.items():
+            if name.replace(" ", "_") in self.metrics:
+                self.metrics[name.replace(" ", "_")] = value
+        self.log(values)
+
+    # ---- one optimizer step
+    @contextmanager
+    def timing(self):
+        """Times the optimizer step inside it (the device synchronised at both ends) and counts it."""
+        self.compute.synchronize()
+        t0 = time.time()
+        yield
+        self.compute.synchronize()
+        self.dt = time.time() - t0
+        self.step += 1
+        if self.compiling:   # mostly compilation: counts against neither the time budget nor the ETA
+            self.compiling = False
+        else:
+            self.train_time += self.dt
+        if self.step == 1:
+            # Python's cycle collector scans every live object now and then, tens of ms each time with a
+            # model's worth of them (nanochat measured pauses of ~500 ms); nothing made after setup is
+            # cyclic garbage worth it. Freeze what exists, collect by hand every 1000 steps.
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+        elif self.step % 1000 == 0:
+            gc.collect()
+
+    def end_step(self, text, values):
+        """After a step: print `step i/N | text | ms | eta`, log `values`, then checkpoint if due or asked to stop."""
+        done = self.progress()
+        remaining = (1 - done) * self.train_time / max(done, 1e-9)
+        print0(f"step {self.step:05d}/{self.num_iterations} | {text} | {1000 * self.dt:.0f} ms "
+               f"| eta {format_duration(remaining)}")
+        self.log({**values, "train/dt": self.dt})
+        if self.stop.should_stop(self.compute.device):
+            self.save()
+            print0(f"stopped by {self.stop.received or 'a signal on another rank'} at step {self.step}; "
+                   "rerun with --resume to continue")
+            self.logger.finish()
+            compute_cleanup()
+            sys.exit(143)
+        if self.step % self.args.save_every == 0 and not self.last:
+            self.save()
+
+    # ---- checkpoints and the end
+    def save(self, final=False):
+        meta = {**self.meta, "train_config": self.config, **self.metrics, "step": self.step,
+                "train_time": self.train_time, "final": final}
+        rank_state = {"optimizer": self.optimizer.state_dict(), "rng": rng_state()}
+        if self.loader is not None:
+            rank_state["loader"] = self.loader.state_dict()
+        self.curves.write()   # before the checkpoint, so resuming from it never leaves a gap
+        save_checkpoint(self.ckpt_dir, self.step, self.model.state_dict(), rank_state, meta,
+                        self.compute.rank, self.args.keep_last)
+        print0(f"saved checkpoint step {self.step} to {self.ckpt_dir}")
+
+    def finish(self, report):
+        """The final checkpoint, the report section (config, then `report` and the metrics), metrics.json,
+        and the last line: `<metric>: <value>`. Returns the metrics."""
+        self.save(final=True)
+        self.stop.restore()
+        gc.unfreeze()   # frozen objects are never freed: at exit, extensions (triton's) would report them as leaks
+        gc.enable()
+        metrics = {**self.metrics, "step": self.step, "train_time": round(self.train_time, 1)}
+        numbers = {k: v for k, v in self.metrics.items() if not isinstance(v, dict)}   # tables are the stage's
+        self.report.log(self.report_section, [self.config, {"steps": self.step, **report, **numbers,
+                                                             "train_time_min": round(self.train_time / 60, 2)}])
+        if self.compute.master:
+            atomic_write_json(os.path.join(self.ckpt_dir, "metrics.json"), metrics)
+        self.logger.finish()
+        print0(f"{self.metric}: {self.metrics[self.metric]:.6f}")
+        return metrics
+
+
+class StopSignal:
+    """Turns SIGTERM/SIGINT (spot preemption, Ctrl-C) into a flag the loop checks at a step boundary.
+
+    The loop then saves a checkpoint and exits; `should_stop()` agrees across ranks so that all
+    ranks stop at the same step even if the signal reached them at different times.
+    """
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def should_stop(self, device="cpu"):
+        return all_ranks_max(1.0 if self.received else 0.0, device) > 0
+
+    def restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class RunLogger:
+    """wandb when a run name is given (honours WANDB_MODE=offline), otherwise nothing."""
+
+    def __init__(self, run, project, config, enabled=True):
+        self.wandb = None
+        if run and run != "dummy" and enabled:
+            import wandb
+            self.wandb = wandb.init(project=project, name=run, config=config)
+
+    def log(self, data, step=None):
+        if self.wandb is not None:
+            self.wandb.log(data, step=step)
+
+    def finish(self):
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def format_duration(seconds):
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    h, m, s = seconds // 3600, seconds // 60 % 60, seconds % 60
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
