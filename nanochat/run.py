@@ -60,6 +60,7 @@ class Run:
         self.metrics = dict(metrics)
         self.step, self.train_time, self.dt = 0, 0.0, 0.0   # step: optimizer steps taken so far
         self.compiling = compiled   # the first step of a compiled model is mostly compilation
+        self.frozen = False         # gc.freeze() after this process's first step, fresh or resumed
         self.finished = self._resume()
         if self.finished:
             return
@@ -134,13 +135,14 @@ class Run:
             self.compiling = False
         else:
             self.train_time += self.dt
-        if self.step == 1:
+        if not self.frozen:
             # Python's cycle collector scans every live object now and then, tens of ms each time with a
             # model's worth of them (nanochat measured pauses of ~500 ms); nothing made after setup is
             # cyclic garbage worth it. Freeze what exists, collect by hand every 1000 steps.
             gc.collect()
             gc.freeze()
             gc.disable()
+            self.frozen = True
         elif self.step % 1000 == 0:
             gc.collect()
 
@@ -180,7 +182,7 @@ class Run:
         self.stop.restore()
         gc.unfreeze()   # frozen objects are never freed: at exit, extensions (triton's) would report them as leaks
         gc.enable()
-        metrics = {**self.metrics, "step": self.step, "train_time": round(self.train_time, 1)}
+        metrics = {"stage": self.stage, **self.metrics, "step": self.step, "train_time": round(self.train_time, 1)}
         numbers = {k: v for k, v in self.metrics.items() if not isinstance(v, dict)}   # tables are the stage's
         self.report.log(self.report_section, [self.config, {"steps": self.step, **report, **numbers,
                                                              "train_time_min": round(self.train_time / 60, 2)}])
