@@ -6,14 +6,45 @@ Nothing here runs at import time. A script calls `compute_init()` in its `main()
 returned `Compute` down; library code never reads torchrun's environment variables itself.
 """
 
+import argparse
 import json
 import logging
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 logger = logging.getLogger("nanochat")
+
+
+class BadInput(Exception):
+    """Input a user can fix (a flag, a file, a missing artifact), found at a boundary. `cli` turns it into
+    one line on stderr and exit status 2, as argparse does for a bad flag."""
+
+
+@contextmanager
+def cli(name):
+    """A script's main runs inside this: bad input (BadInput, or a file that is not there) becomes
+    `name: error: ...` and exit status 2; the process group, if any, is torn down either way."""
+    try:
+        yield
+    except (BadInput, FileNotFoundError) as e:
+        print(f"{name}: error: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    finally:
+        compute_cleanup()
+
+
+def positive(kind):
+    """An argparse `type` for a positive number of `kind` (int or float): `--steps 0` is refused by name."""
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    parse.__name__ = f"positive {kind.__name__}"   # argparse names it in "invalid positive int value"
+    return parse
 
 
 def get_base_dir():

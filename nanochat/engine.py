@@ -409,3 +409,19 @@ def completion_to_parts(tokenizer, tokens):
     if ids:
         flush()
     return parts
+
+
+SAMPLE_PROMPTS = ["The capital of France is", "Once upon a time,", "If I have 3 apples and buy 4 more, I have",
+                  "The opposite of hot is"]
+
+
+@torch.no_grad()
+def sample_greedy(model, tokenizer, prompt, max_tokens, autocast):
+    """Greedy continuation by repeated full forward passes: slow, but needs nothing beyond the model."""
+    ids = tokenizer.encode(prompt, prepend="<|bos|>")
+    device = next(model.parameters()).device
+    for _ in range(max_tokens):
+        x = torch.tensor([ids[-model.config.sequence_len:]], device=device)
+        with autocast():
+            ids.append(int(model(x)[0, -1].argmax()))
+    return tokenizer.decode(ids[1:])

@@ -11,6 +11,7 @@ import math
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 
 @torch.no_grad()
@@ -39,3 +40,28 @@ def evaluate_bpb(model, batches, steps, token_bytes, autocast=None):
     if total_bytes.item() == 0:
         raise ValueError("no target bytes to evaluate: every target was ignored or a special token")
     return (total_nats / (math.log(2) * total_bytes)).item()
+
+
+@torch.no_grad()
+def check_model_is_honest(model, x, y, autocast=None, tol=2e-2):
+    """Raise unless the model's loss on (x, y) is a causal language model's: the loss it reports equals the
+    cross-entropy of its own logits, and the logits of the first half of each row do not change when the
+    second half of the input does (a model that looks ahead reads its targets off its inputs).
+
+    The evaluation of a model whose code an agent may edit (research/autoresearch.py's base stage) calls this
+    before trusting evaluate_bpb. `tol`: bf16 rounding, far below what looking ahead changes.
+    """
+    from contextlib import nullcontext
+    autocast = autocast or nullcontext
+    T, V = x.size(1), model.config.vocab_size
+    with autocast():
+        logits = model(x).float()
+        loss = model(x, y, loss_reduction="none").float()
+        shifted = x.clone()
+        shifted[:, T // 2:] = (shifted[:, T // 2:] + 1) % V
+        logits2 = model(shifted).float()
+    reference = F.cross_entropy(logits.view(-1, V), y.reshape(-1), ignore_index=-1, reduction="none")
+    if not torch.allclose(loss.view(-1), reference, rtol=tol, atol=tol):
+        raise ValueError("the model's loss is not the cross-entropy of its logits")
+    if not torch.allclose(logits[:, :T // 2], logits2[:, :T // 2], rtol=tol, atol=tol):
+        raise ValueError("the model is not causal: its predictions change with later inputs")

@@ -1,13 +1,15 @@
 """
 The math every training stage (base, mid, SFT, RL) shares: building the optimizer from a model's
 parameter groups, the learning-rate and momentum schedules, gradient accumulation arithmetic, fp8,
-fitting the micro-batch into GPU memory, and the peak FLOP/s for MFU. The loop around it (resume,
+fitting the micro-batch into GPU memory, the peak FLOP/s for MFU, and the depth dial's pure functions
+(horizon, batch size, weight decay from the model's size). The loop around it (resume,
 checkpoints, logging) is nanochat/run.py.
 
 This module knows both the model and the optimizer; gpt.py and optim.py know neither each other
 nor this. It never parses argv.
 """
 
+import math
 from contextlib import contextmanager
 
 import torch
@@ -144,3 +146,49 @@ def peak_flops(device_type):
         if key in name:
             return flops
     return None
+
+
+# -----------------------------------------------------------------------------
+# The depth dial: hyperparameters derived from the model size (tests/test_training.py)
+
+def horizon_tokens(num_params, ratio=10.5):
+    """Training tokens for a compute-optimal run: `ratio` tokens per parameter in matmuls.
+
+    Chinchilla's 20 (Hoffmann et al. 2022) counts every parameter of a plain transformer. For this
+    architecture (value embeddings, windows, ...), counting the matmul parameters (lm_head included,
+    lookups not), nanochat's isoFLOP sweeps at 1e18..1e19 FLOPs found a steady optimum of ~10.5
+    (its dev/LOG.md, "engram-lite" scaling laws); a run aiming at a capability, not at optimality,
+    passes its own ratio (the full profile: 8, where nanochat's d24 passed GPT-2's CORE)."""
+    return int(ratio * num_params)
+
+
+def optimal_batch_tokens(flops):
+    """Total batch size in tokens for a run of `flops` FLOPs, rounded to a power of two.
+
+    DeepSeek LLM (arXiv 2401.02954) fits B_opt = 0.292 * C^0.3271 tokens. For a GPT-2-grade run
+    (C ~ 4e19) that gives ~2^19 = 524,288 tokens, the batch size GPT-2-class speedruns use.
+    """
+    return 2 ** round(math.log2(0.292 * flops ** 0.3271))
+
+
+def num_iterations_for(target_tokens, total_batch_tokens):
+    return max(1, target_tokens // total_batch_tokens)
+
+
+# Off by default: at the horizons a CPU can reach (0.5-4 tokens per parameter) it measured worse (docs/LOG.md,
+# 2026-12-02). The full profile passes nanochat's measured value, 4.3 (its d8-d20 sweeps, d24 record).
+DECAY_PER_RUN = 0.0
+
+
+def muon_weight_decay(decay_per_run, lr, num_iterations, warmup_ratio=0.0, warmdown_ratio=0.2, final_lr_frac=0.0):
+    """Muon's weight decay for a run: the lambda whose total decay over the run, the sum over steps of
+    lr_t * lambda, is decay_per_run.
+
+    Decoupled decay (p -= lr * lambda * p each step, on top of the update) makes the weights an average of
+    recent updates over about 1 / (lr * lambda) steps. Wang & Aitchison (arXiv 2405.13698) find the best such
+    window a fixed fraction of the run across model and dataset sizes, so lambda follows from that fraction,
+    the lr and the horizon: with the batch fixed it falls as 1/tokens. nanochat's rule (lambda grows as
+    sqrt(batch) / tokens with the lr as sqrt(batch)) keeps the same sum, about 4.3 at its d24 record."""
+    n = max(1, min(int(num_iterations), 1000))   # the steps themselves, or 1000 evenly spaced ones
+    mean_lrm = sum(lr_multiplier(i / n, warmup_ratio, warmdown_ratio, final_lr_frac) for i in range(n)) / n
+    return decay_per_run / (lr * num_iterations * mean_lrm)

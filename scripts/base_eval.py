@@ -7,9 +7,10 @@ samples, and the CORE benchmark (nanochat/core_eval.py).
     python -m scripts.base_eval --eval-bundle=/path/eval_bundle.zip   # offline: a zip copied by hand
     torchrun --standalone --nproc_per_node=8 -m scripts.base_eval -- --model-tag=d20
 
-Under torchrun every rank takes its share of the examples and of the bpb batches. Writes
-eval/base_core.csv (task, accuracy, centered; a last row CORE) and the report section "Base model
-evaluation". The last line printed is `core: X` (the stage's metric), or `val_bpb: X` with --skip-core.
+Under torchrun every rank takes its share of the examples and of the bpb batches. Writes eval/base.json
+(train_bpb, val_bpb, core: what the research harness reads), eval/base_core.csv (task, accuracy, centered;
+a last row CORE) and the report section "Base model evaluation". The last line printed is `core: X`, or
+`val_bpb: X` with --skip-core.
 """
 
 import argparse
@@ -18,14 +19,14 @@ import io
 import os
 
 from nanochat.checkpoint import load_model
-from nanochat.common import atomic_write_text, compute_cleanup, compute_init, get_base_dir, print0
+from nanochat.common import atomic_write_json, atomic_write_text, cli, compute_init, get_base_dir, positive, print0
 from nanochat.core_eval import EVAL_BUNDLE_URL, download_eval_bundle, evaluate_core
 from nanochat.dataloader import PackedLoader
 from nanochat.dataset import data_dir, list_shards, split_shards
-from nanochat.loss_eval import evaluate_bpb
+from nanochat.engine import SAMPLE_PROMPTS, sample_greedy
+from nanochat.loss_eval import check_model_is_honest, evaluate_bpb
 from nanochat.report import get_report
 from nanochat.tokenizer import get_token_bytes
-from scripts.base_train import SAMPLE_PROMPTS, sample_greedy
 
 
 def parse_args(argv=None):
@@ -33,19 +34,16 @@ def parse_args(argv=None):
     p.add_argument("--model-tag", default="", help="base checkpoint subdirectory (default: the newest)")
     p.add_argument("--step", type=int, default=-1, help="checkpoint step (-1: the newest complete one)")
     p.add_argument("--max-per-task", type=int, default=-1, help="CORE examples per task (-1: all)")
-    p.add_argument("--batch-size", type=int, default=16, help="CORE candidate rows per forward pass")
+    p.add_argument("--batch-size", type=positive(int), default=16, help="CORE candidate rows per forward pass")
     p.add_argument("--eval-bundle", default="", help=f"CORE eval bundle: URL, zip or unpacked directory "
                    f"(default: download {EVAL_BUNDLE_URL} once into the base dir)")
     p.add_argument("--skip-core", action="store_true", help="no CORE (offline without a bundle: the tiny profile); "
                    "the last line is then `val_bpb: X`")
-    p.add_argument("--eval-tokens", type=int, default=10 * 524288, help="tokens per split for bits per byte")
-    p.add_argument("--device-batch-size", type=int, default=32, help="sequences per bits-per-byte batch")
+    p.add_argument("--eval-tokens", type=positive(int), default=10 * 524288, help="tokens per split for bits per byte")
+    p.add_argument("--device-batch-size", type=positive(int), default=32, help="sequences per bits-per-byte batch")
     p.add_argument("--sample-tokens", type=int, default=16, help="tokens per greedy sample (0: no samples)")
     p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
     args = p.parse_args(argv)
-    for name in ("batch_size", "eval_tokens", "device_batch_size"):
-        if getattr(args, name) <= 0:
-            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.max_per_task == 0 or args.max_per_task < -1:
         p.error(f"--max-per-task must be positive or -1 (all), got {args.max_per_task}")
     return args
@@ -77,10 +75,14 @@ def evaluate(args):
         token_bytes = get_token_bytes(base_dir, device=compute.device)
         B, T = args.device_batch_size, model.config.sequence_len
         steps = max(1, args.eval_tokens // (B * T * compute.world_size))
+
+        def batches(split):
+            return PackedLoader(tokenizer, split_shards(shards, split), B, T, compute.rank, compute.world_size,
+                                compute.device)
+        # bpb is only worth something from a causal model's honest loss (the model's code may be an agent's)
+        check_model_is_honest(model, *next(batches("val")), compute.autocast)
         for split in ("train", "val"):
-            loader = PackedLoader(tokenizer, split_shards(shards, split), B, T, compute.rank, compute.world_size,
-                                  compute.device)
-            summary[f"{split}_bpb"] = evaluate_bpb(model, loader, steps, token_bytes, compute.autocast)
+            summary[f"{split}_bpb"] = evaluate_bpb(model, batches(split), steps, token_bytes, compute.autocast)
             print0(f"{split} bpb: {summary[f'{split}_bpb']:.4f}")
     else:
         print0(f"fewer than 2 data shards in {shards}: skipping bits per byte")
@@ -94,28 +96,29 @@ def evaluate(args):
     if args.skip_core:
         get_report(base_dir).log("Base model evaluation", [summary, "CORE skipped (--skip-core: no eval bundle)."])
         print0("CORE: skipped (--skip-core)")
+    else:
+        bundle_dir = download_eval_bundle(base_dir, args.eval_bundle or EVAL_BUNDLE_URL)
+        results = evaluate_core(model, tokenizer, bundle_dir, compute.device, args.max_per_task, compute.rank,
+                                compute.world_size, args.batch_size, compute.autocast, log=print0)
+        summary["core"] = results["core"]
+        if compute.master:
+            atomic_write_text(os.path.join(base_dir, "eval", "base_core.csv"), core_csv(results))
+        get_report(base_dir).log("Base model evaluation", [
+            summary, {f"centered {label}": round(c, 4) for label, c in results["centered"].items()}])
+    if compute.master:   # what the research harness and the report read
+        atomic_write_json(os.path.join(base_dir, "eval", "base.json"), summary)
+        print0(f"wrote {os.path.join(base_dir, 'eval', 'base.json')}")
+    if "core" in summary:
+        print0(f"core: {summary['core']:.6f}")
+    else:
         print0(f"val_bpb: {summary.get('val_bpb', float('nan')):.6f}")
-        return summary
-    bundle_dir = download_eval_bundle(base_dir, args.eval_bundle or EVAL_BUNDLE_URL)
-    results = evaluate_core(model, tokenizer, bundle_dir, compute.device, args.max_per_task, compute.rank,
-                            compute.world_size, args.batch_size, compute.autocast, log=print0)
-    summary["core"] = results["core"]
-    if compute.master:
-        csv_path = os.path.join(base_dir, "eval", "base_core.csv")
-        atomic_write_text(csv_path, core_csv(results))
-        print0(f"wrote {csv_path}")
-    get_report(base_dir).log("Base model evaluation", [
-        summary, {f"centered {label}": round(c, 4) for label, c in results["centered"].items()}])
-    print0(f"core: {results['core']:.6f}")
     return summary
 
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
+    with cli("base_eval"):
         return evaluate(args)
-    finally:
-        compute_cleanup()
 
 
 if __name__ == "__main__":

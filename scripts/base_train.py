@@ -18,95 +18,52 @@ The last line printed is `val_bpb: X` (the stage's metric).
 import argparse
 import math
 import os
-import sys
 from dataclasses import asdict
 
 import torch
 
-from nanochat.common import all_ranks_max, compute_cleanup, compute_init, get_base_dir, print0
+from nanochat.common import BadInput, all_ranks_max, cli, compute_init, get_base_dir, positive, print0
 from nanochat.core_eval import EVAL_BUNDLE_URL, download_eval_bundle, evaluate_core
 from nanochat.dataloader import PackedLoader
 from nanochat.dataset import data_dir, split_shards
+from nanochat.engine import SAMPLE_PROMPTS, sample_greedy
 from nanochat.gpt import GPT, RECIPE, config_from_depth
 from nanochat.loss_eval import evaluate_bpb
 from nanochat.run import Run
 from nanochat.tokenizer import get_token_bytes, get_tokenizer
 from nanochat.training import (
+    DECAY_PER_RUN,
     MUON_RECIPE,
     bf16_matmuls,
     build_optimizer,
     convert_to_fp8,
     fit_device_batch_size,
     grad_accum_steps,
+    horizon_tokens,
     lr_multiplier,
     muon_momentum,
+    muon_weight_decay,
+    num_iterations_for,
+    optimal_batch_tokens,
     peak_flops,
     set_schedule,
 )
-
-SAMPLE_PROMPTS = ["The capital of France is", "Once upon a time,", "If I have 3 apples and buy 4 more, I have",
-                  "The opposite of hot is"]
-
-
-# -----------------------------------------------------------------------------
-# Hyperparameters derived from the model size: small pure functions (tests/test_training.py)
-
-def horizon_tokens(num_params, ratio=10.5):
-    """Training tokens for a compute-optimal run: `ratio` tokens per parameter in matmuls.
-
-    Chinchilla's 20 (Hoffmann et al. 2022) counts every parameter of a plain transformer. For this
-    architecture (value embeddings, windows, ...), counting the matmul parameters (lm_head included,
-    lookups not), nanochat's isoFLOP sweeps at 1e18..1e19 FLOPs found a steady optimum of ~10.5
-    (its dev/LOG.md, "engram-lite" scaling laws); a run aiming at a capability, not at optimality,
-    passes its own ratio (the full profile: 8, where nanochat's d24 passed GPT-2's CORE)."""
-    return int(ratio * num_params)
-
-
-def optimal_batch_tokens(flops):
-    """Total batch size in tokens for a run of `flops` FLOPs, rounded to a power of two.
-
-    DeepSeek LLM (arXiv 2401.02954) fits B_opt = 0.292 * C^0.3271 tokens. For a GPT-2-grade run
-    (C ~ 4e19) that gives ~2^19 = 524,288 tokens, the batch size GPT-2-class speedruns use.
-    """
-    return 2 ** round(math.log2(0.292 * flops ** 0.3271))
-
-
-def num_iterations_for(target_tokens, total_batch_tokens):
-    return max(1, target_tokens // total_batch_tokens)
-
-
-# Off by default: at the horizons a CPU can reach (0.5-4 tokens per parameter) it measured worse (docs/LOG.md,
-# 2026-12-02). The full profile passes nanochat's measured value, 4.3 (its d8-d20 sweeps, d24 record).
-DECAY_PER_RUN = 0.0
-
-
-def muon_weight_decay(decay_per_run, lr, num_iterations, warmup_ratio=0.0, warmdown_ratio=0.2, final_lr_frac=0.0):
-    """Muon's weight decay for a run: the lambda whose total decay over the run, the sum over steps of
-    lr_t * lambda, is decay_per_run.
-
-    Decoupled decay (p -= lr * lambda * p each step, on top of the update) makes the weights an average of
-    recent updates over about 1 / (lr * lambda) steps. Wang & Aitchison (arXiv 2405.13698) find the best such
-    window a fixed fraction of the run across model and dataset sizes, so lambda follows from that fraction,
-    the lr and the horizon: with the batch fixed it falls as 1/tokens. nanochat's rule (lambda grows as
-    sqrt(batch) / tokens with the lr as sqrt(batch)) keeps the same sum, about 4.3 at its d24 record."""
-    n = max(1, min(int(num_iterations), 1000))   # the steps themselves, or 1000 evenly spaced ones
-    mean_lrm = sum(lr_multiplier(i / n, warmup_ratio, warmdown_ratio, final_lr_frac) for i in range(n)) / n
-    return decay_per_run / (lr * num_iterations * mean_lrm)
-
 
 # -----------------------------------------------------------------------------
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Pretrain a base model")
-    p.add_argument("--depth", type=int, default=20, help="number of transformer layers: the one model-size dial")
+    p.add_argument("--depth", type=positive(int), default=20,
+                   help="number of transformer layers: the one model-size dial")
     p.add_argument("--aspect-ratio", type=int, default=64, help="model width = depth x aspect ratio")
     p.add_argument("--head-dim", type=int, default=128, help="attention head dimension")
-    p.add_argument("--max-seq-len", type=int, default=2048, help="context length")
+    p.add_argument("--max-seq-len", type=positive(int), default=2048, help="context length")
     p.add_argument("--arch", default="", help="comma-separated GPTConfig overrides of the recipe, for ablations: "
                    "e.g. 'smear=0,window_pattern=L,qk_scale=1.2'")
     p.add_argument("--muon", default="", help="comma-separated Muon group overrides, for ablations: "
                    "e.g. 'polar=0,beta2=0,cautious=0'")
-    p.add_argument("--device-batch-size", type=int, default=32, help="sequences per micro-batch per process")
+    p.add_argument("--device-batch-size", type=positive(int), default=32,
+                   help="sequences per micro-batch per process")
     p.add_argument("--auto-batch", type=int, default=1, help="on CUDA, halve --device-batch-size until a step fits "
                    "in memory (the total batch is kept through gradient accumulation); 0: off")
     p.add_argument("--total-batch-size", type=int, default=-1, help="tokens per optimizer step (-1: derived)")
@@ -125,10 +82,11 @@ def parse_args(argv=None):
     p.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of training with lr warmup")
     p.add_argument("--warmdown-ratio", type=float, default=0.2, help="fraction of training with lr warmdown")
     p.add_argument("--final-lr-frac", type=float, default=0.0, help="lr at the end, as a fraction of the peak")
-    p.add_argument("--eval-every", type=int, default=250, help="validation bpb every N steps")
+    p.add_argument("--eval-every", type=positive(int), default=250, help="validation bpb every N steps")
     p.add_argument("--eval-tokens", type=int, default=10 * 524288, help="tokens per validation bpb evaluation")
     p.add_argument("--sample-every", type=int, default=2000, help="print samples every N steps (-1: never)")
-    p.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps (and always at the end)")
+    p.add_argument("--save-every", type=positive(int), default=1000,
+                   help="checkpoint every N steps (and always at the end)")
     p.add_argument("--keep-last", type=int, default=2, help="checkpoints to keep")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
     p.add_argument("--model-tag", default="", help="checkpoint subdirectory (default d<depth>)")
@@ -144,9 +102,6 @@ def parse_args(argv=None):
     p.add_argument("--run", default="", help="wandb run name (empty: no wandb)")
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
-    for name in ("depth", "max_seq_len", "device_batch_size", "eval_every", "save_every"):
-        if getattr(args, name) <= 0:
-            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     try:
         args.arch = parse_overrides(args.arch, RECIPE, "--arch")
         args.muon = parse_overrides(args.muon, MUON_RECIPE, "--muon")
@@ -168,18 +123,6 @@ def parse_overrides(text, defaults, flag):
         except ValueError:
             raise ValueError(f"{flag} {item!r}: {value!r} is not a {kind.__name__}") from None
     return overrides
-
-
-@torch.no_grad()
-def sample_greedy(model, tokenizer, prompt, max_tokens, autocast):
-    """Greedy continuation by repeated full forward passes: slow, but needs nothing beyond the model."""
-    ids = tokenizer.encode(prompt, prepend="<|bos|>")
-    device = next(model.parameters()).device
-    for _ in range(max_tokens):
-        x = torch.tensor([ids[-model.config.sequence_len:]], device=device)
-        with autocast():
-            ids.append(int(model(x)[0, -1].argmax()))
-    return tokenizer.decode(ids[1:])
 
 
 def probe_step(model, batch_size, seq_len, compute):
@@ -205,9 +148,8 @@ def train(args):
     model.init_weights()
     if args.fp8:
         if compute.device_type != "cuda" or torch.cuda.get_device_capability() < (8, 9):
-            print0("base_train: --fp8 needs a CUDA GPU with fp8 matmuls (compute capability 8.9+: H100, L40S, "
-                   "4090); leave it out to train in bf16")
-            sys.exit(2)
+            raise BadInput("--fp8 needs a CUDA GPU with fp8 matmuls (compute capability 8.9+: H100, L40S, 4090); "
+                           "leave it out to train in bf16")
         print0(f"fp8: {len(convert_to_fp8(model))} Linear layers train in fp8 (torchao, tensorwise scaling)")
     num_params = model.num_params()
     scaling_params = model.num_scaling_params()  # lookups (embeddings) are not FLOPs
@@ -354,10 +296,8 @@ def measure_core(model, tokenizer, base_dir, args, compute):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        train(args)
-    finally:
-        compute_cleanup()
+    with cli("base_train"):
+        return train(args)
 
 
 if __name__ == "__main__":

@@ -23,60 +23,11 @@ import os
 
 from nanochat.chat_eval import run_chat_eval
 from nanochat.checkpoint import SOURCES, load_model
-from nanochat.common import atomic_write_json, atomic_write_text, compute_cleanup, compute_init, get_base_dir, print0
+from nanochat.common import BadInput, atomic_write_json, atomic_write_text, cli, compute_init, get_base_dir, print0
 from nanochat.engine import Engine
 from nanochat.report import get_report
-from tasks.arc import ARC
 from tasks.common import DatasetUnavailableError
-from tasks.gsm8k import GSM8K
-from tasks.humaneval import HumanEval
-from tasks.mmlu import MMLU
-from tasks.spellingbee import SpellingBee
-from tasks.synthetic import SyntheticMath, SyntheticMathChoice
-
-EVAL_SEED = 1000    # the generated tasks' eval problems; training draws its problems from other seeds
-GENERATED_SIZE = 256  # problems in each generated task
-
-# name -> constructor(data_path or None). Real datasets use their test split (ARC's and MMLU's are public).
-TASKS = {
-    "ARC-Easy": lambda path: ARC("ARC-Easy", "test", data_path=path),
-    "ARC-Challenge": lambda path: ARC("ARC-Challenge", "test", data_path=path),
-    "MMLU": lambda path: MMLU("all", "test", data_path=path),
-    "GSM8K": lambda path: GSM8K("test", data_path=path),
-    "HumanEval": lambda path: HumanEval(data_path=path),
-    "SpellingBee": lambda path: SpellingBee(size=GENERATED_SIZE, seed=EVAL_SEED),
-    "SyntheticMath": lambda path: SyntheticMath(size=GENERATED_SIZE, seed=EVAL_SEED),
-    "SyntheticMathChoice": lambda path: SyntheticMathChoice(size=GENERATED_SIZE, seed=EVAL_SEED),
-}
-DEFAULT_TASKS = "ARC-Easy,ARC-Challenge,MMLU,GSM8K,HumanEval,SpellingBee"
-TINY_TASKS = "SyntheticMathChoice,SyntheticMath,SpellingBee"  # no download needed
-DATA_EXTENSIONS = (".jsonl", ".json", ".parquet", ".jsonl.gz")
-
-
-def parse_task_names(text):
-    """'ARC-Easy,GSM8K' -> ['ARC-Easy', 'GSM8K']; ValueError naming the valid tasks for an unknown one."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in TASKS]
-    if unknown or not names:
-        raise ValueError(f"unknown task(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-                         f"choose from {', '.join(TASKS)}")
-    return list(dict.fromkeys(names))  # drop repeats, keep the order
-
-
-def local_data_file(data_dir, name):
-    """DIR/<name>.jsonl (or another known extension) if it exists, else None (the task loads from the hub)."""
-    if not data_dir:
-        return None
-    for ext in DATA_EXTENSIONS:
-        path = os.path.join(data_dir, name + ext)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def build_tasks(names, data_dir=None):
-    """{name: Task} for the given task names; a real dataset not found in data_dir loads from the hub."""
-    return {name: TASKS[name](local_data_file(data_dir, name)) for name in names}
+from tasks.registry import DEFAULT_TASKS, TASKS, TINY_TASKS, build_tasks, parse_task_names
 
 
 def parse_args(argv=None):
@@ -133,7 +84,7 @@ def evaluate(args):
     try:
         tasks = build_tasks(args.task_names, args.data_dir or None)
     except DatasetUnavailableError as e:
-        raise SystemExit(f"chat_eval: {e}\n(or leave that task out with -a/--tasks)") from e
+        raise BadInput(f"{e}\n(or leave that task out with -a/--tasks)") from e
     model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag or None,
                                         None if args.step < 0 else args.step)
     model_tag = os.path.basename(meta["checkpoint_dir"])
@@ -169,10 +120,8 @@ def evaluate(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
+    with cli("chat_eval"):
         return evaluate(args)
-    finally:
-        compute_cleanup()
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ import argparse
 import hashlib
 import math
 import os
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -44,11 +43,10 @@ import torch
 import torch.distributed as dist
 
 from nanochat.checkpoint import load_model
-from nanochat.common import compute_cleanup, compute_init, get_base_dir, print0
+from nanochat.common import BadInput, cli, compute_init, get_base_dir, print0
 from nanochat.engine import Engine, SamplingParams
 from nanochat.run import Run
 from nanochat.training import build_optimizer, set_schedule
-from tasks.common import DatasetUnavailableError
 
 SYNTHETIC_TRAIN_SEED, SYNTHETIC_TEST_SEED = 0, 1
 SYNTHETIC_TRAIN_SIZE = 8000  # about GSM8K's 7,473 training problems, so an epoch means the same on both
@@ -205,6 +203,8 @@ def parse_args(argv=None):
     p.add_argument("--test-path", default=None, help="--task=gsm8k offline: the test split, same format")
     p.add_argument("--num-epochs", type=float, default=1.0, help="passes over the training problems")
     p.add_argument("--num-steps", type=int, default=-1, help="optimizer steps (-1: from --num-epochs)")
+    p.add_argument("--time-budget", type=float, default=-1, help="stop after this many seconds of training "
+                   "(the lr schedule then follows time); -1: off")
     p.add_argument("--examples-per-step", type=int, default=16, help="problems per step, over all ranks")
     p.add_argument("--num-samples", type=int, default=16, help="completions sampled per problem (the group)")
     p.add_argument("--device-batch-size", type=int, default=8, help="rows per forward pass, sampling and training")
@@ -242,7 +242,7 @@ def parse_args(argv=None):
 def train(args):
     compute = compute_init(args.device_type, seed=args.seed)
     if args.examples_per_step % compute.world_size:
-        raise ValueError(f"--examples-per-step={args.examples_per_step} must be a multiple of the "
+        raise BadInput(f"--examples-per-step={args.examples_per_step} must be a multiple of the "
                          f"{compute.world_size} processes (each rank takes an equal share)")
     base_dir = get_base_dir()
     model, tokenizer, source_meta = load_model(args.source, compute.device, args.model_tag or None,
@@ -271,7 +271,8 @@ def train(args):
     run = Run("RL", args, compute, base_dir, ckpt_dir, model, optimizer, None, num_steps, config=resolved,
               report_section="Chat RL", wandb_project="nanochat-rl", metric="pass@1",
               metrics={"evals": {}, "pass@1": float("nan"), "reward_ema": None},
-              meta={"source_checkpoint": source_meta["checkpoint_dir"], "source_step": source_meta["step"]})
+              meta={"source_checkpoint": source_meta["checkpoint_dir"], "source_step": source_meta["step"]},
+              time_budget=args.time_budget)
     if run.finished:
         return run.finished
     stop_ids = engine.always_stop
@@ -309,7 +310,7 @@ def train(args):
             # The optimizer AVERAGES gradients over ranks, so each rank normalises by its share of the tokens:
             # the mean over ranks of (local sum / (N / W)) is (total sum / N), the per-token loss of the step.
             norm = max(num_tokens, 1) / compute.world_size
-            lrm = 1.0 - step / num_steps  # linear decay to 0 over the run
+            lrm = 1.0 - run.progress()  # linear decay to 0 over the run
             set_schedule(optimizer, lrm)
             B = args.device_batch_size
             for b0 in range(0, len(tokens), B):
@@ -337,12 +338,8 @@ def train(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        train(args)
-    except (FileNotFoundError, DatasetUnavailableError) as e:  # the message says what to run or fetch first
-        sys.exit(f"chat_rl: {e}")
-    finally:
-        compute_cleanup()
+    with cli("chat_rl"):
+        return train(args)
 
 
 if __name__ == "__main__":

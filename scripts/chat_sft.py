@@ -30,18 +30,11 @@ import torch.distributed as dist
 
 from nanochat.chat_data import PaddedLoader
 from nanochat.chat_eval import run_chat_eval
-from nanochat.common import compute_init, get_base_dir, print0
+from nanochat.common import BadInput, cli, compute_init, get_base_dir, positive, print0
+from nanochat.finetune import Finetune, add_finetune_args
 from nanochat.training import lr_multiplier
-from scripts.chat_eval import build_tasks, parse_task_names
-from scripts.posttrain_common import (
-    Finetune,
-    SetupError,
-    add_common_args,
-    build_mixture,
-    check_positive,
-    identity_entries,
-    run_main,
-)
+from tasks.mixtures import sft_mixtures
+from tasks.registry import build_tasks, parse_task_names
 
 # The quick ChatCORE during SFT: multiple-choice tasks only by default, one forward pass per batch of
 # questions; generative tasks (GSM8K, SpellingBee) sample replies and take much longer.
@@ -50,16 +43,18 @@ CHATCORE_TASKS = {"full": "ARC-Easy,ARC-Challenge,MMLU", "synthetic": "Synthetic
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Supervised finetuning on conversations")
-    add_common_args(p, source_default="mid")
+    add_finetune_args(p, source_default="mid")
     p.set_defaults(device_batch_size=4, warmdown_ratio=1.0, eval_every=100)
     p.add_argument("--max-seq-len", type=int, default=-1, help="crop conversations to this many tokens "
                    "(-1: the model's context length)")
-    p.add_argument("--examples-per-step", type=int, default=32, help="conversations per optimizer step, all ranks")
-    p.add_argument("--num-epochs", type=float, default=1.0, help="passes over the mixture (if no --num-iterations)")
+    p.add_argument("--examples-per-step", type=positive(int), default=32,
+                   help="conversations per optimizer step, all ranks")
+    p.add_argument("--num-epochs", type=positive(float), default=1.0,
+                   help="passes over the mixture (if no --num-iterations)")
     p.add_argument("--init-lr-frac", type=float, default=0.02, help="learning rates as a fraction of pretraining's")
-    p.add_argument("--eval-examples", type=int, default=1024, help="validation conversations per evaluation")
+    p.add_argument("--eval-examples", type=positive(int), default=1024, help="validation conversations per evaluation")
     p.add_argument("--eval-every-chatcore", type=int, default=200, help="quick ChatCORE every N steps (-1: never)")
-    p.add_argument("--chatcore-tasks", default="", help="tasks of the quick ChatCORE, names as in scripts/chat_eval.py "
+    p.add_argument("--chatcore-tasks", default="", help="tasks of the quick ChatCORE, names as in tasks/registry.py "
                    f"(default: {CHATCORE_TASKS['full']} for --mixture=full, {CHATCORE_TASKS['synthetic']} for "
                    "synthetic)")
     p.add_argument("--chatcore-max-problems", type=int, default=100, help="problems per task in the quick ChatCORE")
@@ -68,39 +63,7 @@ def parse_args(argv=None):
         args.chatcore_task_names = parse_task_names(args.chatcore_tasks or CHATCORE_TASKS[args.mixture])
     except ValueError as e:
         p.error(f"--chatcore-tasks: {e}")
-    check_positive(p, args, ("device_batch_size", "examples_per_step", "num_epochs", "eval_every", "save_every",
-                             "eval_examples", "synthetic_size"))
     return args
-
-
-def mixtures(args, base_dir):
-    """(train, validation) TaskMixtures for --mixture."""
-    from tasks.gsm8k import GSM8K
-    from tasks.spellingbee import SpellingBee
-    if args.mixture == "full":
-        from tasks.arc import ARC
-        from tasks.smoltalk import SmolTalk
-        train = [("ARC-Easy train", lambda: ARC("ARC-Easy", "train")),                # ~2.3K multiple choice
-                 ("ARC-Challenge train", lambda: ARC("ARC-Challenge", "train")),      # ~1.1K
-                 ("GSM8K train", lambda: GSM8K("train")),                             # ~7.5K, calculator calls
-                 ("SmolTalk train", lambda: SmolTalk("train", stop=10_000)),          # general chat
-                 *identity_entries(args, base_dir, write_default=True),
-                 ("SpellingBee train", lambda: SpellingBee(size=300, seed=2))]
-        val = [("SmolTalk test", lambda: SmolTalk("test")),
-               ("GSM8K test", lambda: GSM8K("test", stop=420)),
-               ("SpellingBee validation", lambda: SpellingBee(size=200, seed=1))]
-    else:
-        from tasks.synthetic import SyntheticChat, SyntheticMath
-        n = args.synthetic_size
-        train = [("SyntheticChat train", lambda: SyntheticChat(size=n, seed=2)),     # seeds apart from mid's 0
-                 ("SyntheticMath train", lambda: SyntheticMath(size=n, seed=2)),
-                 *identity_entries(args, base_dir),
-                 ("SpellingBee train", lambda: SpellingBee(size=max(1, n // 5), seed=2))]
-        val = [("SyntheticChat validation", lambda: SyntheticChat(size=500, seed=1)),
-               ("SyntheticMath validation", lambda: SyntheticMath(size=500, seed=1)),
-               ("SpellingBee validation", lambda: SpellingBee(size=100, seed=1))]
-    return (build_mixture(f"SFT ({args.mixture}, train)", train, args.seed),
-            build_mixture(f"SFT ({args.mixture}, validation)", val, args.seed))
 
 
 @torch.no_grad()
@@ -132,22 +95,21 @@ def train(args):
     base_dir = get_base_dir()
     ft = Finetune(args, compute, base_dir, "SFT", "chatsft_checkpoints", args.init_lr_frac)
     tokenizer, render = ft.tokenizer, ft.tokenizer.render_conversation
-    seq_len = args.max_seq_len if args.max_seq_len > 0 else ft.config.sequence_len
-    if seq_len > ft.config.sequence_len:
-        raise SetupError(f"--max-seq-len={seq_len} is longer than the model's context ({ft.config.sequence_len})")
+    seq_len = ft.seq_len(args.max_seq_len)
     per_micro = args.device_batch_size * compute.world_size
     if args.examples_per_step % per_micro:
-        raise SetupError(f"--examples-per-step={args.examples_per_step} is not a multiple of --device-batch-size="
-                         f"{args.device_batch_size} x {compute.world_size} processes = {per_micro}")
+        raise BadInput(f"--examples-per-step={args.examples_per_step} is not a multiple of --device-batch-size="
+                       f"{args.device_batch_size} x {compute.world_size} processes = {per_micro}")
     accum = args.examples_per_step // per_micro
-    train_ds, val_ds = mixtures(args, base_dir)
+    train_ds, val_ds = sft_mixtures(args.mixture, args.synthetic_size, args.identity_path, base_dir,
+                                    args.seed)
     chatcore_tasks = {}
     if args.eval_every_chatcore > 0:
         try:
             chatcore_tasks = build_tasks(args.chatcore_task_names)
         except Exception as e:   # offline hub, bad file: name the task and the way out
-            raise SetupError(f"the quick ChatCORE cannot load its tasks ({', '.join(args.chatcore_task_names)}): "
-                             f"{e}\n(choose others with --chatcore-tasks, or pass --eval-every-chatcore=-1)") from e
+            raise BadInput(f"the quick ChatCORE cannot load its tasks ({', '.join(args.chatcore_task_names)}): "
+                           f"{e}\n(choose others with --chatcore-tasks, or pass --eval-every-chatcore=-1)") from e
     num_iterations = args.num_iterations if args.num_iterations > 0 else \
         max(1, math.ceil(args.num_epochs * len(train_ds) / args.examples_per_step))
     resolved = {**vars(args), "max_seq_len": seq_len, "num_iterations": num_iterations, "grad_accum_steps": accum,
@@ -183,7 +145,7 @@ def train(args):
             ft.model.train()
         if run.last:
             break
-        lrm = lr_multiplier(run.step / num_iterations, 0.0, args.warmdown_ratio, args.final_lr_frac)
+        lrm = lr_multiplier(run.progress(), 0.0, args.warmdown_ratio, args.final_lr_frac)
         with run.timing():
             train_loss = ft.step([next(loader) for _ in range(accum)], lrm)
         run.end_step(f"loss {train_loss:.4f} | lrm {lrm:.3f} | epoch {loader.source.epoch():.3f}",
@@ -201,7 +163,9 @@ def train(args):
 
 
 def main(argv=None):
-    return run_main(train, parse_args(argv), "chat_sft")
+    args = parse_args(argv)
+    with cli("chat_sft"):
+        return train(args)
 
 
 if __name__ == "__main__":

@@ -25,65 +25,26 @@ Resumable like base_train (--resume, SIGTERM); the last line printed is `val_bpb
 import argparse
 
 from nanochat.chat_data import PackedConversationLoader
-from nanochat.common import compute_init, get_base_dir, print0
+from nanochat.common import BadInput, cli, compute_init, get_base_dir, positive, print0
+from nanochat.finetune import Finetune, add_finetune_args
 from nanochat.loss_eval import evaluate_bpb
 from nanochat.tokenizer import get_token_bytes
 from nanochat.training import grad_accum_steps, lr_multiplier
-from scripts.posttrain_common import (
-    Finetune,
-    SetupError,
-    add_common_args,
-    build_mixture,
-    check_positive,
-    identity_entries,
-    run_main,
-)
+from tasks.mixtures import mid_mixtures
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Midtrain a base model on conversations")
-    add_common_args(p, source_default="base")
+    add_finetune_args(p, source_default="base")
     p.add_argument("--max-seq-len", type=int, default=-1, help="row length (-1: the model's context length)")
-    p.add_argument("--total-batch-size", type=int, default=524288, help="tokens per optimizer step")
+    p.add_argument("--total-batch-size", type=positive(int), default=524288, help="tokens per optimizer step")
     p.add_argument("--init-lr-frac", type=float, default=1.0, help="learning rates as a fraction of pretraining's")
     p.add_argument("--loss-on", default="all", choices=("all", "assistant"),
                    help="train on every token, or only where the chat template's mask is 1")
-    p.add_argument("--eval-tokens", type=int, default=20 * 524288, help="tokens per validation bpb evaluation")
+    p.add_argument("--eval-tokens", type=positive(int), default=20 * 524288,
+                   help="tokens per validation bpb evaluation")
     p.add_argument("--compile", type=int, default=-1, help="torch.compile the model (1/0; -1: on for CUDA)")
-    args = p.parse_args(argv)
-    check_positive(p, args, ("device_batch_size", "total_batch_size", "eval_every", "save_every", "eval_tokens",
-                             "synthetic_size"))
-    return args
-
-
-def mixtures(args, base_dir):
-    """(train, validation) TaskMixtures for --mixture."""
-    from tasks.spellingbee import SpellingBee
-    if args.mixture == "full":
-        from tasks.gsm8k import GSM8K
-        from tasks.mmlu import MMLU
-        from tasks.smoltalk import SmolTalk
-        train = [("SmolTalk train", lambda: SmolTalk("train")),                           # ~460K conversations
-                 ("MMLU auxiliary_train", lambda: MMLU("auxiliary_train", "train")),     # ~100K multiple choice
-                 ("GSM8K train", lambda: GSM8K("train")),                                # ~7.5K, calculator calls
-                 *identity_entries(args, base_dir, copies=2, write_default=True),        # who am I, seen twice
-                 ("SpellingBee train", lambda: SpellingBee(size=80_000, seed=0))]
-        val = [("SmolTalk test", lambda: SmolTalk("test")),
-               ("MMLU validation", lambda: MMLU("all", "validation")),
-               ("GSM8K test", lambda: GSM8K("test", stop=420)),
-               ("SpellingBee validation", lambda: SpellingBee(size=200, seed=1))]
-    else:
-        from tasks.synthetic import SyntheticChat, SyntheticMath
-        n = args.synthetic_size
-        train = [("SyntheticChat train", lambda: SyntheticChat(size=n, seed=0)),
-                 ("SyntheticMath train", lambda: SyntheticMath(size=n, seed=0)),
-                 *identity_entries(args, base_dir, copies=2),
-                 ("SpellingBee train", lambda: SpellingBee(size=max(1, n // 5), seed=0))]
-        val = [("SyntheticChat validation", lambda: SyntheticChat(size=500, seed=1)),
-               ("SyntheticMath validation", lambda: SyntheticMath(size=500, seed=1)),
-               ("SpellingBee validation", lambda: SpellingBee(size=100, seed=1))]
-    return (build_mixture(f"midtraining ({args.mixture}, train)", train, args.seed),
-            build_mixture(f"midtraining ({args.mixture}, validation)", val, args.seed))
+    return p.parse_args(argv)
 
 
 def mean_tokens(dataset, render, sample=1000):
@@ -98,14 +59,13 @@ def train(args):
     ft = Finetune(args, compute, base_dir, "midtraining", "mid_checkpoints", args.init_lr_frac)
     render = ft.tokenizer.render_conversation
     token_bytes = get_token_bytes(base_dir, device=compute.device)
-    seq_len = args.max_seq_len if args.max_seq_len > 0 else ft.config.sequence_len
-    if seq_len > ft.config.sequence_len:
-        raise SetupError(f"--max-seq-len={seq_len} is longer than the model's context ({ft.config.sequence_len})")
+    seq_len = ft.seq_len(args.max_seq_len)
     try:
         accum = grad_accum_steps(args.total_batch_size, args.device_batch_size, seq_len, compute.world_size)
     except ValueError as e:
-        raise SetupError(str(e)) from None
-    train_ds, val_ds = mixtures(args, base_dir)
+        raise BadInput(str(e)) from None
+    train_ds, val_ds = mid_mixtures(args.mixture, args.synthetic_size, args.identity_path, base_dir,
+                                    args.seed)
     est_tokens = mean_tokens(train_ds, render) * len(train_ds)
     num_iterations = args.num_iterations if args.num_iterations > 0 else \
         max(1, round(est_tokens / args.total_batch_size))
@@ -139,7 +99,7 @@ def train(args):
                 run.metrics["start_val_bpb"] = run.metrics["val_bpb"]
         if run.last:
             break
-        lrm = lr_multiplier(run.step / num_iterations, 0.0, args.warmdown_ratio, args.final_lr_frac)
+        lrm = lr_multiplier(run.progress(), 0.0, args.warmdown_ratio, args.final_lr_frac)
         with run.timing():
             train_loss = ft.step([next(loader) for _ in range(accum)], lrm)
         run.end_step(f"loss {train_loss:.4f} | lrm {lrm:.3f} | {args.total_batch_size / run.dt:,.0f} tok/s "
@@ -152,7 +112,9 @@ def train(args):
 
 
 def main(argv=None):
-    return run_main(train, parse_args(argv), "mid_train")
+    args = parse_args(argv)
+    with cli("mid_train"):
+        return train(args)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Prints a table, writes eval/tokenizer.json and a report section, and ends with t
 import argparse
 import os
 
-from nanochat.common import atomic_write_json, get_base_dir
+from nanochat.common import BadInput, atomic_write_json, cli, get_base_dir, positive
 from nanochat.dataset import data_dir, iter_documents, split_shards
 from nanochat.report import get_report
 from nanochat.tokenizer import get_tokenizer
@@ -82,10 +82,7 @@ def load_reference_encodings():
     return refs, notes
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Evaluate tokenizer compression")
-    parser.add_argument("--sample-chars", type=int, default=2_000_000, help="characters sampled from each split")
-    args = parser.parse_args(argv)
+def evaluate(args):
     base_dir = get_base_dir()
     tok = get_tokenizer(base_dir)
     texts = dict(SAMPLES)
@@ -95,6 +92,11 @@ def main(argv=None):
     encoders = {"ours": tok.encode}
     refs, notes = load_reference_encodings()
     encoders.update(refs)
+    for label, text in texts.items():   # a compression that loses text is no compression
+        ids = tok.encode(text)
+        if tok.decode(ids) != text or not all(0 <= i < tok.get_vocab_size() for i in ids):
+            raise BadInput(f"the tokenizer in {base_dir}/tokenizer does not encode the {label} text losslessly "
+                           "into ids below its vocab size; retrain it with `python -m scripts.tok_train`")
     results = {name: {label: round(bytes_per_token(enc, text), 4) for label, text in texts.items()}
                for name, enc in encoders.items()}
 
@@ -117,6 +119,16 @@ def main(argv=None):
         *notes,
     ])
     print(f"val_bytes_per_token: {results['ours']['val']:.4f}")
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Evaluate tokenizer compression")
+    parser.add_argument("--sample-chars", type=positive(int), default=2_000_000,
+                        help="characters sampled from each split")
+    args = parser.parse_args(argv)
+    with cli("tok_eval"):
+        return evaluate(args)
 
 
 if __name__ == "__main__":

@@ -25,10 +25,12 @@ import os
 import re
 from decimal import Decimal
 
+from nanochat.common import BadInput
+
 LETTERS = "ABCDEFGHIJ"  # enough for every multiple-choice set we load (ARC has at most 5 choices)
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(BadInput):
     """A hub dataset could not be loaded (offline, not cached, or a typo in its id) and no data_path was given."""
 
 

@@ -6,7 +6,7 @@
 # machine (CI), it is installed from the distribution; otherwise those tests skip with a note.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/setup_env.sh
+source runs/setup_env.sh
 
 if ! { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } || ! command -v chromedriver >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -1,5 +1,5 @@
 """
-The research harness (scripts/autoresearch.py) on a toy stage in a temporary git repo: `score.py` prints
+The research harness (research/autoresearch.py) on a toy stage in a temporary git repo: `score.py` prints
 `score: X` from VALUE in the editable `params.py`, plus an offset read from a prerequisite artifact. Every
 test builds its own repo and patches; nothing touches the project's own checkout.
 """
@@ -17,26 +17,32 @@ import time
 
 import pytest
 
-from scripts import autoresearch as ar
+from research import autoresearch as ar
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IDENT = ["-c", "user.name=test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"]
 
-SCORE_PY = """\
-import os, sys
+TRAIN_PY = """\
+import json, os, sys
 sys.path.insert(0, ".")
 from params import VALUE
 import params2
-base = os.environ["NANOCHAT_BASE_DIR"]
-offset = float(open(os.path.join(base, "offset.txt")).read())
 runs = open(sys.argv[1]).read().split()
-with open(os.path.join(base, "output.txt"), "w") as f:   # outputs stay in the experiment's own base dir
-    f.write("x")
 jitter = float(sys.argv[2]) * (len(runs) % 2) if len(sys.argv) > 2 else 0.0
 jitter -= float(open("bonus.local").read()) if os.path.exists("bonus.local") else 0.0  # git-ignored
 print("warming up")
-print(f"check: {getattr(params2, 'CHECK', 'none')}")
-print(f"score: {VALUE + params2.OTHER + offset + jitter}")
+with open(os.path.join(os.environ["NANOCHAT_BASE_DIR"], "model.json"), "w") as f:   # outputs stay in the run's dir
+    json.dump({"value": VALUE + params2.OTHER + jitter, "check": getattr(params2, "CHECK", "none")}, f)
+"""
+
+# The evaluation: the stage is judged by what this writes, from the "model" the training left in the base dir.
+SCORE_PY = """\
+import json, os
+base = os.environ["NANOCHAT_BASE_DIR"]
+model = json.load(open(os.path.join(base, "model.json")))
+offset = float(open(os.path.join(base, "offset.txt")).read())
+with open(os.path.join(base, "score.json"), "w") as f:
+    json.dump({"score": model["value"] + offset, "check": model["check"]}, f)
 """
 
 
@@ -47,9 +53,11 @@ def sh(cwd, *args):
 def make_repo(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
-    files = {"params.py": "VALUE = 5.0\n", "params2.py": "OTHER = 0.0\n", "score.py": SCORE_PY,
-             "program.md": "# Toy program\nMake the score lower.\n", "README.md": "toy\n", ".gitignore": "*.local\n"}
+    files = {"params.py": "VALUE = 5.0\n", "params2.py": "OTHER = 0.0\n", "train.py": TRAIN_PY, "score.py": SCORE_PY,
+             "research/program.md": "# Toy program\nMake the score lower.\n", "README.md": "toy\n",
+             ".gitignore": "*.local\n"}
     for name, text in files.items():
+        (repo / name).parent.mkdir(exist_ok=True)
         (repo / name).write_text(text)
     sh(repo, "init", "-q", "-b", "main")
     sh(repo, "add", "-A")
@@ -62,10 +70,10 @@ def make_repo(tmp_path):
 
 def toy_stage(tmp_path, args=""):
     runs = tmp_path / "runs.log"
-    command = f"echo $CUDA_VISIBLE_DEVICES-run >> {runs} && {{python}} score.py {runs} {args}"
-    return ar.Stage(name="toy", command=command,
-                    metric=r"^score: (\S+)", higher_is_better=False, editable=["params*.py"],
-                    needs={"offset.txt": "python make_offset.py"}, guard=r"^check: (\S+)", grace=1.0)
+    command = f"echo $CUDA_VISIBLE_DEVICES-run >> {runs} && {{python}} train.py {runs} {args}"
+    return ar.Stage(name="toy", command=command, evaluate="{python} score.py", metrics="score.json", metric="score",
+                    higher_is_better=False, editable=["params*.py"], protected=["score.py"],
+                    needs={"offset.txt": "python make_offset.py"}, guard="check", grace=1.0)
 
 
 def write_patches(folder, repo, edits):
@@ -112,6 +120,11 @@ def test_replay_loop_keeps_only_real_gains_and_logs_every_attempt(tmp_path):
     (repo / "notes.txt").write_text("mine\n")
     before = snapshot(repo)
     marker, child = tmp_path / "out_of_scope_ran", tmp_path / "child.pid"
+    # Writes the score it would like, and rewrites the evaluation on disk: the harness deletes the one and
+    # restores the other before the evaluation runs, so the committed VALUE is what counts.
+    cheat = ("import json, os\njson.dump({'score': -100.0, 'check': 'none'}, open(os.path.join("
+             "os.environ['NANOCHAT_BASE_DIR'], 'score.json'), 'w'))\nopen('score.py', 'w').write('pass')\n"
+             "VALUE = 5.0\n")
     hang = (f"import subprocess, time\np = subprocess.Popen(['sleep', '60'])\nopen({str(child)!r}, 'w')"
             ".write(str(p.pid))\ntime.sleep(60)\nVALUE = 0.0\n")
     patches = write_patches(tmp_path / "patches", repo, [
@@ -123,7 +136,9 @@ def test_replay_loop_keeps_only_real_gains_and_logs_every_attempt(tmp_path):
         ("tiny gain", "params.py", "VALUE = 2.95\n", False),                            # discard: below margin
         ("lower to 2", "params.py", "VALUE = 2.0\n", True),                             # keep
         ("nan", "params.py", "VALUE = float('nan')\n", False),                          # crash: metric is nan
-        ("silent", "params.py", "import os\nos._exit(0)\n", False),                     # crash: no metric line
+        ("silent", "params.py", "import os\nos._exit(0)\n", False),                     # crash: nothing to score
+        ("cheat", "params.py", cheat, False),                                          # discard: judged honestly
+        ("readme", "README.md", "toy!\n", False),                                      # reject: not the stage's
     ])
     run_dir = tmp_path / "run"
     t0 = time.time()
@@ -135,19 +150,21 @@ def test_replay_loop_keeps_only_real_gains_and_logs_every_attempt(tmp_path):
     assert [(r["exp"], r["status"]) for r in rows] == [
         ("b0", "baseline"), ("b1", "baseline"), ("0001", "keep"), ("0002", "discard"), ("0003", "crash"),
         ("0004", "timeout"), ("0005", "reject"), ("0006", "discard"), ("0007", "keep"), ("0008", "crash"),
-        ("0009", "crash")]
+        ("0009", "crash"), ("0010", "discard"), ("0011", "reject")]
     metrics = {r["exp"]: float(r["metric"]) for r in rows}
     assert metrics["b0"] == metrics["b1"] == 5.5  # committed VALUE 5.0 + offset 0.5, not the uncommitted 100
     assert metrics["0001"] == 3.5 and metrics["0006"] == pytest.approx(3.45) and metrics["0007"] == 2.5
+    assert metrics["0010"] == 5.5
     assert "ZeroDivisionError" in rows[4]["description"] and "divide by zero" in rows[4]["description"]
-    assert "metric is nan" in rows[9]["description"] and "no number in a line" in rows[10]["description"]
-    assert "outside the stage's files: score.py" in rows[6]["description"]
+    assert "no number under 'score'" in rows[9]["description"] and "model.json" in rows[10]["description"]
+    assert "edits the evaluation: score.py" in rows[6]["description"]
+    assert "outside the stage's files: README.md" in rows[12]["description"]
     assert 2.9 < float(rows[5]["seconds"]) < 10  # killed at budget 2 + grace 1
     assert all(float(r["memory_mib"]) > 0 for r in rows if r["status"] in ("baseline", "keep"))
 
     assert not marker.exists()  # the out-of-scope edit never ran
     runs = (tmp_path / "runs.log").read_text().split()
-    assert len(runs) == 2 + 8  # two baselines, every experiment but the rejected one, each exactly once
+    assert len(runs) == 2 + 9  # two baselines, every experiment but the rejected one, each exactly once
     pid = int(child.read_text())  # the hanging run's child was killed with its process group
     assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
 
@@ -181,7 +198,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     assert len((tmp_path / "runs.log").read_text().split()) == 4
 
     # A second invocation in its own process, killed (SIGTERM) while experiment 3 hangs.
-    proc = subprocess.Popen([sys.executable, "-m", "scripts.autoresearch", *cli], cwd=REPO_ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "research.autoresearch", *cli], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 30
     while not started.exists() and time.time() < deadline:
@@ -315,9 +332,11 @@ def test_clear_errors_for_missing_prerequisites_and_commits(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     sh(empty, "init", "-q")
-    (empty / "program.md").write_text("x")
+    (empty / "research").mkdir()
+    (empty / "research" / "program.md").write_text("x")
     with pytest.raises(ValueError, match="no commit yet"):
-        ar.Research(ar.Stage("s", "true", "(x)", True, ["*"]), agent, options(empty, inputs, tmp_path / "run2"))
+        ar.Research(ar.Stage("s", "true", "true", "m.json", "x", True, ["*"]), agent,
+                    options(empty, inputs, tmp_path / "run2"))
 
 
 def test_extract_diff_and_patch_descriptions(tmp_path):
@@ -333,17 +352,22 @@ def test_extract_diff_and_patch_descriptions(tmp_path):
 
 
 def test_builtin_stages_are_well_formed():
+    files = _repo_files()
     for name, stage in ar.STAGES.items():
         assert stage.name == name
-        assert re.compile(stage.metric).groups == 1 and (not stage.guard or re.compile(stage.guard).groups == 1)
-        stage.command.format(python="python", budget="300", run_dir="/r", slot=0)
-    samples = {"tokenizer": "val_bytes_per_token: 4.7712", "base": "val_bpb: 0.912345", "sft": "val_loss: 1.25",
-               "rl": "pass@1: 0.3125", "engine": "decode_tokens_per_s: 1840.2"}
-    for name, line in samples.items():
-        assert float(ar.last_value(ar.STAGES[name].metric, "noise\n" + line + "\n")) > 0
-    for name in ("tokenizer", "base", "engine"):  # the files these stages may edit exist in this repo
-        for pattern in ar.STAGES[name].editable:
-            assert any(ar.fnmatch.fnmatchcase(p, pattern) for p in _repo_files()), (name, pattern)
+        for cmd in (stage.command, stage.evaluate):
+            cmd.format(python="python", budget="300", run_dir="/r", slot=0, metrics="/m.json")
+        assert stage.evaluate and stage.protected
+        for pattern in stage.editable + stage.protected:   # every glob names files this repo has
+            assert any(ar.fnmatch.fnmatchcase(p, pattern) for p in files), (name, pattern)
+        # the evaluation's code is never editable, and every script a command runs is
+        assert not [p for p in files if ar.matches(p, stage.editable) and ar.matches(p, stage.protected)], name
+        for script in re.findall(r"-m (scripts\.\w+)", stage.command):
+            assert ar.matches(script.replace(".", "/") + ".py", stage.editable), (name, script)
+        for script in re.findall(r"-m ((?:scripts|bench)\.\w+)", stage.evaluate):
+            assert ar.matches(script.replace(".", "/") + ".py", stage.protected), (name, script)
+    assert ar.lookup({"tasks": {"X": {"accuracy": 0.5}}}, "tasks.X.accuracy") == 0.5
+    assert ar.lookup({"tasks": {}}, "tasks.X.accuracy") is None
 
 
 def _repo_files():
@@ -355,14 +379,17 @@ def _repo_files():
 
 
 @pytest.mark.slow
-def test_engine_stage_lines_from_the_real_benchmark():
-    """scripts/bench_engine.py prints the engine stage's metric and an outputs digest that repeats run to run."""
-    cmd = [sys.executable, "-m", "scripts.bench_engine", "--depth", "1", "--vocab-size", "512", "--seq-len", "128",
-           "--prompt-tokens", "20", "--decode-steps", "4", "--batch-sizes", "1", "2", "--repeats", "1"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    outs = [subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True).stdout
-            for _ in range(2)]
+def test_engine_stage_metrics_from_the_real_benchmark(tmp_path):
+    """bench/engine.py writes the engine stage's metric and an outputs digest that repeats run to run."""
     stage = ar.STAGES["engine"]
-    assert all(float(ar.last_value(stage.metric, o)) > 0 for o in outs)
-    digests = {ar.last_value(stage.guard, o) for o in outs}
+    results = []
+    for i in range(2):
+        path = tmp_path / f"engine{i}.json"
+        cmd = [sys.executable, "-m", "bench.engine", "--depth", "1", "--vocab-size", "512", "--seq-len", "128",
+               "--prompt-tokens", "20", "--decode-steps", "4", "--batch-sizes", "1", "2", "--repeats", "1",
+               "--json", str(path)]
+        subprocess.run(cmd, cwd=REPO_ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, check=True)
+        results.append(json.loads(path.read_text()))
+    assert all(ar.lookup(r, stage.metric) > 0 for r in results)
+    digests = {ar.lookup(r, stage.guard) for r in results}
     assert len(digests) == 1 and len(digests.pop()) == 16

@@ -94,7 +94,7 @@ def muon_decay_in(ckpt):
 def test_weight_decay_follows_the_horizon(base_dir):
     """--decay-per-run sets Muon's decay from the lr and the number of steps; under --time-budget, where
     the steps are known only as the run goes, from the number the budget promises."""
-    from scripts.base_train import muon_weight_decay
+    from nanochat.training import muon_weight_decay
     log = run(base_dir, "scripts.base_train", *TINY, "--num-iterations=5", "--eval-every=100",
               "--decay-per-run=1.0", "--model-tag=decay")
     expected = muon_weight_decay(1.0, 0.02, 5)

@@ -294,7 +294,8 @@ def script_args(base):
 
 
 def test_script_end_to_end(chat_base, gpt, monkeypatch, capsys):
-    from scripts.chat_eval import build_tasks, main
+    from scripts.chat_eval import main
+    from tasks.registry import build_tasks
     monkeypatch.setenv("NANOCHAT_BASE_DIR", str(chat_base))
     main(script_args(chat_base))
     out = capsys.readouterr().out.strip().splitlines()
@@ -342,8 +343,8 @@ def test_script_reports_an_unavailable_dataset(chat_base, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "scripts.chat_eval", "-i", "sft", "-a", "ARC-Easy,ARC-Challenge",
                            f"--data-dir={chat_base / 'data'}", "--device-type=cpu"],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    assert "chat_eval: could not load ARC-Challenge/test ('allenai/ai2_arc'" in proc.stderr  # ARC-Easy is local
+    assert proc.returncode == 2, proc.stderr[-2000:]   # bad input: the one exit status of every script
+    assert "could not load ARC-Challenge/test ('allenai/ai2_arc'" in proc.stderr  # ARC-Easy is local
     assert "data_path=" in proc.stderr and "-a/--tasks" in proc.stderr
 
 

@@ -155,12 +155,10 @@ def test_two_processes_train_like_one(base_dir):
 
 
 def test_identity_file_defaults(tmp_path, capsys):
-    from types import SimpleNamespace
-
     from nanochat.synthetic import generate_identity_conversations
-    from scripts.posttrain_common import IDENTITY_DEFAULT_SIZE, identity_entries
     from tasks.customjson import CustomJSON
-    args = SimpleNamespace(identity_path="")
+    from tasks.mixtures import IDENTITY_DEFAULT_SIZE, identity_entries
+    args = ""   # no --identity-path: the default file in the base dir
     path = tmp_path / "identity_conversations.jsonl"
     assert identity_entries(args, str(tmp_path)) == [] and not path.exists()   # synthetic mixtures: none
     entries = identity_entries(args, str(tmp_path), copies=2, write_default=True)

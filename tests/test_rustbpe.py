@@ -3,7 +3,7 @@ rustbpe against references: the merges it learns against tests/bpe_reference.py 
 trainer that recounts everything each step), its encoding against tiktoken built from its own ranks,
 plus determinism, early stopping and every bad-input error.
 
-Not here: the Rust-level unit tests (`cargo test` in rustbpe/) and speed (scripts/bench_tokenizer.py).
+Not here: the Rust-level unit tests (`cargo test` in rustbpe/) and speed (bench/tokenizer.py).
 """
 
 import random
@@ -350,7 +350,7 @@ def test_encode_bad_arguments(trained):
 
 @pytest.mark.slow
 def test_bench_tokenizer_runs(capsys):
-    from scripts import bench_tokenizer
+    from bench import tokenizer as bench_tokenizer
 
     bench_tokenizer.main(["--mb", "0.2", "--vocab", "300"])
     out = capsys.readouterr().out

@@ -17,7 +17,6 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from nanochat import synthetic_world as W
 from nanochat.synthetic import (
     generate_conversations,
     generate_documents,
@@ -25,6 +24,7 @@ from nanochat.synthetic import (
     generate_math_problems,
     write_embedded_corpus,
 )
+from nanochat.synthetic import world as W
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -399,13 +399,13 @@ def test_identity_conversations():
 def test_no_table_is_bound_twice():
     """A module-level name assigned twice silently replaces the first table for every reader (SUBJECTS was
     once both the school subjects and the follow-up names, so "favorite subject was planet")."""
-    for module in ("synthetic_world", "synthetic_grammar", "synthetic", "synthetic_math"):
-        with open(os.path.join(REPO, "nanochat", module + ".py")) as f:
+    for module in ("world", "grammar", "documents", "chat", "problems", "__init__"):
+        with open(os.path.join(REPO, "nanochat", "synthetic", module + ".py")) as f:
             tree = ast.parse(f.read())
         names = [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
                  if isinstance(t, ast.Name)]
         twice = [n for n, c in collections.Counter(names).items() if c > 1]
-        assert not twice, f"nanochat/{module}.py binds {twice} more than once"
+        assert not twice, f"nanochat/synthetic/{module}.py binds {twice} more than once"
 
 
 def test_favorite_subject_is_a_school_subject(sample_docs):

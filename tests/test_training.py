@@ -1,9 +1,16 @@
-"""nanochat/training.py and the derived hyperparameters of scripts/base_train.py (pure functions)."""
+"""nanochat/training.py: schedules, batch arithmetic and the depth dial's derived hyperparameters (pure functions)."""
 
 import pytest
 
-from nanochat.training import grad_accum_steps, lr_multiplier, muon_momentum
-from scripts.base_train import horizon_tokens, muon_weight_decay, num_iterations_for, optimal_batch_tokens
+from nanochat.training import (
+    grad_accum_steps,
+    horizon_tokens,
+    lr_multiplier,
+    muon_momentum,
+    muon_weight_decay,
+    num_iterations_for,
+    optimal_batch_tokens,
+)
 
 
 def test_grad_accum():

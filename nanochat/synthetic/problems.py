@@ -1,19 +1,19 @@
 """
-Arithmetic for the embedded corpus (nanochat/synthetic.py): sums worked in prose (`arithmetic_doc`) and
+Arithmetic for the embedded corpus (nanochat/synthetic/): sums worked in prose (`arithmetic_doc`) and
 GSM8K-style word problems (`math_problem`): worked steps with `<<expr=value>>` calculator notes, then
 `#### answer`. Each problem frame draws its numbers and checks every step (`_calc`: no negative value, none
 of 1000 or more, only exact division); when a step fails, the frame is drawn again. `math_doc` writes
 problems into pretraining text with the notes stripped.
 
-Deliberately NOT here: the grammar engine (synthetic_grammar.py), the mix of document kinds and the public
-`generate_math_problems` (synthetic.py), and any math beyond the four operations on whole numbers.
+Deliberately NOT here: the grammar engine (grammar.py), the mix of document kinds and the public
+`generate_math_problems` (__init__.py), and any math beyond the four operations on whole numbers.
 """
 
 import re
 
-from nanochat import synthetic_world as W
-from nanochat.synthetic_grammar import _HE, _SHE, _paragraphs
-from nanochat.synthetic_world import cap, number_word, plural
+from nanochat.synthetic import world as W
+from nanochat.synthetic.grammar import _HE, _SHE, _paragraphs
+from nanochat.synthetic.world import cap, number_word, plural
 
 # -----------------------------------------------------------------------------
 # Arithmetic: worked in prose for the documents, and GSM8K-style word problems with calculator annotations.

@@ -1,15 +1,15 @@
 """
 Benchmark: inference engine speed on a small randomly initialised model.
 
-    python -m scripts.bench_engine [--depth 4] [--prompt-tokens 200] [--decode-steps 64] [--batch-sizes 1 8]
+    python -m bench.engine [--depth 4] [--prompt-tokens 200] [--decode-steps 64] [--batch-sizes 1 8]
 
 Prints prefill tokens/s for one prompt, time to first token (prefill + the first decode step), and decode
 tokens/s at each batch size (one batched T=1 forward plus per-row sampling per step), next to decoding by
 re-running the full sequence (no KV cache) as the baseline the cache exists to beat. The tokenizer is a BPE
 trained here on the embedded corpus; the model's answers are meaningless, only the time matters. Prints
-numbers, asserts nothing. The last lines are for scripts/autoresearch.py's engine stage: `outputs_sha256`, a
-digest of seeded samples that a faster engine must leave unchanged, and `decode_tokens_per_s` at the last of
---batch-sizes.
+numbers, asserts nothing. With --json PATH it also writes what research/autoresearch.py's engine stage judges:
+`outputs_sha256`, a digest of seeded samples that a faster engine must leave unchanged, and
+`decode_tokens_per_s` at the last of --batch-sizes.
 """
 
 import argparse
@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from nanochat.common import autodetect_device_type
+from nanochat.common import atomic_write_json, autodetect_device_type
 from nanochat.engine import Engine, SamplingParams
 from nanochat.gpt import GPT, config_from_depth
 from nanochat.synthetic import generate_documents
@@ -52,6 +52,7 @@ def main(argv=None):
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device-type", default="cpu", help="cpu|cuda|mps ('' autodetects)")
+    p.add_argument("--json", default="", help="also write the digest and decode tokens/s to this JSON file")
     args = p.parse_args(argv)
     device = torch.device(args.device_type or autodetect_device_type())
 
@@ -108,8 +109,11 @@ def main(argv=None):
         model.lm_head.weight.mul_(100)
     rows = [SamplingParams(temperature=0.6, top_k=50, max_tokens=32, seed=i) for i in range(4)]
     samples, _ = engine.generate_batch([prompt] * len(rows), rows)
-    print(f"outputs_sha256: {hashlib.sha256(repr(samples).encode()).hexdigest()[:16]}")
-    print(f"decode_tokens_per_s: {decode_tps:.1f}")
+    result = {"outputs_sha256": hashlib.sha256(repr(samples).encode()).hexdigest()[:16],
+              "decode_tokens_per_s": round(decode_tps, 1)}
+    print("\n".join(f"{k}: {v}" for k, v in result.items()))
+    if args.json:
+        atomic_write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -2,23 +2,27 @@
 The outer research loop: an agent proposes an edit to one stage, the harness runs it under a fixed budget
 and keeps it only if the stage's metric beats the best so far by more than the run-to-run noise.
 
-    python -m scripts.autoresearch --stage base --budget 300 --agent 'my-agent --prompt-file {prompt}'
-    python -m scripts.autoresearch --stage engine --agent openai:MODEL --api-base http://localhost:8000/v1
-    python -m scripts.autoresearch --stage tokenizer --agent replay:DIR     # DIR/*.patch in order, one each
+    python -m research.autoresearch --stage base --budget 300 --agent 'my-agent --prompt-file {prompt}'
+    python -m research.autoresearch --stage engine --agent openai:MODEL --api-base http://localhost:8000/v1
+    python -m research.autoresearch --stage tokenizer --agent replay:DIR     # DIR/*.patch in order, one each
 
 The rules are enforced here, not asked of the agent:
 - Every experiment is a `git worktree` under the run dir (default <repo>/.autoresearch/<tag>/, which
   ignores itself), branched from the tip of `autoresearch/<tag>`; your checkout, index and current branch
   are never touched. A kept change is one commit that fast-forwards that branch.
-- Only the stage's editable files may change; anything else is rejected before it runs.
+- Only the stage's editable files may change; anything else is rejected before it runs, and a change to
+  its evaluation (the `protected` files, even where an editable glob matches) is rejected as such.
+- The metric is never read from what the edited code says: after the stage's command, the harness deletes
+  the metrics file and runs the stage's evaluation, protected code only, which writes it (JSON) afresh.
 - Each run gets the same budget, its own process group (killed whole at budget + grace) and its own
-  NANOCHAT_BASE_DIR, holding symlinks to the prerequisite artifacts of your base dir (--inputs).
+  NANOCHAT_BASE_DIR, holding symlinks to the prerequisite artifacts of your base dir (--inputs), so it
+  runs offline from those artifacts.
 - The baseline runs --baseline-runs times; noise margin = max(their spread, --min-delta).
 
-A stage is one `Stage` in STAGES, driven only through its command line: the metric is the last output line
-matching a regex. Under the run dir: results.tsv (every attempt), progress.png, logs/, prompts/, and
-patches/NNNN.patch (`--agent replay:<run dir>/patches` replays a run). A killed run resumes where it stopped.
-The agents, and the process and git helpers they share with the loop, are in autoresearch_agents.py.
+A stage is one `Stage` in STAGES, driven only through its command lines. Under the run dir: results.tsv
+(every attempt), progress.png, logs/ (each run's log and metrics JSON), prompts/, and patches/NNNN.patch
+(`--agent replay:<run dir>/patches` replays a run). A killed run resumes where it stopped. The agents, and
+the process and git helpers they share with the loop, are in research/agents.py.
 
 Deliberately not here: sandboxing the agent (it runs with your permissions), several GPUs per experiment
 (pass a torchrun --command without --parallel), stopping a bad-looking run early.
@@ -26,6 +30,7 @@ Deliberately not here: sandboxing the agent (it runs with your permissions), sev
 
 import argparse
 import fnmatch
+import glob
 import json
 import math
 import os
@@ -40,7 +45,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
-from scripts.autoresearch_agents import (
+from research.agents import (
     ACTIVE_GROUPS,
     Agent,
     CommandAgent,
@@ -57,8 +62,8 @@ from scripts.autoresearch_agents import (
     tail,
 )
 
-# The in-process API (tests drive the harness through it); the agents come from autoresearch_agents.py.
-__all__ = ["Stage", "STAGES", "Options", "Research", "main", "detect_gpus", "last_value", "Agent", "CommandAgent",
+# The in-process API (tests drive the harness through it); the agents come from research/agents.py.
+__all__ = ["Stage", "STAGES", "Options", "Research", "main", "detect_gpus", "lookup", "Agent", "CommandAgent",
            "OpenAIAgent", "ReplayAgent", "Reject", "make_agent", "extract_diff", "patch_description"]
 
 
@@ -66,44 +71,75 @@ __all__ = ["Stage", "STAGES", "Options", "Research", "main", "detect_gpus", "las
 class Stage:
     """What may be edited, how one experiment runs and what it is judged by.
 
-    command: a shell line run in the experiment's worktree; {python} {budget} {run_dir} {slot} are filled in
-    (write literal braces as {{ }}). metric: a regex whose group 1 is read from the LAST matching line.
+    command: the stage's own run (e.g. training), code the agent may edit; "" for none. evaluate: run after
+    it on what it left in the base dir, only `protected` code, and writes `metrics`, a JSON file relative to
+    the experiment's NANOCHAT_BASE_DIR. metric and guard are keys in it (a dot goes one level down:
+    "tasks.SyntheticMath.accuracy"). Commands get {python} {budget} {run_dir} {slot} {metrics} filled in
+    (literal braces: {{ }}).
     """
     name: str
     command: str
+    evaluate: str
+    metrics: str
     metric: str
     higher_is_better: bool
     editable: list                                  # globs relative to the repo root
+    protected: list = field(default_factory=list)   # the evaluation's code: never editable
     needs: dict = field(default_factory=dict)       # artifact under NANOCHAT_BASE_DIR -> the command that makes it
-    guard: str = ""      # regex whose value must equal the baseline's (e.g. a digest of generated tokens)
-    memory: str = ""     # regex for peak memory in MiB, if the stage prints one; else the peak RSS of the run
-    grace: float = 60.0  # seconds past the budget (startup, compile, final eval) before the run is killed
+    guard: str = ""      # key whose value must equal the baseline's (e.g. a digest of generated tokens)
+    memory: str = ""     # "<glob under the base dir>:<key>" of the stage's own peak memory (MiB); else peak RSS
+    grace: float = 60.0  # seconds past the budget (startup, compile, evaluation) before a run is killed
 
 
 DATA = "python -m nanochat.dataset -n 8   (offline: python -m nanochat.dataset --embedded)"
 TOKENIZER = "python -m scripts.tok_train"
+# What the chat stages are judged with: chat evaluation on generated problems (offline), through the engine.
+CHAT_EVAL = ["scripts/chat_eval.py", "nanochat/chat_eval.py", "nanochat/engine.py", "nanochat/execution.py",
+             "nanochat/checkpoint.py", "nanochat/tokenizer.py", "nanochat/gpt.py", "nanochat/synthetic/*",
+             *(f"tasks/{name}.py" for name in ("registry", "common", "synthetic", "spellingbee", "gsm8k", "arc",
+                                               "mmlu", "humaneval"))]
 STAGES = {s.name: s for s in [
     # The crate is rebuilt per experiment and loaded from the worktree: `rustbpe.so` there shadows the venv's.
+    # Compression is measured by tok_eval through tokenizer.py (tiktoken), which checks it is lossless.
     Stage("tokenizer", "cargo build --release --quiet --manifest-path rustbpe/Cargo.toml --features "
           "pyo3/extension-module --target-dir {run_dir}/cargo{slot} && cp {run_dir}/cargo{slot}/release/librustbpe.so"
-          " rustbpe.so && {python} -m scripts.tok_train --vocab-size=32768 --max-chars=200000000 && "
-          "{python} -m scripts.tok_eval", r"val_bytes_per_token: *(\S+)", True,
-          ["rustbpe/src/*", "nanochat/tokenizer.py", "scripts/tok_train.py"], needs={"base_data": DATA}, grace=300),
+          " rustbpe.so && {python} -m scripts.tok_train --vocab-size=32768 --max-chars=200000000",
+          "{python} -m scripts.tok_eval", "eval/tokenizer.json", "bytes_per_token.ours.val", True,
+          ["rustbpe/src/*", "scripts/tok_train.py"],
+          protected=["scripts/tok_eval.py", "nanochat/tokenizer.py", "nanochat/dataset.py"],
+          needs={"base_data": DATA}, grace=300),
+    # val bpb by base_eval, which first checks the (editable) model is causal and reports its true loss.
     Stage("base", "{python} -m scripts.base_train --time-budget={budget} --depth=12 --max-seq-len=1024 "
-          "--eval-every=1000000 --eval-tokens=2097152 --sample-every=-1 --save-every=1000000 --keep-last=1 "
+          "--eval-every=1000000 --eval-tokens=65536 --sample-every=-1 --save-every=1000000 --keep-last=1 "
           "--core-every=0",
-          r"val_bpb: *(\S+)", False, ["nanochat/gpt.py", "nanochat/optim.py", "nanochat/training.py",
-                                      "scripts/base_train.py"],
-          needs={"base_data": DATA, "tokenizer": TOKENIZER}, memory=r"peak_memory_mib: *(\S+)", grace=300),
-    Stage("sft", "{python} -m scripts.chat_sft", r"val_loss: *(\S+)", False, ["scripts/chat_sft.py"],
-          needs={"tokenizer": TOKENIZER, "mid_checkpoints": "python -m scripts.mid_train"}, grace=300),
-    Stage("rl", "{python} -m scripts.chat_rl", r"pass@1: *(\S+)", True, ["scripts/chat_rl.py"],
-          needs={"tokenizer": TOKENIZER, "chatsft_checkpoints": "python -m scripts.chat_sft"}, grace=300),
+          "{python} -m scripts.base_eval --skip-core --eval-tokens=2097152 --sample-tokens=0", "eval/base.json",
+          "val_bpb", False,
+          ["nanochat/gpt.py", "nanochat/optim.py", "nanochat/training.py", "nanochat/run.py", "scripts/base_train.py"],
+          protected=["scripts/base_eval.py", "nanochat/loss_eval.py", "nanochat/dataloader.py", "nanochat/dataset.py",
+                     "nanochat/checkpoint.py", "nanochat/tokenizer.py"],
+          needs={"base_data": DATA, "tokenizer": TOKENIZER}, memory="base_checkpoints/*/metrics.json:peak_memory_mib",
+          grace=300),
+    Stage("sft", "{python} -m scripts.chat_sft --mixture=synthetic --time-budget={budget} --eval-every=1000000 "
+          "--eval-every-chatcore=-1 --save-every=1000000 --keep-last=1",
+          "{python} -m scripts.chat_eval -i sft -a SyntheticMathChoice,SyntheticMath,SpellingBee --max-problems=256",
+          "eval/chat_sft.json", "chatcore", True,
+          ["scripts/chat_sft.py", "nanochat/finetune.py", "nanochat/chat_data.py", "tasks/mixtures.py",
+           "nanochat/training.py", "nanochat/optim.py", "nanochat/run.py"],
+          protected=CHAT_EVAL, needs={"tokenizer": TOKENIZER, "mid_checkpoints": "python -m scripts.mid_train"},
+          memory="chatsft_checkpoints/*/metrics.json:peak_memory_mib", grace=600),
+    Stage("rl", "{python} -m scripts.chat_rl --task=synthetic --time-budget={budget} --eval-every=1000000 "
+          "--save-every=1000000 --keep-last=1",
+          "{python} -m scripts.chat_eval -i rl -a SyntheticMath --max-problems=256", "eval/chat_rl.json",
+          "tasks.SyntheticMath.accuracy", True,
+          ["scripts/chat_rl.py", "nanochat/training.py", "nanochat/optim.py", "nanochat/run.py"],
+          protected=CHAT_EVAL, needs={"tokenizer": TOKENIZER, "chatsft_checkpoints": "python -m scripts.chat_sft"},
+          grace=600),
     # Decode speed of a random model; the digest of its seeded samples must not change (same outputs, faster).
     # 256 timed steps: run-to-run spread ~3% on an H200, against ~13% with the bench's default 64.
-    Stage("engine", "{python} -m scripts.bench_engine --device-type= --batch-sizes 1 16 --decode-steps 256",
-          r"decode_tokens_per_s: *(\S+)", True, ["nanochat/engine.py", "nanochat/gpt.py"],
-          guard=r"outputs_sha256: *(\S+)", grace=120),
+    Stage("engine", "", "{python} -m bench.engine --device-type= --batch-sizes 1 16 --decode-steps 256 "
+          "--json {metrics}", "eval/engine.json", "decode_tokens_per_s", True,
+          ["nanochat/engine.py", "nanochat/gpt.py"], protected=["bench/engine.py"],
+          guard="outputs_sha256", grace=120),
 ]}
 
 COLUMNS = ["exp", "commit", "metric", "memory_mib", "seconds", "status", "description"]
@@ -123,26 +159,35 @@ class Options:
     max_experiments: int | None = None  # per invocation
     gpus: list = field(default_factory=lambda: [None])  # one worker each; None leaves CUDA_VISIBLE_DEVICES alone
     agent_timeout: float = 3600.0
-    program: str = ""                 # default <repo>/program.md, re-read for every prompt
+    program: str = ""                 # default <repo>/research/program.md, re-read for every prompt
 
 
 # -----------------------------------------------------------------------------
 # reading a run's output
 
-def metric_name(stage):
-    """`val_bpb` for the regex `val_bpb: *(\\S+)`: for humans, in plots and prompts."""
-    m = re.match(r"\^?([\w@./-]+)", stage.metric)
-    return m.group(1) if m else stage.metric
+def lookup(data, key):
+    """data["a"]["b"] for the key "a.b"; None when any level is missing."""
+    for part in key.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
 
 
-def last_value(regex, text):
-    """Group 1 of the last line matching regex, or None."""
-    found = None
-    for line in text.splitlines():
-        m = re.search(regex, line)
-        if m:
-            found = m.group(1)
-    return found
+def matches(path, globs):
+    return any(fnmatch.fnmatchcase(path, g) for g in globs)
+
+
+def read_memory(base, spec):
+    """The largest value of `key` in the JSON files matching `glob` under base, for spec "glob:key"."""
+    pattern, _, key = spec.rpartition(":")
+    values = []
+    for path in glob.glob(os.path.join(base, pattern)):
+        try:
+            values.append(float(lookup(json.load(open(path)), key)))
+        except (OSError, ValueError, TypeError):
+            pass
+    return max(values, default=None)
 
 
 # -----------------------------------------------------------------------------
@@ -164,7 +209,7 @@ class Research:
         self.repo = git(opts.repo, "rev-parse", "--show-toplevel")
         self.branch = f"autoresearch/{opts.tag}"
         self.run_dir = os.path.abspath(opts.run_dir)
-        self.program = opts.program or os.path.join(self.repo, "program.md")
+        self.program = opts.program or os.path.join(self.repo, "research", "program.md")
         self.lock, self.git_lock = threading.RLock(), threading.Lock()
         self.stopping, self.errors, self.claimed, self.started, self.reject_streak = False, [], set(), 0, 0
         self.best, self.margin, self.guard, self.best_of = None, 0.0, None, {}
@@ -237,11 +282,12 @@ class Research:
     def write_prompt(self, name):
         s, unit = self.stage, "higher" if self.stage.higher_is_better else "lower"
         text = (open(self.program).read() + "\n\n## This run\n"
-                f"- stage: {s.name}; metric: {metric_name(s)}, {unit} is better (the last output line matching "
-                f"`{s.metric}`)\n- each experiment runs `{s.command}` with budget {self.opts.budget:g} s (killed at "
-                f"{self.opts.budget + s.grace:g} s)\n- files you may edit (any other edit is rejected unrun): "
-                f"{', '.join(s.editable)}\n- best so far: {self.best:.6g} (commit {self.tip[:9]}); noise margin "
-                f"{self.margin:.4g}: a change is kept only if it beats the best by more than that\n\n"
+                f"- stage: {s.name}; metric: {s.metric}, {unit} is better, as `{s.evaluate}` writes it to "
+                f"{s.metrics}\n- each experiment runs `{s.command or '(nothing)'}` with budget {self.opts.budget:g} s, "
+                f"then the evaluation (killed at {self.opts.budget + s.grace:g} s in all)\n- files you may edit (any "
+                f"other edit is rejected unrun): {', '.join(s.editable)}\n- the evaluation, never to be edited: "
+                f"{', '.join(s.protected) or '(none)'}\n- best so far: {self.best:.6g} (commit {self.tip[:9]}); "
+                f"noise margin {self.margin:.4g}: a change is kept only if it beats the best by more than that\n\n"
                 "## Results so far (results.tsv)\n\n" + open(self.tsv).read())
         path = os.path.join(self.run_dir, "prompts", f"{name}.md")
         with open(path, "w") as f:
@@ -278,32 +324,50 @@ class Research:
         return env
 
     def measure(self, wt, name, slot, gpu):
+        """Run the stage's command, then its evaluation, in worktree `wt`; the Outcome holds what the evaluation
+        wrote. Before the evaluation the worktree is reset to its commit, so a run that rewrote the evaluation's
+        files (or left compiled copies of them) on disk is judged by the committed code all the same."""
         s, budget = self.stage, self.opts.budget
-        cmd = s.command.format(python=shlex.quote(sys.executable), budget=f"{budget:g}",
-                               run_dir=shlex.quote(self.run_dir), slot=slot)
         log = os.path.join(self.run_dir, "logs", f"{name}.log")
+        open(log, "w").close()
         env = self.env(name, gpu)
+        base = env["NANOCHAT_BASE_DIR"]
+        metrics = os.path.join(base, s.metrics)
+        fill = dict(python=shlex.quote(sys.executable), budget=f"{budget:g}", run_dir=shlex.quote(self.run_dir),
+                    slot=slot, metrics=shlex.quote(metrics))
+        out, rc, timed_out = Outcome("ok", memory=0.0), 0, False
         try:
-            rc, seconds, rss, timed_out = run_group(cmd, wt, env, budget + s.grace, log)
+            for cmd in filter(None, (s.command, s.evaluate)):
+                if cmd is s.evaluate:
+                    git(wt, "checkout", "-f", "-q", "HEAD", "--", ".")
+                    git(wt, "clean", "-ffdxq")
+                    if os.path.exists(metrics):
+                        os.remove(metrics)   # only the evaluation may write the number it is judged by
+                rc, seconds, rss, timed_out = run_group(cmd.format(**fill), wt, env, budget + s.grace - out.seconds,
+                                                        log)
+                out.seconds, out.memory = out.seconds + seconds, max(out.memory, rss)
+                if rc != 0 or timed_out:
+                    break
+            data = json.load(open(metrics)) if os.path.exists(metrics) and rc == 0 and not timed_out else {}
+            mem = read_memory(base, s.memory) if s.memory else None
         finally:
-            shutil.rmtree(env["NANOCHAT_BASE_DIR"], ignore_errors=True)
+            shutil.rmtree(base, ignore_errors=True)
+        with open(os.path.join(self.run_dir, "logs", f"{name}.metrics.json"), "w") as f:
+            json.dump(data, f, indent=1)
         text = open(log, errors="replace").read()
-        out = Outcome("ok", seconds=seconds, memory=rss, guard=last_value(s.guard, text) if s.guard else None)
-        value, mem = last_value(s.metric, text), last_value(s.memory, text) if s.memory else None
+        value, out.guard = lookup(data, s.metric), lookup(data, s.guard) if s.guard else None
+        out.memory = mem if mem is not None else out.memory
         try:
-            out.metric = float(value) if value is not None else math.nan
-            out.memory = float(mem) if mem is not None else rss
-        except ValueError:
-            value, out.metric = None, math.nan
+            out.metric = float(value)
+        except (TypeError, ValueError):
+            out.metric = math.nan
         if timed_out:
             out.status, out.note = "timeout", f"killed after {budget + s.grace:g}s: {tail(log)}"
         elif rc != 0:
             oom = rc in (-9, 137) or re.search(r"out of memory|OutOfMemoryError|MemoryError", text[-5000:])
             out.status, out.note = "crash", f"{'out of memory? ' if oom else ''}exit {rc}: {tail(log)}"
-        elif value is None:
-            out.status, out.note = "crash", f"no number in a line matching {s.metric!r}: {tail(log)}"
         elif not math.isfinite(out.metric):
-            out.status, out.note = "crash", f"metric is {out.metric}"
+            out.status, out.note = "crash", f"no number under {s.metric!r} in the evaluation's {s.metrics}: {tail(log)}"
         if out.status != "ok":
             print(f"[{name}] {out.status}; last lines of {log}:\n" + "\n".join(text.splitlines()[-15:]), flush=True)
         return out
@@ -340,7 +404,11 @@ class Research:
             cand = git(wt, "rev-parse", "HEAD")
             with open(os.path.join(self.run_dir, "patches", f"{name}.patch"), "w") as f:
                 f.write(description + "\n\n" + git(wt, "diff", "--binary", base, cand, strip=False))
-            outside = [f for f in files if not any(fnmatch.fnmatchcase(f, g) for g in self.stage.editable)]
+            evaluation = [f for f in files if matches(f, self.stage.protected)]
+            if evaluation:
+                return self.log_row(name, cand, Outcome("reject"), "reject",
+                                    f"{description} -- edits the evaluation: {', '.join(evaluation)}")
+            outside = [f for f in files if not matches(f, self.stage.editable)]
             if outside:
                 return self.log_row(name, cand, Outcome("reject"), "reject",
                                     f"{description} -- edits outside the stage's files: {', '.join(outside)}")
@@ -355,7 +423,7 @@ class Research:
         """Keep or discard a measured candidate (called under the lock, so decisions never interleave)."""
         if out.status != "ok":
             return self.log_row(name, cand, out, out.status, description)
-        if self.stage.guard and out.guard != self.guard:
+        if self.stage.guard and str(out.guard) != self.guard:
             out.note = f"guard changed: {out.guard} != baseline {self.guard}"
             return self.log_row(name, cand, out, "discard", description)
         if not self.better(out.metric, self.best_of.get(base, self.best)):  # judged against its own starting point
@@ -377,7 +445,7 @@ class Research:
                 self.remove_worktree(wt)
             first = out.metric
             out.seconds += again.seconds
-            if again.status != "ok" or (self.stage.guard and again.guard != self.guard):
+            if again.status != "ok" or (self.stage.guard and str(again.guard) != self.guard):
                 out.note = f"confirmation run failed ({again.status} {again.note})"
                 return self.log_row(name, cand, out, "discard", description)
             out.metric = again.metric if stale else self.worse_of(first, again.metric)
@@ -451,8 +519,8 @@ class Research:
                 self.best = float(r["metric"])
         self.best_of = {self.tip: self.best}
         if self.stage.guard:
-            guards = {last_value(self.stage.guard, open(os.path.join(self.run_dir, "logs", f"{r['exp']}.log")).read())
-                      for r in runs}
+            guards = {str(lookup(json.load(open(os.path.join(self.run_dir, "logs", f"{r['exp']}.metrics.json"))),
+                                 self.stage.guard)) for r in runs}
             if len(guards) != 1:
                 raise RuntimeError(f"the guard {self.stage.guard!r} differs between baseline runs: {guards}")
             self.guard = guards.pop()
@@ -492,7 +560,7 @@ def plot_progress(rows, path, stage):
     if handles:
         ax.legend(handles.values(), handles.keys())
     ax.set(xlabel="attempt (red lines: crash / timeout / reject)", title=f"autoresearch: {stage.name}",
-           ylabel=f"{metric_name(stage)} ({'higher' if stage.higher_is_better else 'lower'} is better)")
+           ylabel=f"{stage.metric} ({'higher' if stage.higher_is_better else 'lower'} is better)")
     ax.xaxis.get_major_locator().set_params(integer=True)
     fig.savefig(path + ".tmp.png", dpi=100)
     os.replace(path + ".tmp.png", path)
@@ -521,7 +589,8 @@ def main(argv=None):
     p.add_argument("--run-dir", default="", help="default <repo>/.autoresearch/<tag>")
     p.add_argument("--inputs", default=os.environ.get("NANOCHAT_BASE_DIR") or os.path.expanduser("~/.cache/nanochat"),
                    help="base dir holding the stage's prerequisites (default $NANOCHAT_BASE_DIR)")
-    p.add_argument("--command", default="", help="override the stage's command line")
+    p.add_argument("--command", default=None, help="override the stage's command line ('' for none)")
+    p.add_argument("--evaluate", default="", help="override the stage's evaluation command line")
     p.add_argument("--grace", type=float, default=-1, help="seconds past the budget before a kill (-1: the stage's)")
     p.add_argument("--baseline-runs", type=int, default=2, help="baseline repeats, to measure the noise")
     p.add_argument("--min-delta", type=float, default=0.0, help="smallest margin a gain must beat")
@@ -530,15 +599,17 @@ def main(argv=None):
     p.add_argument("--parallel", action="store_true", help="one experiment per visible GPU at a time")
     p.add_argument("--api-base", default=os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"))
     p.add_argument("--agent-timeout", type=float, default=3600, help="seconds an agent may take per proposal")
-    p.add_argument("--program", default="", help="agent instructions (default <repo>/program.md)")
+    p.add_argument("--program", default="", help="agent instructions (default <repo>/research/program.md)")
     args = p.parse_args(argv)
     if bool(args.stage) == bool(args.stage_file):
         p.error("give exactly one of --stage and --stage-file")
     if args.baseline_runs < 1 or args.budget <= 0:
         p.error("--baseline-runs must be >= 1 and --budget > 0")
     stage = Stage(**json.load(open(args.stage_file))) if args.stage_file else STAGES[args.stage]
-    if args.command:
+    if args.command is not None:
         stage.command = args.command
+    if args.evaluate:
+        stage.evaluate = args.evaluate
     if args.grace >= 0:
         stage.grace = args.grace
     tag = args.tag or stage.name

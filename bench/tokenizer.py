@@ -1,7 +1,7 @@
 """
 Benchmark: rustbpe training against HuggingFace `tokenizers`, and rustbpe encoding against tiktoken.
 
-    python -m scripts.bench_tokenizer [--mb 25] [--vocab 8192 32768]
+    python -m bench.tokenizer [--mb 25] [--vocab 8192 32768]
 
 The corpus is generated deterministically (no network): documents from nanochat.synthetic when it is
 there, interleaved with "wild" text from a Zipf-distributed made-up lexicon in several scripts, plus
@@ -189,7 +189,7 @@ def worker(trainer, corpus_path, vocab_size, repeat):
 
 
 def run_worker(trainer, corpus_path, vocab_size, repeat):
-    cmd = [sys.executable, "-m", "scripts.bench_tokenizer", "--worker", trainer, "--corpus", corpus_path,
+    cmd = [sys.executable, "-m", "bench.tokenizer", "--worker", trainer, "--corpus", corpus_path,
            "--vocab", str(vocab_size), "--repeat", str(repeat)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])

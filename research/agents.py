@@ -1,5 +1,5 @@
 """
-The agents of scripts/autoresearch.py, each proposing one edit per experiment, and the process and git
+The agents of research/autoresearch.py, each proposing one edit per experiment, and the process and git
 helpers the agents share with the loop.
 
 An agent's `propose(worktree, prompt path, exp, env, log path)` leaves its edits in the worktree and returns a
@@ -10,7 +10,7 @@ one-line description, or raises `Reject`:
 `make_agent` turns the --agent string into one of them.
 
 The helpers live here so that imports go one way: autoresearch.py imports this module, never the reverse
-(under `python -m scripts.autoresearch` a reverse import would load that file twice, each copy with its own
+(under `python -m research.autoresearch` a reverse import would load that file twice, each copy with its own
 ACTIVE_GROUPS).
 
 Deliberately not here: running, judging or keeping a candidate (the loop in autoresearch.py), and any

@@ -1,33 +1,24 @@
 """
-What midtraining (scripts/mid_train.py) and SFT (scripts/chat_sft.py) share, so that each script shows
-only its own data, evaluation and loop: the common flags, building a task mixture that names the task
-at fault when one is missing or empty, and `Finetune` (the model loaded from an earlier stage's
-checkpoint, its optimizer, one optimizer step, and its Run: resume, checkpoints, logging).
+What midtraining (scripts/mid_train.py) and SFT (scripts/chat_sft.py) share: their common flags and
+`Finetune`, the model loaded from an earlier stage's checkpoint, its optimizer and one optimizer step.
 
-Not a stage of its own. Batching lives in nanochat/chat_data.py; the pretraining loop in
-scripts/base_train.py is the model this follows (same optimizer, same checkpoint format).
+The loop around the step (resume, checkpoints, logging) is nanochat/run.py; the data is each script's
+own (tasks/mixtures.py, nanochat/chat_data.py).
 """
 
-import json
 import math
 import os
-import sys
 
 import torch
 import torch.distributed as dist
 
 from nanochat.checkpoint import SOURCES, load_model
-from nanochat.common import atomic_write_text, compute_cleanup, print0
+from nanochat.common import BadInput, positive, print0
 from nanochat.run import Run
 from nanochat.training import build_optimizer, set_schedule
-from tasks.common import TaskMixture
 
 
-class SetupError(Exception):
-    """Bad input found before training starts: the script prints the message and exits with status 2."""
-
-
-def add_common_args(p, source_default):
+def add_finetune_args(p, source_default):
     """The flags both stages take; each script adds its own (batch size, horizon, evaluation)."""
     p.add_argument("--source", default=source_default, choices=sorted(SOURCES),
                    help="stage whose checkpoint to start from")
@@ -39,75 +30,25 @@ def add_common_args(p, source_default):
     p.add_argument("--identity-path", default="", help="identity conversations .jsonl (CustomJSON format); "
                    "default: $NANOCHAT_BASE_DIR/identity_conversations.jsonl (written with the default persona by "
                    "the full mixtures when missing)")
-    p.add_argument("--synthetic-size", type=int, default=5000, help="examples per synthetic task")
-    p.add_argument("--device-batch-size", type=int, default=32, help="rows per micro-batch per process")
+    p.add_argument("--synthetic-size", type=positive(int), default=5000, help="examples per synthetic task")
+    p.add_argument("--device-batch-size", type=positive(int), default=32, help="rows per micro-batch per process")
     p.add_argument("--num-iterations", type=int, default=-1, help="optimizer steps (-1: one pass over the data)")
+    p.add_argument("--time-budget", type=float, default=-1, help="stop after this many seconds of training "
+                   "(the lr schedule then follows time); -1: off")
     p.add_argument("--matrix-lr", type=float, default=0.02, help="Muon learning rate (before --init-lr-frac)")
     p.add_argument("--embedding-lr", type=float, default=0.2, help="AdamW lr of the embedding (at width 768)")
     p.add_argument("--unembedding-lr", type=float, default=0.004, help="AdamW lr of lm_head (at width 768)")
     p.add_argument("--warmdown-ratio", type=float, default=0.2, help="fraction of training with lr warmdown")
     p.add_argument("--final-lr-frac", type=float, default=0.0, help="lr at the end, as a fraction of the peak")
-    p.add_argument("--eval-every", type=int, default=150, help="validation every N steps (and at the end)")
-    p.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps (and always at the end)")
+    p.add_argument("--eval-every", type=positive(int), default=150, help="validation every N steps (and at the end)")
+    p.add_argument("--save-every", type=positive(int), default=1000,
+                   help="checkpoint every N steps (and always at the end)")
     p.add_argument("--keep-last", type=int, default=2, help="checkpoints to keep")
     p.add_argument("--resume", action="store_true", help="continue from this stage's newest complete checkpoint")
     p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
     p.add_argument("--run", default="", help="wandb run name (empty: no wandb)")
     p.add_argument("--seed", type=int, default=42, help="torch seed (and the mixtures' shuffle)")
 
-
-def check_positive(p, args, names):
-    for name in names:
-        if getattr(args, name) <= 0:
-            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-
-
-# -----------------------------------------------------------------------------
-# Mixtures
-
-IDENTITY_DEFAULT_SIZE = 1000
-
-
-def identity_entries(args, base_dir, copies=1, write_default=False):
-    """The identity-conversations task, `copies` times (oversampling).
-
-    The file is --identity-path, else $NANOCHAT_BASE_DIR/identity_conversations.jsonl. When that is missing:
-    with `write_default` (the full mixtures, whose hub datasets never say who the model is) nanochat's
-    default persona is generated there, to be edited and re-run by anyone who wants another; without it
-    (the synthetic mixtures, whose chats already hold identity questions) there is no identity task.
-    """
-    from nanochat.synthetic import generate_identity_conversations
-    from tasks.customjson import CustomJSON
-    path = args.identity_path or os.path.join(base_dir, "identity_conversations.jsonl")
-    if not args.identity_path and not os.path.exists(path):
-        if not write_default:
-            print0(f"note: no identity conversations at {path}; the synthetic chats cover identity")
-            return []
-        rows = generate_identity_conversations(seed=0, n=IDENTITY_DEFAULT_SIZE)
-        # every rank may get here at once: each writes the same bytes and renames, so any order is fine
-        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        print0(f"wrote {len(rows)} identity conversations (the default persona) to {path}; "
-               "edit it to change who the model says it is")
-    return [(f"identity conversations {path}", lambda: CustomJSON(path))] * copies
-
-
-def build_mixture(stage, entries, seed):
-    """A TaskMixture from (label, factory) pairs; any failure is a SetupError naming the task."""
-    tasks, cache = [], {}
-    for label, factory in entries:
-        try:
-            if label not in cache:   # a task listed twice (oversampled) is loaded once
-                cache[label] = factory()
-            if len(cache[label]) == 0:
-                raise ValueError("it has no examples; check its data file, split and size")
-        except Exception as e:   # missing file, offline hub, malformed rows: all name the task
-            raise SetupError(f"{stage} mixture: task {label}: {type(e).__name__}: {e}") from e
-        tasks.append(cache[label])
-    return TaskMixture(tasks, seed=seed)
-
-
-# -----------------------------------------------------------------------------
-# The model being finetuned
 
 class Finetune:
     """The model loaded from an earlier stage's checkpoint, its optimizer, and one optimizer step.
@@ -122,7 +63,7 @@ class Finetune:
             model, self.tokenizer, meta = load_model(args.source, compute.device, args.model_tag or None,
                                                      args.step, base_dir)
         except (FileNotFoundError, ValueError) as e:
-            raise SetupError(f"cannot load the {args.source} model to start {stage} from: {e}") from e
+            raise BadInput(f"cannot load the {args.source} model to start {stage} from: {e}") from e
         self.model = self.fwd = model.train()   # fwd: the model, or its torch.compile'd wrapper
         self.config = model.config
         self.source = {"source": args.source, "source_dir": meta["checkpoint_dir"], "source_step": meta["step"]}
@@ -134,10 +75,16 @@ class Finetune:
         print0(f"{stage}: starting from {args.source} checkpoint {meta['checkpoint_dir']} step {meta['step']} "
                f"({model.num_params():,} parameters); checkpoints go to {self.ckpt_dir}")
 
+    def seq_len(self, requested):
+        """--max-seq-len, or the model's context when it is -1; longer than the context is bad input."""
+        if requested > self.config.sequence_len:
+            raise BadInput(f"--max-seq-len={requested} is longer than the model's context ({self.config.sequence_len})")
+        return requested if requested > 0 else self.config.sequence_len
+
     def run(self, loader, num_iterations, **kwargs):
         """The Run (nanochat/run.py) of this finetune: resumed, checkpointed and logged like every stage."""
         return Run(self.stage, self.args, self.compute, self.base_dir, self.ckpt_dir, self.model, self.optimizer,
-                   loader, num_iterations, meta=self.source, **kwargs)
+                   loader, num_iterations, meta=self.source, time_budget=self.args.time_budget, **kwargs)
 
     def step(self, batches, lrm):
         """One optimizer step over `batches`, a list of (inputs, targets) micro-batches; returns the mean loss.
@@ -165,14 +112,3 @@ class Finetune:
         if not math.isfinite(loss):
             raise FloatingPointError(f"{self.stage} loss became {loss}; lower the learning rates")
         return loss
-
-
-def run_main(train, args, name):
-    """Run a stage's train(args); a SetupError becomes a one-line message on stderr and exit status 2."""
-    try:
-        return train(args)
-    except SetupError as e:
-        print(f"{name}: error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
-    finally:
-        compute_cleanup()

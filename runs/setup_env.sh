@@ -39,16 +39,16 @@ if [ ! -x "$_venv/bin/uv" ]; then
     "$_venv/bin/python" -m pip install --quiet uv
 fi
 
-# Pinned versions (scripts/constraints.txt) on the Python they were resolved on; ranges elsewhere.
+# Pinned versions (runs/constraints.txt) on the Python they were resolved on; ranges elsewhere.
 _constraints=()
 if [ -z "${NANOCHAT_UNPINNED:-}" ] && "$_venv/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
-    _constraints=(--constraint "$_root/scripts/constraints.txt")
+    _constraints=(--constraint "$_root/runs/constraints.txt")
 fi
 
 # Everything that changes what gets installed goes into the stamp.
 _stamp_file="$_venv/.nanochat_setup_stamp"
 _stamp="$( { echo "$_extras ${_constraints[*]:-unpinned}"; cat "$_root/pyproject.toml" "$_root/rustbpe/Cargo.toml";
-             cat "$_root/scripts/constraints.txt";
+             cat "$_root/runs/constraints.txt";
              cat "$_root"/rustbpe/Cargo.lock 2>/dev/null || true;
              find "$_root/rustbpe/src" -type f -name '*.rs' | sort | xargs cat; } | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$_stamp_file" 2>/dev/null || true)" != "$_stamp" ]; then

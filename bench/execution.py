@@ -1,6 +1,6 @@
 """Latency of the sandbox: one execute_code run, and calculator calls cold, warm and after a timeout.
 
-Run from the repository root: `python -m tests.bench.bench_execution`. Prints numbers; asserts nothing.
+Run from the repository root: `python -m bench.execution`. Prints numbers; asserts nothing.
 """
 
 import statistics

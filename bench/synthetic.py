@@ -1,18 +1,15 @@
 """
 Throughput of the embedded-corpus generator, per document kind and for the real mix, on one core.
 
-Run from the repository root: `python tests/bench_synthetic.py [megabytes]` (default 20). Prints MB/s of
+Run from the repository root: `python -m bench.synthetic [megabytes]` (default 20). Prints MB/s of
 UTF-8 text measured in CPU time of this process (robust to other processes sharing the machine) and in
 wall-clock time. A script that prints numbers, not a test: nothing here asserts on speed.
 """
 
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from nanochat import synthetic as S  # noqa: E402
+from nanochat import synthetic as S
 
 
 def measure(make_text, megabytes):

@@ -2,7 +2,7 @@
 Benchmark: evaluation throughput (examples per second) of a small randomly initialised model, for CORE
 (nanochat/core_eval.py) and for categorical chat eval (nanochat/chat_eval.py: one forward per question).
 
-    python -m scripts.bench_eval [--depth 4] [--seq-len 512] [--examples 16] [--chat-examples 64] \
+    python -m bench.eval [--depth 4] [--seq-len 512] [--examples 16] [--chat-examples 64] \
         [--batch-sizes 1 8 32]
 
 Everything is generated here, offline and deterministically: a BPE tokenizer trained on the embedded

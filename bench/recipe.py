@@ -2,7 +2,7 @@
 Pretraining recipe, side by side with nanochat's current code, on the same real text.
 
     apt-get install python3.11-doc       # real prose: the Python docs' reStructuredText sources
-    python -m scripts.bench_recipe --nanochat /path/to/nanochat-checkout --depths 4,8 --steps 300
+    python -m bench.recipe --nanochat /path/to/nanochat-checkout --depths 4,8 --steps 300
 
 Both projects get the same parquet shards (the corpus cut into documents, the last shard held out
 for validation), train their own tokenizer at the same vocab size, then pretrain with their own
@@ -16,7 +16,7 @@ only its processes see. `--only ours` skips nanochat (for ablations: `--ours-arg
 Small models and small batches are not where either recipe is tuned: read the table as a smoke
 test of the recipe's direction, not as its value at scale.
 
-    python -m scripts.bench_recipe --flops       # the full profile's compute, from the FLOPs formula
+    python -m bench.recipe --flops       # the full profile's compute, from the FLOPs formula
 """
 
 import argparse
@@ -115,8 +115,7 @@ def flops_table(ratio=8.0, vocab_size=32768, seq_len=2048, depths=(12, 20, 24, 2
     import torch
 
     from nanochat.gpt import GPT, config_from_depth
-    from nanochat.training import PEAK_BF16_FLOPS
-    from scripts.base_train import horizon_tokens
+    from nanochat.training import PEAK_BF16_FLOPS, horizon_tokens
     print(f"vocab {vocab_size:,}, sequence {seq_len}, {ratio:g} tokens per parameter in matmuls")
     print("depth | params (matmul) | FLOPs/token | tokens | training FLOPs | hours on 8xH100 at 40% MFU")
     for depth in depths:

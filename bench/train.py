@@ -1,8 +1,8 @@
 """
 Benchmark one pretraining step: tokens/s, step time and peak memory for a fixed tiny config.
 
-    python -m scripts.bench_train                      # depth 4, seq 256, device batch 16, total batch 4096
-    python -m scripts.bench_train --compile 1 --steps 20
+    python -m bench.train                      # depth 4, seq 256, device batch 16, total batch 4096
+    python -m bench.train --compile 1 --steps 20
 
 Measures exactly what base_train does per optimizer step (forward, backward, Muon+AdamW step, zero
 grads) on random tokens, so the data pipeline is left out on purpose: it is not what limits a CPU.

@@ -1,5 +1,5 @@
 """
-The grammar engine of the embedded corpus (nanochat/synthetic.py): how a template with named slots becomes a
+The grammar engine of the embedded corpus (nanochat/synthetic/): how a template with named slots becomes a
 sentence, and how a row of the world table becomes statements about it and questions with their answers.
 
 - `_Gen`: a seeded random.Random plus the few draws the grammar needs; `g.say(templates, ctx)` picks a
@@ -7,12 +7,12 @@ sentence, and how a row of the world table becomes statements about it and quest
 - `_Choice` (a weighted table), `_with_forms` (capitalised and with-article forms), `_paragraphs`.
 - Facts: `_TOPICS` (each topic's rows and phrasings), `fact_statement`, `fact_qa`, `science_qa`.
 
-The underscore names are shared with synthetic.py and synthetic_math.py and no further: they are the inside
-of one generator kept in three files, not an API. Same determinism rule as there: no set is iterated, and
+The underscore names are shared with documents.py, chat.py and problems.py and no further: they are the
+inside of one generator, not an API. Same determinism rule as there: no set is iterated, and
 only a `random.Random` seeded from a string is drawn from.
 
-Deliberately NOT here: any document, conversation or word problem (synthetic.py, synthetic_math.py), and any
-word or fact (synthetic_world.py).
+Deliberately NOT here: any document, conversation or word problem (documents.py, chat.py, problems.py), and
+any word or fact (world.py).
 """
 
 import bisect
@@ -20,8 +20,8 @@ import itertools
 import random
 from types import MappingProxyType
 
-from nanochat import synthetic_world as W
-from nanochat.synthetic_world import article, cap, number_word, plural
+from nanochat.synthetic import world as W
+from nanochat.synthetic.world import article, cap, number_word, plural
 
 # -----------------------------------------------------------------------------
 # The grammar engine: templates are str.format strings whose slots are filled on demand.

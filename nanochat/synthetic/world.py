@@ -2,8 +2,8 @@
 The fixed "world" behind the embedded corpus: word banks, a small table of true facts, and the sentence
 templates that talk about them (fact phrasings, story frames, dialogue lines).
 
-nanochat/synthetic*.py compose documents, conversations and math problems from these tables. Keeping
-them here (data only, plus four tiny English helpers) keeps the generator readable. Every fact below
+The other modules of nanochat/synthetic/ compose documents, conversations and math problems from these
+tables. Keeping them here (data only, plus four tiny English helpers) keeps the generator readable. Every fact below
 is meant to be true and uncontroversial; where a fact is disputed (a country spanning two continents,
 a capital that is moving) the row is simply left out rather than simplified into something false.
 
@@ -313,7 +313,7 @@ announced, admitted, suggested, promised, exclaimed, agreed, sighed, began
 GREETINGS = _items("Hello, Hi, Good morning, Good afternoon, Good evening, Hey there, Welcome back, Hi there")
 
 # -----------------------------------------------------------------------------
-# World facts. Each table is (key, value, ...) rows; synthetic_grammar.py phrases them many ways.
+# World facts. Each table is (key, value, ...) rows; grammar.py phrases them many ways.
 
 # country | capital | continent | main language | currency
 COUNTRIES = _rows("""
@@ -659,7 +659,7 @@ spelling bee, swimming race, talent show, pumpkin fair, sandcastle contest, scie
 
 
 # -----------------------------------------------------------------------------
-# Phrasings. Templates are str.format strings; synthetic_grammar.py fills their slots: fields of a fact row
+# Phrasings. Templates are str.format strings; grammar.py fills their slots: fields of a fact row
 # ({country}, {capital}), words invented from the banks above ({adj}, {object}, {name}), `{a_x}` for x with
 # its article and `{X}` for x capitalised.
 

@@ -1,7 +1,7 @@
 """
 Benchmark: aggregate throughput of the web server with 1, 4 and 16 concurrent streaming clients on one replica.
 
-    python -m scripts.bench_server [--depth 4] [--clients 1 4 16] [--max-tokens 128] [--cpu-threads 1]
+    python -m bench.server [--depth 4] [--clients 1 4 16] [--max-tokens 128] [--cpu-threads 1]
 
 Serves a randomly initialised model (depth 4 -> width 256) with scripts/chat_web.py's app in a background
 uvicorn thread on 127.0.0.1, then lets N clients stream /v1/chat/completions at the same time and prints, per N:

@@ -1,0 +1,58 @@
+"""
+The evaluation tasks by name, as `chat_eval -a` and SFT's quick ChatCORE take them: each real dataset on
+its test split (from the hub, or a local file in the hub's row format), each generated one with EVAL_SEED
+so it differs from the problems training draws.
+"""
+
+import os
+
+from tasks.arc import ARC
+from tasks.gsm8k import GSM8K
+from tasks.humaneval import HumanEval
+from tasks.mmlu import MMLU
+from tasks.spellingbee import SpellingBee
+from tasks.synthetic import SyntheticMath, SyntheticMathChoice
+
+EVAL_SEED = 1000    # the generated tasks' eval problems; training draws its problems from other seeds
+GENERATED_SIZE = 256  # problems in each generated task
+
+# name -> constructor(data_path or None). Real datasets use their test split (ARC's and MMLU's are public).
+TASKS = {
+    "ARC-Easy": lambda path: ARC("ARC-Easy", "test", data_path=path),
+    "ARC-Challenge": lambda path: ARC("ARC-Challenge", "test", data_path=path),
+    "MMLU": lambda path: MMLU("all", "test", data_path=path),
+    "GSM8K": lambda path: GSM8K("test", data_path=path),
+    "HumanEval": lambda path: HumanEval(data_path=path),
+    "SpellingBee": lambda path: SpellingBee(size=GENERATED_SIZE, seed=EVAL_SEED),
+    "SyntheticMath": lambda path: SyntheticMath(size=GENERATED_SIZE, seed=EVAL_SEED),
+    "SyntheticMathChoice": lambda path: SyntheticMathChoice(size=GENERATED_SIZE, seed=EVAL_SEED),
+}
+DEFAULT_TASKS = "ARC-Easy,ARC-Challenge,MMLU,GSM8K,HumanEval,SpellingBee"
+TINY_TASKS = "SyntheticMathChoice,SyntheticMath,SpellingBee"  # no download needed
+DATA_EXTENSIONS = (".jsonl", ".json", ".parquet", ".jsonl.gz")
+
+
+def parse_task_names(text):
+    """'ARC-Easy,GSM8K' -> ['ARC-Easy', 'GSM8K']; ValueError naming the valid tasks for an unknown one."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in TASKS]
+    if unknown or not names:
+        raise ValueError(f"unknown task(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                         f"choose from {', '.join(TASKS)}")
+    return list(dict.fromkeys(names))  # drop repeats, keep the order
+
+
+def local_data_file(data_dir, name):
+    """DIR/<name>.jsonl (or another known extension) if it exists, else None (the task loads from the hub)."""
+    if not data_dir:
+        return None
+    for ext in DATA_EXTENSIONS:
+        path = os.path.join(data_dir, name + ext)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def build_tasks(names, data_dir=None):
+    """{name: Task} for the given task names; a real dataset not found in data_dir loads from the hub."""
+    return {name: TASKS[name](local_data_file(data_dir, name)) for name in names}
