@@ -1,24 +1,14 @@
 """
-The inference engine: turns a model and a tokenizer into streams of sampled tokens, for many requests at once.
+The inference engine: a model and a tokenizer turned into streams of sampled tokens, for many requests at once.
 
-One mechanism serves both kinds of caller. A `Session` owns a KV cache with room for a few rows; `add()`
-prefills a prompt into a free row, `step()` advances every active row by one token with ONE batched forward
-(T=1), `remove()` frees a row at once. Fixed-batch generation (evals, RL sampling: `Engine.generate`,
-`Engine.generate_batch`) is a loop over a session; the web server keeps one session alive and adds a request
-the moment it arrives, so new requests join the running batch instead of waiting for it to drain.
+A `Session` owns a KV cache with a few rows: `add()` prefills a prompt into a free row, `step()` advances every
+active row by one token with one batched forward, `remove()` frees a row. Evals and RL loop over a session
+(`Engine.generate`); the web server keeps one alive and adds requests as they arrive. Each row has its own
+sampling parameters and generator (a seeded request gives the same tokens whatever shares the batch), stop
+tokens, the calculator tool (forced <|output_start|>result<|output_end|>) and an incremental UTF-8 decoder.
 
-Per row: its own sampling parameters (temperature, top-k, top-p) and its own torch.Generator, so a seeded
-request gives the same tokens whatever else shares the batch; stop tokens and max_tokens; the calculator tool
-(the model writes <|python_start|>expr<|python_end|>, the engine forces <|output_start|>result<|output_end|>
-into that row, one token per step); and an incremental UTF-8 decoder, so streamed text never holds half a
-character.
-
-Also here: `fit_conversation` (drop old turns so a chat fits the context) and `completion_to_parts` (turn
-generated ids back into an assistant message for the next turn's prompt).
-
-Deliberately not here: threads or async (the server drives a session from one thread), prefix caching across
-requests, speculative decoding, paged KV memory, beam search, and device/dtype setup (the caller moves the model,
-and on CUDA may wrap calls in autocast; on CPU everything is fp32).
+Deliberately not here: threads, prefix caching, speculative decoding, paged KV memory, beam search, and
+device/dtype setup (the caller's).
 """
 
 import codecs
@@ -44,23 +34,10 @@ class SamplingParams:
     seed: int | None = None         # seeds this row's own generator; None draws a seed from torch's global RNG
     stop_token_ids: tuple = ()      # extra stop tokens; <|assistant_end|> and <|bos|> always stop
 
-    def __post_init__(self):
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
-                or not math.isfinite(self.temperature) or self.temperature < 0:
-            raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature!r}")
-        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
-                                       or self.top_k < 1):
-            raise ValueError(f"top_k must be None or an int >= 1, got {self.top_k!r}")
-        if self.top_p is not None and (isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float))
-                                       or not 0 < self.top_p <= 1):
-            raise ValueError(f"top_p must be None or a number in (0, 1], got {self.top_p!r}")
-        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
-            raise ValueError(f"max_tokens must be an int >= 1, got {self.max_tokens!r}")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise ValueError(f"seed must be None or an int, got {self.seed!r}")
+    def __post_init__(self):   # user input is checked where it enters (CLI flags, HTTP requests)
+        assert math.isfinite(self.temperature) and self.temperature >= 0 and self.max_tokens >= 1, self
+        assert (self.top_k is None or self.top_k >= 1) and (self.top_p is None or 0 < self.top_p <= 1), self
         self.stop_token_ids = tuple(self.stop_token_ids)
-        if not all(isinstance(t, int) and not isinstance(t, bool) for t in self.stop_token_ids):
-            raise ValueError(f"stop_token_ids must be token ids (ints), got {self.stop_token_ids!r}")
 
 
 @dataclass
@@ -123,16 +100,9 @@ class Engine:
     """Sampling from `model` (a nanochat GPT, already on its device and in eval mode) with `tokenizer`."""
 
     def __init__(self, model, tokenizer, calculator=eval_calculator, max_batch_size=32, max_len=None):
-        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be an int >= 1, got {max_batch_size!r}")
         max_len = model.config.sequence_len if max_len is None else max_len
-        rotary_len = model.cos.size(0)  # positions past the rotary table cannot be encoded
-        if isinstance(max_len, bool) or not isinstance(max_len, int) or not 1 <= max_len <= rotary_len:
-            raise ValueError(f"max_len must be an int in [1, {rotary_len}] (the model's rotary table), "
-                             f"got {max_len!r}")
-        if tokenizer.get_vocab_size() != model.config.vocab_size:
-            raise ValueError(f"the tokenizer has {tokenizer.get_vocab_size()} tokens but the model expects "
-                             f"{model.config.vocab_size}: they do not belong together")
+        assert max_batch_size >= 1 and 1 <= max_len <= model.cos.size(0), "positions past the rotary table"
+        assert tokenizer.get_vocab_size() == model.config.vocab_size, "the tokenizer is not the model's"
         self.model, self.tokenizer, self.calculator = model, tokenizer, calculator
         self.max_batch_size, self.max_len = max_batch_size, max_len
         self.device = model.wte.weight.device
@@ -185,16 +155,11 @@ class Engine:
 
     def _jobs(self, prompts, params, num_samples):
         """[(prompt, params)] in row order, with per-sample seeds."""
-        if isinstance(prompts, list) and prompts and all(isinstance(t, int) for t in prompts):
+        if prompts and all(isinstance(t, int) for t in prompts):
             prompts = [prompts]
-        if not isinstance(prompts, list) or not prompts:
-            raise ValueError("prompts must be a list of token ids, or a non-empty list of such lists")
         if isinstance(params, SamplingParams):
             params = [params] * len(prompts)
-        if len(params) != len(prompts):
-            raise ValueError(f"got {len(params)} SamplingParams for {len(prompts)} prompts: pass one, or one each")
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be an int >= 1, got {num_samples!r}")
+        assert prompts and len(params) == len(prompts) and num_samples >= 1, "one SamplingParams, or one each"
         jobs = []
         for prompt, p in zip(prompts, params):
             for j in range(num_samples):
@@ -211,8 +176,7 @@ class Session:
     """
 
     def __init__(self, engine, batch_size):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        assert batch_size >= 1
         self.engine = engine
         with torch.inference_mode():
             self.cache = engine.model.new_kv_cache(batch_size, engine.max_len)
@@ -234,18 +198,10 @@ class Session:
     @torch.inference_mode()
     def add(self, prompt_ids, params):
         """Prefill a prompt into a free slot; returns the new row's id. The row's first token comes from the
-        next step(). Raises RuntimeError when the session is full, ValueError for a prompt that does not fit."""
+        next step(). Raises ValueError for a prompt that does not fit; the session must have a free slot."""
         engine = self.engine
-        if not isinstance(params, SamplingParams):
-            raise TypeError(f"params must be a SamplingParams, got {type(params).__name__}")
-        if not self.free_slots:
-            raise RuntimeError(f"the session is full ({self.cache.batch_size} rows): step() until a row "
-                               "finishes, or remove() one")
         prompt = list(prompt_ids)
-        vocab = engine.model.config.vocab_size
-        if not prompt or not all(isinstance(t, int) and 0 <= t < vocab for t in prompt):
-            raise ValueError(f"the prompt must be a non-empty list of token ids in [0, {vocab}), got "
-                             f"{prompt[:10]!r}{'...' if len(prompt) > 10 else ''}")
+        assert self.free_slots and prompt and 0 <= min(prompt) and max(prompt) < engine.model.config.vocab_size
         if len(prompt) > engine.max_len:
             raise ValueError(f"the prompt has {len(prompt)} tokens but the KV cache holds {engine.max_len}; "
                              "shorten it (fit_conversation drops old turns) or use a larger max_len")
@@ -348,11 +304,8 @@ def fit_conversation(tokenizer, conversation, max_prompt_tokens):
     if even that is too long, crops the last user message from the left (its end is what the reply answers).
     dropped_turns counts the messages removed (a pair is two), so the caller can tell the user.
     """
-    if isinstance(max_prompt_tokens, bool) or not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 1:
-        raise ValueError(f"max_prompt_tokens must be an int >= 1, got {max_prompt_tokens!r}")
-    messages = conversation.get("messages") if isinstance(conversation, dict) else None
-    if not messages or not all(isinstance(m, dict) for m in messages) or messages[-1].get("role") != "user":
-        raise ValueError("fit_conversation needs a conversation whose last message is the user's, to be answered")
+    messages = conversation["messages"]
+    assert max_prompt_tokens >= 1 and messages[-1]["role"] == "user", "a user message to answer"
     system = messages[:1] if messages[0].get("role") == "system" else []
     turns = messages[len(system):]
 

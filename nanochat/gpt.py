@@ -46,26 +46,16 @@ class GPTConfig:
     smear: bool = False         # mix the previous token's embedding into each token's, through a gate
     backout: bool = False       # subtract a learned fraction of the mid-depth residual before lm_head
 
-    def __post_init__(self):
-        for name in ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}; "
-                             "pick n_embd = n_head * head_dim")
-        if self.head_dim % 2:
-            raise ValueError(f"head_dim = n_embd / n_head = {self.head_dim} must be even (rotary turns pairs)")
-        if self.n_head % self.n_kv_head:
-            raise ValueError(f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head} "
-                             "(each key/value head serves n_head / n_kv_head query heads)")
-        if self.softcap < 0:
-            raise ValueError(f"softcap must be >= 0 (0 turns it off), got {self.softcap}")
-        if isinstance(self.short_window, bool) or not isinstance(self.short_window, int) or self.short_window < 0:
-            raise ValueError(f"short_window must be an int >= 0 (0: derived), got {self.short_window!r}")
-        if not self.window_pattern or set(self.window_pattern) - set("SL"):
-            raise ValueError(f"window_pattern must be a non-empty string of S (short window) and L (full "
-                             f"context), got {self.window_pattern!r}")
+    def __post_init__(self):   # a config comes from flags or a checkpoint's JSON: say what is wrong with it
+        sizes = (self.sequence_len, self.vocab_size, self.n_layer, self.n_head, self.n_kv_head, self.n_embd)
+        if not all(type(v) is int and v > 0 for v in sizes) or self.n_embd % self.n_head or self.head_dim % 2 \
+                or self.n_head % self.n_kv_head:   # rotary turns pairs; a key/value head serves whole query heads
+            raise ValueError(f"{self}: sizes (n_layer, ...) must be positive ints, n_embd = n_head x an even "
+                             "head_dim, and n_kv_head must divide n_head")
+        if type(self.short_window) is not int or self.short_window < 0 or self.softcap < 0 \
+                or not self.window_pattern or set(self.window_pattern) - set("SL"):
+            raise ValueError(f"{self}: short_window must be an int >= 0, softcap >= 0 and window_pattern a "
+                             "string of S (short window) and L (full context)")
 
     @property
     def head_dim(self):
@@ -96,10 +86,6 @@ RECIPE = dict(qk_scale=1.0, rope_base=10000.0, window_pattern="SSSL", short_wind
 def config_from_depth(depth, vocab_size, sequence_len, aspect_ratio=64, head_dim=128, **overrides):
     """The one size dial: every shape of the model follows from its depth (number of blocks).
     `overrides` replace entries of RECIPE (for ablations)."""
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be a positive int, got {depth!r}")
-    if aspect_ratio < 1 or head_dim < 2 or head_dim % 2:
-        raise ValueError(f"need aspect_ratio >= 1 and an even head_dim >= 2, got {aspect_ratio}, {head_dim}")
     # Width grows linearly with depth (aspect ratio 64: d12 -> 768, d20 -> 1280, d32 -> 2048), so one
     # dial scales width and depth together. It is rounded UP to a whole number of heads of a fixed size:
     # attention kernels are tuned for head sizes like 64/128, and extra width becomes extra heads.
@@ -185,10 +171,7 @@ class KVCache:
 
     def __init__(self, batch_size, num_layers, num_kv_heads, head_dim, max_len, device=None,
                  dtype=torch.float32):
-        for name, value in (("batch_size", batch_size), ("num_layers", num_layers),
-                            ("num_kv_heads", num_kv_heads), ("head_dim", head_dim), ("max_len", max_len)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"KVCache {name} must be a positive int, got {value!r}")
+        assert min(batch_size, num_layers, num_kv_heads, head_dim, max_len) > 0
         shape = (num_layers, batch_size, num_kv_heads, max_len, head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
@@ -203,10 +186,6 @@ class KVCache:
     def max_len(self):
         return self.k.size(3)
 
-    def _check_row(self, row):
-        if not -self.batch_size <= row < self.batch_size:
-            raise IndexError(f"row {row} is out of range for a KVCache of batch_size {self.batch_size}")
-
     def reset(self):
         """Forget every row."""
         self.lengths.zero_()
@@ -214,21 +193,13 @@ class KVCache:
 
     def clear_row_(self, row):
         """Forget one row, e.g. a finished request whose slot a new one will take."""
-        self._check_row(row)
         self.lengths[row] = 0
         self.last_token[row] = -1
 
     def row_copy_(self, dst_row, src_cache, src_row):
         """Copy row src_row of src_cache (e.g. a freshly prefilled prompt) into row dst_row of this cache."""
-        self._check_row(dst_row)
-        src_cache._check_row(src_row)
-        ours, theirs = self.k.shape, src_cache.k.shape
-        if (ours[0], ours[2], ours[4]) != (theirs[0], theirs[2], theirs[4]):
-            raise ValueError(f"cannot copy between KV caches of shapes {tuple(theirs)} and {tuple(ours)}: "
-                             "num_layers, num_kv_heads and head_dim must match")
         n = int(src_cache.lengths[src_row])
-        if n > self.max_len:
-            raise ValueError(f"source row holds {n} tokens but this cache's max_len is {self.max_len}")
+        assert self.k.shape[::2] == src_cache.k.shape[::2] and n <= self.max_len, "caches of one model"
         self.k[:, dst_row, :, :n] = src_cache.k[:, src_row, :, :n]
         self.v[:, dst_row, :, :n] = src_cache.v[:, src_row, :, :n]
         self.lengths[dst_row] = n
@@ -385,19 +356,11 @@ class GPT(nn.Module):
     def _cache_positions(self, kv_cache, B, T):
         """Rotary tables, positions and one attention mask per window size for T new tokens per row."""
         cfg = self.config
-        if kv_cache.k.shape[0] != cfg.n_layer or kv_cache.k.shape[2] != cfg.n_kv_head \
-                or kv_cache.k.shape[4] != cfg.head_dim or kv_cache.batch_size != B:
-            raise ValueError(f"KVCache of shape {tuple(kv_cache.k.shape)} does not fit this model and batch: need "
-                             f"({cfg.n_layer}, {B}, {cfg.n_kv_head}, max_len, {cfg.head_dim})")
+        assert kv_cache.k.shape[:3] == (cfg.n_layer, B, cfg.n_kv_head) and kv_cache.k.shape[4] == cfg.head_dim
         positions = kv_cache.lengths[:, None] + torch.arange(T, device=kv_cache.lengths.device)  # (B, T)
         ends = kv_cache.lengths + T
         L = int(ends.max())  # the one host sync per forward: how many key slots anybody needs
-        limit = min(kv_cache.max_len, self.cos.size(0))
-        if L > limit:
-            row = int(ends.argmax())
-            raise ValueError(f"row {row} would hold {L} tokens, past the limit {limit} (KVCache max_len "
-                             f"{kv_cache.max_len}, rotary table {self.cos.size(0)}); use a larger max_len, "
-                             "or clear the row")
+        assert L <= min(kv_cache.max_len, self.cos.size(0)), "a row past its cache (the engine ends rows there)"
         # Slot j is visible to the query at position p iff 0 <= p - j (the cached prefix plus the causal part of
         # the new tokens; slots past a row's end never are) and, in a windowed layer, p - j < window.
         behind = positions[:, :, None] - torch.arange(L, device=positions.device)  # (B, T, L)
@@ -412,14 +375,12 @@ class GPT(nn.Module):
         adds them up, "none" returns one loss per position, shape (B*T,), 0 at ignored positions.
         With kv_cache, the tokens are appended to each row of the cache and lengths grow by T.
         """
-        if idx.dim() != 2 or idx.dtype != torch.long:
-            raise ValueError(f"idx must be a (B, T) long tensor, got shape {tuple(idx.shape)} dtype {idx.dtype}")
+        assert idx.dim() == 2 and idx.dtype == torch.long, "idx: (B, T) token ids"
         cfg = self.config
         B, T = idx.shape
         positions = attn_masks = None
         if kv_cache is None:
-            if T > self.cos.size(0):
-                raise ValueError(f"sequence of {T} tokens is longer than the rotary table ({self.cos.size(0)})")
+            assert T <= self.cos.size(0), "longer than the rotary table"
             cos, sin = self.cos[None, :T, None], self.sin[None, :T, None]  # (1, T, 1, D/2)
         else:
             cos, sin, positions, attn_masks = self._cache_positions(kv_cache, B, T)
@@ -455,8 +416,6 @@ class GPT(nn.Module):
             logits = softcap * torch.tanh(logits / softcap)
         if targets is None:
             return logits
-        if loss_reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"loss_reduction must be 'mean', 'sum' or 'none', got {loss_reduction!r}")
         return F.cross_entropy(logits.view(B * T, -1), targets.reshape(B * T), ignore_index=-1,
                                reduction=loss_reduction)
 

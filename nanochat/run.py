@@ -176,14 +176,15 @@ class Run:
         print0(f"saved checkpoint step {self.step} to {self.ckpt_dir}")
 
     def finish(self, report):
-        """The final checkpoint, the report section (config, then `report` and the metrics), metrics.json,
-        and the last line: `<metric>: <value>`. Returns the metrics."""
+        """The final checkpoint, the report section (config, then `report` and the metrics), metrics.json (the
+        same numbers, e.g. peak_memory_mib), and the last line: `<metric>: <value>`. Returns the metrics."""
         self.save(final=True)
         self.stop.restore()
         gc.unfreeze()   # frozen objects are never freed: at exit, extensions (triton's) would report them as leaks
         gc.enable()
-        metrics = {"stage": self.stage, **self.metrics, "step": self.step, "train_time": round(self.train_time, 1)}
         numbers = {k: v for k, v in self.metrics.items() if not isinstance(v, dict)}   # tables are the stage's
+        metrics = {"stage": self.stage, **report, **self.metrics, "step": self.step,
+                   "train_time": round(self.train_time, 1)}
         self.report.log(self.report_section, [self.config, {"steps": self.step, **report, **numbers,
                                                              "train_time_min": round(self.train_time / 60, 2)}])
         if self.compute.master:

@@ -10,7 +10,8 @@ Conversations are dicts: {"messages": [{"role": ..., "content": ...}, ...]} with
 leading "system" message, then user/assistant turns alternating, starting with the user.
 Assistant content is either a string or a list of parts {"type": "text" | "python" |
 "python_output", "text": str}: the assistant's own words, a calculator call it wrote, and the
-tool's output that was fed back to it.
+tool's output that was fed back to it. `check_messages` is the one check of a conversation from
+outside (a data file, an HTTP request); the renderer assumes it.
 
 Deliberately left out: byte-fallback for unknown tokens (byte-level BPE has none), training in
 Python (tests/bpe_reference.py has a slow reference), and normalisation of the input text.
@@ -197,10 +198,8 @@ class Tokenizer:
         The conversation must end with a user message, or with an assistant message (e.g. a task's
         reference answer), which is then dropped.
         """
-        messages = list(conversation["messages"]) if isinstance(conversation, dict) else None
-        if not messages:
-            raise ValueError("conversation must be a dict with a non-empty 'messages' list")
-        if messages[-1].get("role") == "assistant":
+        messages = conversation["messages"]
+        if messages[-1]["role"] == "assistant":
             messages = messages[:-1]
         ids, _ = self.render_conversation({"messages": messages})
         return ids + [self.special_ids["<|assistant_start|>"]]
@@ -217,52 +216,49 @@ class Tokenizer:
 PART_TYPES = ("text", "python", "python_output")
 
 
-def _normalize_messages(conversation):
-    """Validate a conversation; fold a system message into the first user turn; list-ify assistant content.
+class BadConversation(ValueError):
+    """A conversation the chat template cannot render; `where` names the part at fault ("messages[1].role")."""
 
-    Raises ValueError naming the offending message for anything malformed.
-    """
-    if not isinstance(conversation, dict) or not isinstance(conversation.get("messages"), list):
-        raise ValueError("a conversation must be a dict with a 'messages' list, "
-                         f"got {type(conversation).__name__}")
+    def __init__(self, where, problem):
+        super().__init__(f"{where} {problem}")
+        self.where = where
+
+
+def check_messages(messages, last=None):
+    """The one check of a conversation from outside (a task's data file, an HTTP request): an optional system
+    message, then user, assistant, user, ... (ending with a `last` message, when given), each with string
+    content (an assistant's may be a list of parts). Raises BadConversation; rendering assumes it passed."""
+    if not isinstance(messages, list) or not messages:
+        raise BadConversation("messages", "must be a non-empty list of {role, content} messages")
+    first = 1 if isinstance(messages[0], dict) and messages[0].get("role") == "system" else 0
+    for i, m in enumerate(messages):
+        role = "system" if i < first else ("user", "assistant")[(i - first) % 2]
+        if not isinstance(m, dict) or m.get("role") != role:
+            raise BadConversation(f"messages[{i}].role", f"is {m.get('role') if isinstance(m, dict) else m!r:.40}, "
+                                  f"expected {role!r}: after an optional system message, roles alternate user, "
+                                  "assistant, user, ...")
+        content = m.get("content")
+        parts = role == "assistant" and isinstance(content, list) and all(
+            isinstance(p, dict) and p.get("type") in PART_TYPES and isinstance(p.get("text"), str) for p in content)
+        if not (isinstance(content, str) or parts):
+            raise BadConversation(f"messages[{i}].content", f"must be a string (an assistant's may be a list of "
+                                  f"{{type: one of {PART_TYPES}, text}} parts), got {content!r:.40}")
+    if len(messages) == first or last and messages[-1]["role"] != last:
+        raise BadConversation(f"messages[{len(messages) - 1}]", f"is the last, so it must be the {last or 'user'}'s")
+
+
+def _normalize_messages(conversation):
+    """Fold a system message into the first user turn and list-ify assistant content (see check_messages)."""
     messages = conversation["messages"]
-    if not messages:
-        raise ValueError("conversation has no messages")
-    system = None
-    if isinstance(messages[0], dict) and messages[0].get("role") == "system":
-        system, messages = messages[0], messages[1:]
-        if not isinstance(system.get("content"), str):
-            raise ValueError("the system message's content must be a string")
-        if not messages:
-            raise ValueError("conversation has a system message but no user message after it")
+    system = messages[0]["content"] if messages[0]["role"] == "system" else None
     out = []
-    for i, msg in enumerate(messages):
-        expected = "user" if i % 2 == 0 else "assistant"
-        role = msg.get("role") if isinstance(msg, dict) else None
-        if role != expected:
-            where = i + (system is not None)
-            raise ValueError(f"message {where} has role {role!r}, expected {expected!r}: after an optional "
-                             "system message, roles must alternate user, assistant, user, ...")
-        content = msg.get("content")
-        if role == "user":
-            if not isinstance(content, str):
-                raise ValueError(f"user message {i} content must be a string, got {type(content).__name__}")
-            if i == 0 and system is not None:
-                content = system["content"] + "\n\n" + content
-            out.append({"role": "user", "content": content})
-        else:
-            if isinstance(content, str):
-                parts = [{"type": "text", "text": content}]
-            elif isinstance(content, list):
-                parts = content
-                for j, p in enumerate(parts):
-                    if not isinstance(p, dict) or p.get("type") not in PART_TYPES or not isinstance(p.get("text"), str):
-                        raise ValueError(f"assistant message {i} part {j} is {p!r}; each part must be "
-                                         f"{{'type': one of {PART_TYPES}, 'text': str}}")
-            else:
-                raise ValueError(f"assistant message {i} content must be a string or a list of parts, "
-                                 f"got {type(content).__name__}")
-            out.append({"role": "assistant", "content": parts})
+    for msg in messages[1:] if system is not None else messages:
+        content = msg["content"]
+        if msg["role"] == "user" and system is not None:
+            content, system = system + "\n\n" + content, None
+        elif msg["role"] == "assistant" and isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        out.append({"role": msg["role"], "content": content})
     return out
 
 

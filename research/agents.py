@@ -71,6 +71,18 @@ def run_group(cmd, cwd, env, timeout, log_path):
     return proc.returncode, time.time() - t0, usage.ru_maxrss / 1024, timed_out
 
 
+def detect_gpus(env):
+    """One entry per GPU for --parallel: CUDA_VISIBLE_DEVICES when set, else nvidia-smi; [None] on CPU."""
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip()] or [None]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return [None]
+    return [str(i) for i in range(len(out.strip().splitlines()))] or [None]
+
+
 def git(cwd, *args, strip=True):
     r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if r.returncode != 0:

@@ -49,9 +49,10 @@ from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import compute_init, print0
 from nanochat.engine import Engine, SamplingParams, fit_conversation
 from nanochat.serving import GenerationError, Job, Replica, ReplicaPool, StopText, ToolRenderer
+from nanochat.tokenizer import BadConversation
+from nanochat.tokenizer import check_messages as check_messages_format
 
 UI_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ui.html")
-ROLES = ("system", "user", "assistant")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of the stream
 
 
@@ -123,16 +124,11 @@ class OpenAIChatRequest(ChatRequest):
 
 
 def check_messages(messages, config):
-    """Roles, order and sizes; the template needs [system], user, assistant, user, ..., user."""
-    if not messages:
-        raise ApiError("messages must be a non-empty list of {role, content}", "messages", "empty_messages")
+    """Sizes, then the chat template's rules ([system], user, assistant, ..., user: the one check of them)."""
     if len(messages) > config.max_messages:
         raise ApiError(f"{len(messages)} messages is more than the limit of {config.max_messages}; start a new "
                        "conversation", "messages", "too_many_messages")
     for i, m in enumerate(messages):
-        if m.role not in ROLES:
-            raise ApiError(f"messages[{i}].role is {m.role!r}; roles must be one of {', '.join(ROLES)}",
-                           f"messages[{i}].role", "invalid_role")
         if len(m.content) > config.max_message_chars:
             raise ApiError(f"messages[{i}].content has {len(m.content)} characters, more than the limit of "
                            f"{config.max_message_chars}", f"messages[{i}].content", "message_too_long")
@@ -140,16 +136,10 @@ def check_messages(messages, config):
     if total > config.max_total_chars:
         raise ApiError(f"the messages have {total} characters in all, more than the limit of "
                        f"{config.max_total_chars}; drop old turns", "messages", "messages_too_long")
-    first = 1 if messages[0].role == "system" else 0
-    for i in range(first, len(messages)):
-        expected = "user" if (i - first) % 2 == 0 else "assistant"
-        if messages[i].role != expected:
-            raise ApiError(f"messages[{i}].role is {messages[i].role!r} but {expected!r} was expected: after an "
-                           "optional system message, roles alternate user, assistant, user, ...",
-                           f"messages[{i}].role", "invalid_role_order")
-    if messages[-1].role != "user":
-        raise ApiError("the last message must be the user's (the one to answer)", f"messages[{len(messages) - 1}]",
-                       "invalid_role_order")
+    try:
+        check_messages_format([m.model_dump() for m in messages], last="user")
+    except BadConversation as e:
+        raise ApiError(str(e), e.where, "invalid_messages") from None
 
 
 def check_stop(stop, config):

@@ -196,27 +196,6 @@ def _parse_json(text, where):
         raise ValueError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
 
 
-def check_messages(messages):
-    """Raise ValueError unless `messages` is an optional system message, then user, assistant, user, ...
-    (at least one of each), every one a {"role", "content": str} dict."""
-    if not isinstance(messages, list):
-        raise ValueError(f"messages must be a list of {{role, content}} dicts, got {type(messages).__name__}")
-    body = messages[1:] if messages and isinstance(messages[0], dict) and messages[0].get("role") == "system" \
-        else messages
-    if len(body) < 2:
-        raise ValueError(f"a conversation needs at least a user and an assistant message, got {len(body)} "
-                         "message(s) after the optional system message")
-    offset = len(messages) - len(body)
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
-            raise ValueError(f"message {i} is {msg!r}; each message must be {{'role': ..., 'content': str}}")
-        if i >= offset:
-            expected = "user" if (i - offset) % 2 == 0 else "assistant"
-            if msg.get("role") != expected:
-                raise ValueError(f"message {i} has role {msg.get('role')!r}, expected {expected!r}: after an "
-                                 "optional system message, roles alternate user, assistant, user, ...")
-
-
 def message_text(message):
     """The text of a message whose content is a string or a list of parts (all parts' text joined)."""
     content = message["content"]

@@ -10,7 +10,8 @@ Training only: there is no automatic check of a reply.
 import json
 import os
 
-from tasks.common import Task, check_messages
+from nanochat.tokenizer import check_messages
+from tasks.common import Task
 
 
 def read_conversations(path):
@@ -27,7 +28,7 @@ def read_conversations(path):
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{n}: invalid JSON ({e.msg} at column {e.colno})") from None
             try:
-                check_messages(messages)
+                check_messages(messages, last="assistant")
             except ValueError as e:
                 raise ValueError(f"{path}:{n}: {e}") from None
             conversations.append([{"role": m["role"], "content": m["content"]} for m in messages])

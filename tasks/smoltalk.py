@@ -6,7 +6,8 @@ assistant alternating. Other columns (e.g. the source subset) are ignored, and s
 message. Training only: there is no automatic check of a reply.
 """
 
-from tasks.common import Task, check_choice, check_messages, load_rows
+from nanochat.tokenizer import check_messages
+from tasks.common import Task, check_choice, load_rows
 
 
 class SmolTalk(Task):
@@ -20,7 +21,7 @@ class SmolTalk(Task):
         # checked here rather than at load time: a split has ~0.5M rows and most runs read a fraction
         messages = [{"role": m["role"], "content": m["content"]} for m in self.rows[index]["messages"]]
         try:
-            check_messages(messages)
+            check_messages(messages, last="assistant")
         except ValueError as e:
             raise ValueError(f"{self.name} row {index}: {e}") from None
         return {"messages": messages}

@@ -17,7 +17,9 @@ import time
 
 import pytest
 
+from research import agents as ag
 from research import autoresearch as ar
+from research import stages as st
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IDENT = ["-c", "user.name=test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"]
@@ -71,7 +73,7 @@ def make_repo(tmp_path):
 def toy_stage(tmp_path, args=""):
     runs = tmp_path / "runs.log"
     command = f"echo $CUDA_VISIBLE_DEVICES-run >> {runs} && {{python}} train.py {runs} {args}"
-    return ar.Stage(name="toy", command=command, evaluate="{python} score.py", metrics="score.json", metric="score",
+    return st.Stage(name="toy", command=command, evaluate="{python} score.py", metrics="score.json", metric="score",
                     higher_is_better=False, editable=["params*.py"], protected=["score.py"],
                     needs={"offset.txt": "python make_offset.py"}, guard="check", grace=1.0)
 
@@ -142,7 +144,7 @@ def test_replay_loop_keeps_only_real_gains_and_logs_every_attempt(tmp_path):
     ])
     run_dir = tmp_path / "run"
     t0 = time.time()
-    ar.Research(toy_stage(tmp_path), ar.ReplayAgent(str(patches)),
+    ar.Research(toy_stage(tmp_path), ag.ReplayAgent(str(patches)),
                 options(repo, inputs, run_dir, min_delta=0.1)).run()
     assert time.time() - t0 < 60
 
@@ -231,7 +233,7 @@ def test_noise_margin_guard_and_confirm(tmp_path):
         ("real gain", "params.py", "VALUE = 4.0\n", True),               # runs 5 and 6: 4.7, 4.5; keeps 4.7
     ])
     run_dir = tmp_path / "run"
-    ar.Research(toy_stage(tmp_path, args="0.2"), ar.ReplayAgent(str(patches)),
+    ar.Research(toy_stage(tmp_path, args="0.2"), ag.ReplayAgent(str(patches)),
                 options(repo, inputs, run_dir, confirm=True)).run()
     rows = read_rows(run_dir)
     assert [r["status"] for r in rows] == ["baseline", "baseline", "discard", "discard", "keep"]
@@ -249,7 +251,7 @@ def test_parallel_workers_one_gpu_each_and_stale_winner_rerun_on_new_tip(tmp_pat
         ("lower value", "params.py", slow + "VALUE = 4.0\n", True),
         ("lower other", "params2.py", slow + "OTHER = -2.0\n", True)])
     run_dir = tmp_path / "run"
-    ar.Research(toy_stage(tmp_path), ar.ReplayAgent(str(patches)),
+    ar.Research(toy_stage(tmp_path), ag.ReplayAgent(str(patches)),
                 options(repo, inputs, run_dir, gpus=["0", "1"])).run()
     rows = read_rows(run_dir)
     assert sorted(r["status"] for r in rows) == ["baseline", "baseline", "keep", "keep"]
@@ -257,14 +259,14 @@ def test_parallel_workers_one_gpu_each_and_stale_winner_rerun_on_new_tip(tmp_pat
     runs = (tmp_path / "runs.log").read_text().split()
     assert set(runs) == {"0-run", "1-run"} and len(runs) == 5  # 2 baselines, 2 candidates, 1 rerun on the new tip
     assert sorted(branch_log(repo)) == ["lower other", "lower value"]
-    assert ar.detect_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2", "3"]
-    assert ar.detect_gpus({"CUDA_VISIBLE_DEVICES": ""}) == [None]
+    assert ag.detect_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2", "3"]
+    assert ag.detect_gpus({"CUDA_VISIBLE_DEVICES": ""}) == [None]
 
 
 def test_command_agent_gets_the_prompt_and_edits_its_worktree(tmp_path):
     repo, inputs = make_repo(tmp_path)
     seen = tmp_path / "seen_prompt.md"
-    agent = ar.CommandAgent(f"cat {{prompt}} > {seen} && sed -i 's/5.0/3.0/' params.py && echo 100 > bonus.local && "
+    agent = ag.CommandAgent(f"cat {{prompt}} > {seen} && sed -i 's/5.0/3.0/' params.py && echo 100 > bonus.local && "
                             "echo 'lower via sed' > \"$AUTORESEARCH_DESCRIPTION\"", timeout=30)
     run_dir = tmp_path / "run"
     ar.Research(toy_stage(tmp_path), agent, options(repo, inputs, run_dir, max_experiments=1)).run()
@@ -305,7 +307,7 @@ def test_openai_agent_against_a_local_server(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         stage = toy_stage(tmp_path)
-        agent = ar.OpenAIAgent("tiny-model", f"http://127.0.0.1:{server.server_port}/v1", "sk-test", 30,
+        agent = ag.OpenAIAgent("tiny-model", f"http://127.0.0.1:{server.server_port}/v1", "sk-test", 30,
                                stage.editable)
         run_dir = tmp_path / "run"
         ar.Research(stage, agent, options(repo, inputs, run_dir, max_experiments=3)).run()
@@ -326,7 +328,7 @@ def test_openai_agent_against_a_local_server(tmp_path):
 def test_clear_errors_for_missing_prerequisites_and_commits(tmp_path):
     repo, inputs = make_repo(tmp_path)
     (inputs / "offset.txt").unlink()
-    agent = ar.ReplayAgent(str(write_patches(tmp_path / "p", repo, [("x", "params.py", "VALUE = 1.0\n", True)])))
+    agent = ag.ReplayAgent(str(write_patches(tmp_path / "p", repo, [("x", "params.py", "VALUE = 1.0\n", True)])))
     with pytest.raises(FileNotFoundError, match=r"offset\.txt; make it with: python make_offset\.py"):
         ar.Research(toy_stage(tmp_path), agent, options(repo, inputs, tmp_path / "run"))
     empty = tmp_path / "empty"
@@ -335,39 +337,39 @@ def test_clear_errors_for_missing_prerequisites_and_commits(tmp_path):
     (empty / "research").mkdir()
     (empty / "research" / "program.md").write_text("x")
     with pytest.raises(ValueError, match="no commit yet"):
-        ar.Research(ar.Stage("s", "true", "true", "m.json", "x", True, ["*"]), agent,
+        ar.Research(st.Stage("s", "true", "true", "m.json", "x", True, ["*"]), agent,
                     options(empty, inputs, tmp_path / "run2"))
 
 
 def test_extract_diff_and_patch_descriptions(tmp_path):
     diff = "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n"
-    assert ar.extract_diff(f"text\n```python\nprint(1)\n```\n```diff\n{diff}```") == diff
-    assert ar.extract_diff(f"no fence:\n{diff}") == diff
-    assert ar.extract_diff("nothing here") == ""
+    assert ag.extract_diff(f"text\n```python\nprint(1)\n```\n```diff\n{diff}```") == diff
+    assert ag.extract_diff(f"no fence:\n{diff}") == diff
+    assert ag.extract_diff("nothing here") == ""
     p = tmp_path / "0001.patch"
     p.write_text("From abc Mon Sep 17 00:00:00 2001\nSubject: [PATCH 1/2] fuse the qkv matmul\n\n" + diff)
-    assert ar.patch_description(str(p)) == "fuse the qkv matmul"
+    assert ag.patch_description(str(p)) == "fuse the qkv matmul"
     p.write_text(diff)
-    assert ar.patch_description(str(p)) == "0001"
+    assert ag.patch_description(str(p)) == "0001"
 
 
 def test_builtin_stages_are_well_formed():
     files = _repo_files()
-    for name, stage in ar.STAGES.items():
+    for name, stage in st.STAGES.items():
         assert stage.name == name
         for cmd in (stage.command, stage.evaluate):
             cmd.format(python="python", budget="300", run_dir="/r", slot=0, metrics="/m.json")
         assert stage.evaluate and stage.protected
         for pattern in stage.editable + stage.protected:   # every glob names files this repo has
-            assert any(ar.fnmatch.fnmatchcase(p, pattern) for p in files), (name, pattern)
+            assert any(st.fnmatch.fnmatchcase(p, pattern) for p in files), (name, pattern)
         # the evaluation's code is never editable, and every script a command runs is
-        assert not [p for p in files if ar.matches(p, stage.editable) and ar.matches(p, stage.protected)], name
+        assert not [p for p in files if st.matches(p, stage.editable) and st.matches(p, stage.protected)], name
         for script in re.findall(r"-m (scripts\.\w+)", stage.command):
-            assert ar.matches(script.replace(".", "/") + ".py", stage.editable), (name, script)
+            assert st.matches(script.replace(".", "/") + ".py", stage.editable), (name, script)
         for script in re.findall(r"-m ((?:scripts|bench)\.\w+)", stage.evaluate):
-            assert ar.matches(script.replace(".", "/") + ".py", stage.protected), (name, script)
-    assert ar.lookup({"tasks": {"X": {"accuracy": 0.5}}}, "tasks.X.accuracy") == 0.5
-    assert ar.lookup({"tasks": {}}, "tasks.X.accuracy") is None
+            assert st.matches(script.replace(".", "/") + ".py", stage.protected), (name, script)
+    assert st.lookup({"tasks": {"X": {"accuracy": 0.5}}}, "tasks.X.accuracy") == 0.5
+    assert st.lookup({"tasks": {}}, "tasks.X.accuracy") is None
 
 
 def _repo_files():
@@ -381,7 +383,7 @@ def _repo_files():
 @pytest.mark.slow
 def test_engine_stage_metrics_from_the_real_benchmark(tmp_path):
     """bench/engine.py writes the engine stage's metric and an outputs digest that repeats run to run."""
-    stage = ar.STAGES["engine"]
+    stage = st.STAGES["engine"]
     results = []
     for i in range(2):
         path = tmp_path / f"engine{i}.json"
@@ -390,6 +392,6 @@ def test_engine_stage_metrics_from_the_real_benchmark(tmp_path):
                "--json", str(path)]
         subprocess.run(cmd, cwd=REPO_ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, check=True)
         results.append(json.loads(path.read_text()))
-    assert all(ar.lookup(r, stage.metric) > 0 for r in results)
-    digests = {ar.lookup(r, stage.guard) for r in results}
+    assert all(st.lookup(r, stage.metric) > 0 for r in results)
+    digests = {st.lookup(r, stage.guard) for r in results}
     assert len(digests) == 1 and len(digests.pop()) == 16

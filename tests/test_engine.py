@@ -149,10 +149,10 @@ def test_sampling_frequencies_match_the_filtered_softmax():
 
 
 @pytest.mark.parametrize("bad", [dict(temperature=-1), dict(temperature=float("nan")), dict(top_k=0),
-                                 dict(top_p=0), dict(top_p=1.5), dict(max_tokens=0), dict(seed=1.5),
-                                 dict(stop_token_ids=("a",))])
-def test_bad_sampling_params_are_rejected(bad):
-    with pytest.raises(ValueError, match=next(iter(bad))):
+                                 dict(top_p=0), dict(top_p=1.5), dict(max_tokens=0)])
+def test_sampling_params_invariants(bad):
+    """User input is validated where it enters (tests/test_chat_web.py); inside, a bad value is a bug."""
+    with pytest.raises(AssertionError):
         SamplingParams(**bad)
 
 
@@ -256,7 +256,7 @@ def test_remove_frees_a_slot_and_other_rows_are_unaffected():
     got = {b: [], 0: []}
     for _ in range(3):
         got[b].append(session.step()[b].token)
-    with pytest.raises(RuntimeError, match="full"):
+    with pytest.raises(AssertionError):   # full: the caller checks free_slots
         session.add(pc, params)
     session.remove(a)  # b moves into a's cache row
     assert session.active_rows == [b] and session.free_slots == 1 and len(session) == 1
@@ -272,13 +272,13 @@ def test_remove_frees_a_slot_and_other_rows_are_unaffected():
         session.remove(a)
 
 
-def test_bad_prompts_are_rejected():
+def test_bad_prompts_are_bugs():
     engine = Engine(random_model(), TOK)
     session = engine.session()
-    for bad in ([], [BOS, 999], [BOS, -1], [BOS, "a"]):
-        with pytest.raises(ValueError, match="non-empty list of token ids"):
+    for bad in ([], [BOS, 999], [BOS, -1]):
+        with pytest.raises(AssertionError):
             session.add(bad, SamplingParams())
-    with pytest.raises(ValueError, match="2 SamplingParams for 3 prompts"):
+    with pytest.raises(AssertionError):   # 2 SamplingParams for 3 prompts
         engine.generate_batch(prompts([2, 3, 4]), [SamplingParams()] * 2)
 
 

@@ -70,18 +70,16 @@ def test_config_round_trips_through_json():
     assert GPTConfig(**json.loads(json.dumps(asdict(cfg)))) == cfg
 
 
-@pytest.mark.parametrize("bad, word", [
-    (dict(n_embd=30), "n_head"),       # 30 not divisible by 4 heads
-    (dict(n_kv_head=3), "n_kv_head"),  # 3 does not divide 4
-    (dict(n_embd=12), "even"),         # head_dim 3 cannot be rotated in pairs
-    (dict(n_layer=0), "n_layer"),
-    (dict(softcap=-1.0), "softcap"),
-    (dict(short_window=1.5), "short_window"),
-    (dict(short_window=True), "short_window"),
-    (dict(window_pattern="SX"), "window_pattern"),
+@pytest.mark.parametrize("bad", [
+    dict(n_embd=30),       # 30 not divisible by 4 heads
+    dict(n_kv_head=3),     # 3 does not divide 4
+    dict(n_embd=12),       # head_dim 3 cannot be rotated in pairs
+    dict(n_layer=0), dict(n_layer=True), dict(softcap=-1.0), dict(short_window=1.5), dict(short_window=True),
+    dict(window_pattern="SX"), dict(window_pattern=""),
 ])
-def test_config_rejects_bad_shapes(bad, word):
-    with pytest.raises(ValueError, match=word):
+def test_config_rejects_bad_shapes(bad):
+    """A config comes from flags or a checkpoint file: a bad one is refused with the config in the message."""
+    with pytest.raises(ValueError, match=f"{next(iter(bad))}="):
         GPTConfig(**{**asdict(TINY), **bad})
 
 
@@ -195,15 +193,15 @@ def test_ignore_index_and_loss_reduction():
     none = model(idx, targets, loss_reduction="none")
     assert none.shape == (30,)
     assert_close(none, per_position.view(-1))
-    with pytest.raises(ValueError, match="loss_reduction"):
+    with pytest.raises(ValueError):   # torch's own check
         model(idx, targets, loss_reduction="avg")
 
 
-def test_forward_rejects_bad_idx():
+def test_forward_asserts_its_input():
     model = GPT(TINY)
-    with pytest.raises(ValueError, match="long"):
+    with pytest.raises(AssertionError):
         model(torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="rotary"):
+    with pytest.raises(AssertionError):   # longer than the rotary table
         model(torch.zeros(1, TINY.sequence_len * 10 + 1, dtype=torch.long))
 
 
@@ -283,18 +281,14 @@ def test_kv_cache_errors():
     model = GPT(TINY)
     cache = model.new_kv_cache(batch_size=2, max_len=6)
     model(tokens(2, 5), kv_cache=cache)
-    with pytest.raises(ValueError, match="max_len"):
+    with pytest.raises(AssertionError):   # past max_len: the engine ends a row before that
         model(tokens(2, 2), kv_cache=cache)
     assert cache.lengths.tolist() == [5, 5]  # a refused step changes nothing
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(AssertionError):
         model(tokens(3, 1), kv_cache=cache)  # batch of 3 into a cache of 2 rows
-    with pytest.raises(IndexError, match="row 2"):
-        cache.clear_row_(2)
     other = KVCache(1, num_layers=3, num_kv_heads=4, head_dim=8, max_len=6)
-    with pytest.raises(ValueError, match="num_layers"):
+    with pytest.raises(AssertionError):
         cache.row_copy_(0, other, 0)
-    with pytest.raises(ValueError, match="max_len"):
-        KVCache(1, 2, 4, 8, max_len=0)
 
 
 def test_gqa_equals_mha_with_repeated_kv_heads():

@@ -10,13 +10,16 @@ checks the same rules on a toy stage in seconds).
 import dataclasses
 import difflib
 import json
+import math
 import os
 import shutil
 import subprocess
 
 import pytest
 
+from research import agents as ag
 from research import autoresearch as ar
+from research import stages as st
 from tests.posttrain_utils import BASE_TAG, MODEL, POSTTRAIN, make_base_dir, run_module
 from tests.test_autoresearch import IDENT, read_rows
 
@@ -80,11 +83,11 @@ def research(repo, inputs, tmp_path, name, patches):
     for i, text in enumerate(patches):
         (folder / f"{i:03d}.patch").write_text(text)
     command, evaluate = TOY[name]
-    stage = dataclasses.replace(ar.STAGES[name], command=command, evaluate=evaluate, grace=600)
+    stage = dataclasses.replace(st.STAGES[name], command=command, evaluate=evaluate, grace=600)
     run_dir = tmp_path / "run"
     opts = ar.Options(repo=str(repo), run_dir=str(run_dir), tag=f"{name}-{tmp_path.name}", budget=60,
                       inputs=str(inputs), baseline_runs=1)
-    ar.Research(stage, ar.ReplayAgent(str(folder)), opts).run()
+    ar.Research(stage, ag.ReplayAgent(str(folder)), opts).run()
     return read_rows(run_dir), run_dir
 
 
@@ -135,5 +138,5 @@ def test_every_other_stage_runs_under_the_harness(world, tmp_path_factory):
     for name, (text, status) in cases.items():
         rows, _ = research(repo, inputs, tmp_path_factory.mktemp(name), name, [text])
         assert [r["status"] for r in rows] == ["baseline", status], (name, rows)
-        assert float(rows[0]["metric"]) >= 0, name
+        assert math.isfinite(float(rows[0]["metric"])), name   # ChatCORE is centered: it may be below 0
     assert "guard changed" in rows[1]["description"]   # the engine's: same speed is not enough, same outputs

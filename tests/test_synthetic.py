@@ -375,7 +375,7 @@ def test_identity_facts_are_in_the_documents(sample_docs):
 
 
 def test_identity_conversations():
-    from tasks.common import check_messages
+    from nanochat.tokenizer import check_messages
     convs = generate_identity_conversations(seed=0, n=300)
     assert convs[:40] == generate_identity_conversations(seed=0, n=40)        # i depends only on (seed, i)
     assert convs != generate_identity_conversations(seed=1, n=300)
@@ -383,7 +383,7 @@ def test_identity_conversations():
     questions = {q.lower().rstrip("?.") for q, _ in W.IDENTITY_QA}
     greeted = 0
     for messages in convs:
-        check_messages(messages)                                               # the identity .jsonl format
+        check_messages(messages, last="assistant")                             # the identity .jsonl format
         pairs = [(messages[i]["content"], messages[i + 1]["content"]) for i in range(0, len(messages), 2)]
         if pairs[0][1] not in answers:
             greeted += 1

@@ -333,7 +333,7 @@ def test_smoltalk_with_system_message(tmp_path, tok):
     bad = [SMOLTALK_ROWS[1], {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}]
     smol_bad = SmolTalk("train", data_path=write_jsonl(tmp_path / "bad.jsonl", bad))
     smol_bad.get(0)
-    with pytest.raises(ValueError, match="row 1: message 1 has role 'user', expected 'assistant'"):
+    with pytest.raises(ValueError, match="row 1: messages\\[1\\].role is 'user', expected 'assistant'"):
         smol_bad.get(1)
 
 
@@ -347,10 +347,10 @@ def test_customjson_valid_and_malformed(tmp_path):
     assert [c["messages"] for c in custom] == good and custom.name == "CustomJSON/identity.jsonl"
     bad_lines = [
         ('[{"role": "user", "content": "hi"}, {"role": "assistant"', "invalid JSON"),
-        ('{"role": "user", "content": "hi"}', "must be a list"),
-        ('[{"role": "user", "content": "hi"}]', "at least a user and an assistant"),
+        ('{"role": "user", "content": "hi"}', "non-empty list"),
+        ('[{"role": "user", "content": "hi"}]', "messages[0] is the last, so it must be the assistant's"),
         ('[{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]', "expected 'user'"),
-        ('[{"role": "user", "content": "a"}, {"role": "assistant", "content": 5}]', "message 1 is"),
+        ('[{"role": "user", "content": "a"}, {"role": "assistant", "content": 5}]', "messages[1].content"),
     ]
     for line, message in bad_lines:
         path.write_text(json.dumps(good[0]) + "\n" + json.dumps(good[1]) + "\n" + line + "\n")

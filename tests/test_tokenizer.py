@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from nanochat.tokenizer import SPECIAL_TOKENS, Tokenizer
+from nanochat.tokenizer import SPECIAL_TOKENS, BadConversation, Tokenizer, check_messages
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. " * 20,
@@ -151,23 +151,33 @@ def test_render_for_completion(bytes_only):
     assert tok.render_for_completion(with_answer) == ids
 
 
-@pytest.mark.parametrize("messages, match", [
-    ([], "no messages"),
-    ([{"role": "assistant", "content": "hi"}], "message 0 has role 'assistant'"),
-    ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "message 1 has role 'user'"),
-    ([{"role": "system", "content": "s"}], "no user message"),
-    ([{"role": "system", "content": "s"}, {"role": "assistant", "content": "x"}], "message 1 has role 'assistant'"),
-    ([{"role": "user", "content": 5}], "must be a string"),
+@pytest.mark.parametrize("messages, where", [
+    ([], "messages"),
+    ("hi", "messages"),
+    ([{"role": "assistant", "content": "hi"}], "messages[0].role"),
+    ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "messages[1].role"),
+    ([{"role": "system", "content": "s"}], "messages[0]"),
+    ([{"role": "system", "content": "s"}, {"role": "assistant", "content": "x"}], "messages[1].role"),
+    ([{"role": "user", "content": 5}], "messages[0].content"),
+    ([{"role": "user", "content": [{"type": "text", "text": "x"}]}], "messages[0].content"),
     ([{"role": "user", "content": "a"}, {"role": "assistant", "content": [{"type": "code", "text": "x"}]}],
-     "part 0"),
-    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": None}], "string or a list"),
-    (["hello"], "role None"),
+     "messages[1].content"),
+    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": None}], "messages[1].content"),
+    (["hello"], "messages[0].role"),
 ])
-def test_malformed_conversations(bytes_only, messages, match):
-    with pytest.raises(ValueError, match=match):
-        bytes_only.render_conversation({"messages": messages})
+def test_malformed_conversations(messages, where):
+    """The one check of conversations from outside names the message and field at fault."""
+    with pytest.raises(BadConversation) as e:
+        check_messages(messages)
+    assert e.value.where == where
 
 
-def test_not_a_conversation(bytes_only):
-    with pytest.raises(ValueError, match="'messages' list"):
-        bytes_only.render_conversation([{"role": "user", "content": "x"}])
+def test_conversation_must_end_with_the_right_turn():
+    user_only = [{"role": "user", "content": "a"}]
+    pair = user_only + [{"role": "assistant", "content": "b"}]
+    check_messages(user_only, last="user")
+    check_messages(pair, last="assistant")
+    check_messages(pair)
+    for messages, last in ((user_only, "assistant"), (pair, "user")):
+        with pytest.raises(BadConversation):
+            check_messages(messages, last=last)
