@@ -61,7 +61,7 @@ def bench(args, use_compile, compute):
     name = "compile" if use_compile else "eager"
     print(f"{name:8s} | params {model.num_params():,} | step {1000 * median:.0f} ms (median of {args.steps}, "
           f"min {1000 * times[0]:.0f}) | {tok_s:,.0f} tok/s | warm-up {warm:.1f}s | peak RSS {peak_rss_mib():.0f} MiB"
-          + (f" | peak CUDA {compute.max_memory_allocated() / 2**20:.0f} MiB" if compute.device_type == "cuda" else ""))
+          + (f" | peak CUDA {compute.peak_memory() / 2**20:.0f} MiB" if compute.device_type == "cuda" else ""))
     return tok_s
 
 

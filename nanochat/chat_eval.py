@@ -29,12 +29,8 @@ from dataclasses import replace
 import torch
 import torch.distributed as dist
 
+from nanochat.core_eval import centered_accuracy
 from nanochat.engine import Engine, SamplingParams
-
-
-def centered_accuracy(accuracy, baseline):
-    """(acc - b) / (1 - b): 0 at the random-guess accuracy b, 1 when perfect (b is a fraction, not a percent)."""
-    return (accuracy - baseline) / (1 - baseline)
 
 
 def chatcore(centered):
@@ -82,8 +78,9 @@ def predict_letters(model, tokenizer, conversations, device, autocast=None):
     return answers
 
 
-def pass_at_k(task, conversation, completions):
-    """1.0 if any of the completions passes the task's check, else 0.0 (pass@k, k = len(completions)).
+def any_passes(task, conversation, completions):
+    """1.0 if any of the completions passes the task's check, else 0.0: pass@k with k = len(completions)
+    (chat_rl's pass_at_k estimates it from more samples than k).
     Stops checking at the first pass (a HumanEval check runs a program)."""
     return 1.0 if any(task.evaluate(conversation, c) >= 1.0 for c in completions) else 0.0
 
@@ -124,7 +121,7 @@ def evaluate_task(task, model, tokenizer, engine=None, device="cpu", max_problem
                 completions, _ = engine.generate_batch(prompts, params, num_samples)
             for j, conversation in enumerate(conversations):
                 replies = [tokenizer.decode(ids) for ids in completions[j * num_samples:(j + 1) * num_samples]]
-                correct += pass_at_k(task, conversation, replies)
+                correct += any_passes(task, conversation, replies)
     else:
         raise ValueError(f"task {getattr(task, 'name', task)!r} has eval_type {task.eval_type!r}; "
                          "expected 'categorical' or 'generative'")

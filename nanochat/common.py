@@ -179,12 +179,13 @@ class Compute:
         if self.device_type == "cuda":
             torch.cuda.synchronize()
 
-    def max_memory_allocated(self):
+    def peak_memory(self):
+        """Peak bytes: the CUDA allocator's peak on a GPU, the process's peak resident set elsewhere."""
         import torch
         if self.device_type == "cuda":
             return torch.cuda.max_memory_allocated()
-        import psutil
-        return psutil.Process().memory_info().rss
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # Linux reports KiB
 
 
 def compute_init(device_type="", seed=42):

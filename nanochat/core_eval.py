@@ -138,7 +138,7 @@ def download_eval_bundle(base_dir=None, url=EVAL_BUNDLE_URL):
 
 
 def _read_baselines(path):
-    """{task label: random baseline in percent} from eval_meta_data.csv."""
+    """{task label: random baseline as a fraction} from eval_meta_data.csv (which gives percents)."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         for column in ("Eval Task", "Random baseline"):
@@ -147,7 +147,7 @@ def _read_baselines(path):
         baselines = {}
         for row in reader:
             try:
-                baselines[row["Eval Task"].strip()] = float(row["Random baseline"])
+                baselines[row["Eval Task"].strip()] = float(row["Random baseline"]) / 100
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{path}: random baseline {row['Random baseline']!r} of task "
                                  f"{row['Eval Task']!r} is not a number") from e
@@ -204,8 +204,8 @@ def _task_meta(entry, baselines, where):
                          f"got {entry['num_fewshot']!r}")
     if label not in baselines:
         raise ValueError(f"task {label!r} has no row in eval_meta_data.csv, so it has no random baseline")
-    if not 0 <= baselines[label] < 100:
-        raise ValueError(f"task {label!r}: random baseline {baselines[label]}% must be in [0, 100)")
+    if not 0 <= baselines[label] < 1:
+        raise ValueError(f"task {label!r}: random baseline {100 * baselines[label]}% must be in [0, 100)")
     return {"label": label, "task_type": task_type, "num_fewshot": shots[0],
             "continuation_delimiter": entry.get("continuation_delimiter", " "),
             "random_baseline": baselines[label], "dataset_uri": entry["dataset_uri"]}
@@ -214,7 +214,7 @@ def _task_meta(entry, baselines, where):
 def load_core_tasks(bundle_dir):
     """[(task_meta, examples)] for each task of core.yaml, in file order.
 
-    task_meta: {label, task_type, num_fewshot, continuation_delimiter, random_baseline (%), dataset_uri}.
+    task_meta: {label, task_type, num_fewshot, continuation_delimiter, random_baseline (a fraction), dataset_uri}.
     """
     import yaml
 
@@ -386,10 +386,9 @@ def evaluate_task(model, tokenizer, examples, task_meta, device, rank=0, world_s
     return correct / total
 
 
-def centered_accuracy(accuracy, random_baseline):
-    """(acc - b) / (1 - b), b = random_baseline / 100: 0 at chance, 1 when perfect."""
-    b = random_baseline / 100
-    return (accuracy - b) / (1 - b)
+def centered_accuracy(accuracy, baseline):
+    """(acc - b) / (1 - b): 0 at the random-guess accuracy b, 1 when perfect (both fractions, not percents)."""
+    return (accuracy - baseline) / (1 - baseline)
 
 
 def evaluate_core(model, tokenizer, bundle_dir, device, max_per_task=-1, rank=0, world_size=1, batch_size=16,

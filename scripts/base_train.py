@@ -268,12 +268,12 @@ def train(args):
     tokens = run.step * total_batch
     print0(f"total_training_time: {run.train_time:.1f}s (training steps only) | total_training_flops: "
            f"{flops_per_token * tokens:.3e}" + (f" | CORE {run.metrics['core']:.4f}" if run.metrics["core"] else ""))
-    print0(f"peak_memory_mib: {compute.max_memory_allocated() / 2**20:.0f}")   # GPU memory on CUDA, else RSS
+    print0(f"peak_memory_mib: {compute.peak_memory() / 2**20:.0f}")   # GPU memory on CUDA, else peak RSS
     return run.finish({
         "parameters": num_params, "flops_per_token": flops_per_token, "tokens": tokens,
         "tokens_per_param": round(tokens / scaling_params, 2),
         "total_training_flops": f"{flops_per_token * tokens:.3e}", "total_training_time": round(run.train_time, 1),
-        "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
+        "peak_memory_mib": round(compute.peak_memory() / 2**20),
     })
 
 

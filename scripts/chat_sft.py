@@ -158,7 +158,7 @@ def train(args):
     return run.finish({
         "train_mixture": train_ds.name, "conversations": run.step * args.examples_per_step,
         "epochs": round(loader.source.epoch(), 3), "cropped_conversations_rank0": loader.cropped,
-        **(run.metrics["chatcore"] or {}), "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
+        **(run.metrics["chatcore"] or {}), "peak_memory_mib": round(compute.peak_memory() / 2**20),
     })
 
 

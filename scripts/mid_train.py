@@ -107,7 +107,7 @@ def train(args):
 
     return run.finish({
         "train_mixture": train_ds.name, "tokens": run.step * args.total_batch_size,
-        "epochs": round(loader.source.epoch(), 3), "peak_memory_mib": round(compute.max_memory_allocated() / 2**20),
+        "epochs": round(loader.source.epoch(), 3), "peak_memory_mib": round(compute.peak_memory() / 2**20),
     })
 
 

@@ -155,9 +155,9 @@ def test_evaluate_task_max_examples_and_ranks(tmp_path, tok):
 
 
 def test_centered_accuracy():
-    assert centered_accuracy(0.25, 25.0) == 0.0
-    assert centered_accuracy(1.0, 25.0) == 1.0
-    assert centered_accuracy(0.0, 50.0) == -1.0
+    assert centered_accuracy(0.25, 0.25) == 0.0
+    assert centered_accuracy(1.0, 0.25) == 1.0
+    assert centered_accuracy(0.0, 0.5) == -1.0
 
 
 # -----------------------------------------------------------------------------
