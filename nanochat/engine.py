@@ -364,6 +364,49 @@ def completion_to_parts(tokenizer, tokens):
     return parts
 
 
+
+class ToolRenderer:
+    """StepOutputs -> readable pieces (text, is_tool). A calculator call reads "[calc 6*7 = 42]", or
+    "[calc 6*7 (no result)]" when the tool returned nothing (the terminal chat and the web server show calls alike).
+
+    The tool's special tokens carry no text, so the marks are drawn from the token ids. Whether a call got a
+    result is only known one token after <|python_end|>: the forced <|output_start|>, or anything else.
+    """
+
+    def __init__(self, tokenizer):
+        self.ids = {name: tokenizer.encode_special(name) for name in
+                    ("<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>")}
+        self.in_tool = False           # from <|python_start|> to <|output_end|>
+        self.awaiting_result = False   # right after <|python_end|>
+
+    def feed(self, out):
+        ids, t, pieces = self.ids, out.token, []
+        if self.awaiting_result and t != ids["<|output_start|>"]:
+            pieces.append((" (no result)]", True))
+            self.in_tool = False
+        self.awaiting_result = False
+        if t == ids["<|python_start|>"]:
+            self.in_tool = True
+            pieces.append(("[calc ", True))
+        elif t == ids["<|python_end|>"]:
+            self.awaiting_result = True
+        elif t == ids["<|output_start|>"]:
+            pieces.append((" = ", True))
+        elif t == ids["<|output_end|>"]:
+            self.in_tool = False
+            pieces.append(("]", True))
+        elif out.text:
+            pieces.append((out.text, self.in_tool))
+        if out.finished and (self.in_tool or self.awaiting_result):  # the reply ended inside a call
+            pieces.append((" (no result)]" if self.awaiting_result else "]", True))
+        return pieces
+
+
+def prompt_budget(max_len, max_tokens):
+    """Tokens a chat's prompt may take: the rest of the context is room for a reply of up to max_tokens,
+    but never more than half of it (a long-winded default must not leave no room for the conversation)."""
+    return max_len - min(max_tokens, max_len // 2)
+
 SAMPLE_PROMPTS = ["The capital of France is", "Once upon a time,", "If I have 3 apples and buy 4 more, I have",
                   "The opposite of hot is"]
 

@@ -10,8 +10,8 @@ advances all active rows with one batched forward, and each row's StepOutput is 
 queue on the event loop (`loop.call_soon_threadsafe`), so the loop never runs model code and stays
 responsive. A job cancelled by its handler (client gone, stop string hit) loses its rows before the next step.
 
-Reply text: `ToolRenderer` turns StepOutputs into readable text, writing a calculator call as
-"[calc 6*7 = 42]"; `StopText` cuts a stream at the first stop string without ever emitting part of one.
+Reply text: `StopText` cuts a stream at the first stop string without ever emitting part of one (calls to the
+calculator are drawn by the engine's ToolRenderer, as in the terminal chat).
 
 Deliberately not here: HTTP, request validation and the chat template (the web script does those), a limit
 on queue length (a queued row costs a prompt's worth of memory; this is a small, local server), fairness
@@ -209,43 +209,6 @@ class ReplicaPool:
 
 # -----------------------------------------------------------------------------
 # Reply text
-
-class ToolRenderer:
-    """StepOutputs -> readable pieces (text, is_tool). A calculator call reads "[calc 6*7 = 42]", or
-    "[calc 6*7 (no result)]" when the tool returned nothing (the same rendering as scripts/chat_cli.py).
-
-    The tool's special tokens carry no text, so the marks are drawn from the token ids. Whether a call got a
-    result is only known one token after <|python_end|>: the forced <|output_start|>, or anything else.
-    """
-
-    def __init__(self, tokenizer):
-        self.ids = {name: tokenizer.encode_special(name) for name in
-                    ("<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>")}
-        self.in_tool = False           # from <|python_start|> to <|output_end|>
-        self.awaiting_result = False   # right after <|python_end|>
-
-    def feed(self, out):
-        ids, t, pieces = self.ids, out.token, []
-        if self.awaiting_result and t != ids["<|output_start|>"]:
-            pieces.append((" (no result)]", True))
-            self.in_tool = False
-        self.awaiting_result = False
-        if t == ids["<|python_start|>"]:
-            self.in_tool = True
-            pieces.append(("[calc ", True))
-        elif t == ids["<|python_end|>"]:
-            self.awaiting_result = True
-        elif t == ids["<|output_start|>"]:
-            pieces.append((" = ", True))
-        elif t == ids["<|output_end|>"]:
-            self.in_tool = False
-            pieces.append(("]", True))
-        elif out.text:
-            pieces.append((out.text, self.in_tool))
-        if out.finished and (self.in_tool or self.awaiting_result):  # the reply ended inside a call
-            pieces.append((" (no result)]" if self.awaiting_result else "]", True))
-        return pieces
-
 
 class StopText:
     """Cuts a text stream where the first stop string is complete; the stop string itself is dropped.

@@ -17,7 +17,14 @@ import sys
 
 from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import compute_init
-from nanochat.engine import Engine, SamplingParams, completion_to_parts, fit_conversation
+from nanochat.engine import (
+    Engine,
+    SamplingParams,
+    ToolRenderer,
+    completion_to_parts,
+    fit_conversation,
+    prompt_budget,
+)
 
 
 def parse_args(argv=None):
@@ -34,54 +41,15 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-class ReplyPrinter:
-    """Turns a reply's StepOutputs into terminal text; calculator calls become [calc EXPR = RESULT].
-
-    The tool's special tokens carry no text, so the brackets are drawn from the token ids. Whether a call got
-    a result is only known at the token after <|python_end|>: <|output_start|> (forced) or anything else.
-    """
-
-    def __init__(self, tokenizer, write):
-        self.ids = {name: tokenizer.encode_special(name) for name in
-                    ("<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>")}
-        self.write = write
-        self.open_call = False       # between <|python_start|> and <|python_end|>
-        self.awaiting_result = False  # right after <|python_end|>
-
-    def __call__(self, out):
-        ids, t = self.ids, out.token
-        if self.awaiting_result and t != ids["<|output_start|>"]:
-            self.write(" (no result)]")
-        self.awaiting_result = False
-        if t == ids["<|python_start|>"]:
-            self.open_call = True
-            self.write("[calc ")
-        elif t == ids["<|python_end|>"]:
-            self.open_call, self.awaiting_result = False, True
-        elif t == ids["<|output_start|>"]:
-            self.write(" = ")
-        elif t == ids["<|output_end|>"]:
-            self.write("]")
-        else:
-            self.write(out.text)
-
-    def close(self):
-        """The reply ended: close a call left open."""
-        if self.open_call or self.awaiting_result:
-            self.write("]" if self.open_call else " (no result)]")
-
-
 def stream_reply(engine, prompt, params, write):
     """Sample one reply to `prompt` (ids), writing it as it comes. Returns its tokens, without the stop token."""
-    printer = ReplyPrinter(engine.tokenizer, write)
+    renderer = ToolRenderer(engine.tokenizer)
     tokens = []
     for (out,) in engine.generate(prompt, params):
         if out.finish_reason != "stop":
             tokens.append(out.token)
-            printer(out)
-        elif out.text:  # the stop token has no text of its own, but may flush a cut-off character
-            write(out.text)
-    printer.close()
+        for text, _ in renderer.feed(out):   # the stop token may still flush a cut-off character
+            write(text)
     return tokens
 
 
@@ -94,8 +62,7 @@ def main(argv=None):
     model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag, args.step)
     engine = Engine(model, tokenizer, max_batch_size=1)
     params = SamplingParams(temperature=args.temperature, top_k=args.top_k or None, max_tokens=args.max_tokens)
-    # Keep room for the reply: up to max_tokens, but never more than half of the context.
-    max_prompt_tokens = engine.max_len - min(args.max_tokens, engine.max_len // 2)
+    max_prompt_tokens = prompt_budget(engine.max_len, args.max_tokens)
 
     def note(text):
         print(f"({text})", file=sys.stderr, flush=True)

@@ -47,8 +47,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import compute_init, print0
-from nanochat.engine import Engine, SamplingParams, fit_conversation
-from nanochat.serving import GenerationError, Job, Replica, ReplicaPool, StopText, ToolRenderer
+from nanochat.engine import Engine, SamplingParams, ToolRenderer, fit_conversation, prompt_budget
+from nanochat.serving import GenerationError, Job, Replica, ReplicaPool, StopText
 from nanochat.tokenizer import BadConversation
 from nanochat.tokenizer import check_messages as check_messages_format
 
@@ -230,8 +230,7 @@ def create_app(engines_or_models, tokenizer, config=None):
             raise ApiError("no model replica is running; see the server log", None, "unavailable", 503,
                            "server_error")
         max_tokens = asked or min(config.max_tokens, max_len)
-        # Keep room for the reply: the prompt may use the context minus max_tokens, but at least half of it.
-        budget = max_len - min(max_tokens, max_len // 2)
+        budget = prompt_budget(max_len, max_tokens)
         conversation = {"messages": [{"role": m.role, "content": m.content} for m in req.messages]}
         try:
             conversation, dropped = fit_conversation(tokenizer, conversation, budget)

@@ -64,10 +64,9 @@ def test_run_as_a_module_until_end_of_input(base_dir):
 
 
 def test_reply_printer_shows_calls_without_result_and_unclosed_calls():
-    from nanochat.engine import StepOutput
-    pieces = []
-    printer = chat_cli.ReplyPrinter(TOK, pieces.append)
-    for t in [*b"a", S["<|python_start|>"], *b"1/0", S["<|python_end|>"], *b"b", S["<|python_start|>"], *b"2"]:
-        printer(StepOutput(t, False, "" if t >= 256 else chr(t), False, None))
-    printer.close()
-    assert "".join(pieces) == "a[calc 1/0 (no result)]b[calc 2]"
+    from nanochat.engine import StepOutput, ToolRenderer
+    renderer, pieces = ToolRenderer(TOK), []
+    ids = [*b"a", S["<|python_start|>"], *b"1/0", S["<|python_end|>"], *b"b", S["<|python_start|>"], *b"2"]
+    for i, t in enumerate(ids):
+        pieces += renderer.feed(StepOutput(t, False, "" if t >= 256 else chr(t), i == len(ids) - 1, None))
+    assert "".join(text for text, _ in pieces) == "a[calc 1/0 (no result)]b[calc 2]"

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from nanochat.engine import StepOutput
-from nanochat.serving import StopText, ToolRenderer
+from nanochat.engine import StepOutput, ToolRenderer
+from nanochat.serving import StopText
 from tests.engine_utils import byte_tokenizer
 
 
