@@ -23,9 +23,9 @@ imports tasks/. Deliberately left out: shuffling (a TaskMixture is already shuff
 background workers (rendering is cheap next to a training step).
 """
 
-import bisect
-
 import torch
+
+from nanochat.dataloader import BestFit
 
 IGNORE = -1  # target value the loss skips
 
@@ -114,9 +114,8 @@ class PaddedLoader:
 class PackedConversationLoader:
     """Infinite iterator of midtraining micro-batches (inputs, targets), (B, T), conversations packed best-fit.
 
-    A buffer of `buffer_size` rendered conversations is kept sorted by length; each row takes the
-    longest one that still fits, again and again, and crops the shortest one to fill what is left
-    only when none fits. With `use_mask=False` every token is a target (the mask is ignored).
+    Packed like pretraining rows (nanochat/dataloader.py's BestFit over `buffer_size` rendered
+    conversations). With `use_mask=False` every token is a target (the mask is ignored).
     """
 
     def __init__(self, dataset, render, batch_size, seq_len, rank=0, world_size=1, device="cpu",
@@ -124,37 +123,18 @@ class PackedConversationLoader:
         self.source = RankCursor(dataset, render, rank, world_size)
         self.B, self.T = batch_size, seq_len
         self.device = torch.device(device)
-        self.use_mask, self.buffer_size = use_mask, buffer_size
-        self.docs, self.lens = [], []   # buffer of (ids, mask), sorted by length, and the lengths
+        self.use_mask = use_mask
+        self.buffer = BestFit(lambda: self.buffer.add(self.source.next()), buffer_size)   # (ids, mask) each
 
     def state_dict(self):
-        return {"cursor": self.source.cursor, "docs": [(list(i), list(m)) for i, m in self.docs]}
+        return {"cursor": self.source.cursor, "docs": self.buffer.state_dict()}
 
     def load_state_dict(self, state):
         self.source.cursor = state["cursor"]
-        self.docs = [(list(i), list(m)) for i, m in state["docs"]]
-        self.lens = [len(i) for i, _ in self.docs]
-
-    def _fill(self):
-        while len(self.docs) < self.buffer_size:
-            doc = self.source.next()
-            k = bisect.bisect_left(self.lens, len(doc[0]))
-            self.lens.insert(k, len(doc[0]))
-            self.docs.insert(k, doc)
-
-    def _take(self, k):
-        self.lens.pop(k)
-        return self.docs.pop(k)
+        self.buffer.load_state_dict(state["docs"])
 
     def _next_row(self):
-        ids, mask, room = [], [], self.T + 1
-        while room > 0:
-            self._fill()
-            k = bisect.bisect_right(self.lens, room) - 1   # the longest conversation that fits whole
-            doc_ids, doc_mask = self._take(k) if k >= 0 else self._take(0)   # k < 0: crop the shortest
-            ids += doc_ids[:room]
-            mask += doc_mask[:room]
-            room = self.T + 1 - len(ids)
+        ids, mask = self.buffer.row(self.T + 1)
         if not self.use_mask:
             mask = [1] * len(ids)
         return shift_targets(ids, mask)

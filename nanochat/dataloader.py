@@ -40,6 +40,46 @@ def rank_row_groups(paths, rank, world_size):
     return [(si, rg, rank, world_size) for si, rg in pairs]
 
 
+class BestFit:
+    """Rows of exactly `size` tokens packed best-fit from a buffer of documents kept sorted by length: the
+    longest document that still fits goes in, again and again; only when none fits is the shortest cropped
+    to fill the row (its rest dropped). A document is a tuple of equal-length lists (ids; or ids and mask).
+    `refill()` adds documents (with add) whenever fewer than `buffer_size` are waiting. Midtraining packs
+    conversations with it too (nanochat/chat_data.py)."""
+
+    def __init__(self, refill, buffer_size):
+        self.refill, self.buffer_size = refill, buffer_size
+        self.docs, self.lens = [], []
+
+    def add(self, doc):
+        k = bisect.bisect_left(self.lens, len(doc[0]))
+        self.lens.insert(k, len(doc[0]))
+        self.docs.insert(k, doc)
+
+    def row(self, size):
+        """One row: a list per field of the documents (ids, or ids and mask)."""
+        row, room = None, size
+        while room > 0:
+            while len(self.docs) < self.buffer_size:
+                self.refill()
+            k = max(bisect.bisect_right(self.lens, room) - 1, 0)   # the longest that fits; none: the shortest
+            self.lens.pop(k)
+            doc = self.docs.pop(k)
+            row = row or [[] for _ in doc]
+            for field, seq in zip(row, doc):
+                field.extend(seq[:room])
+            room -= min(len(doc[0]), room)
+        return row
+
+    def state_dict(self):
+        return [tuple(list(seq) for seq in doc) for doc in self.docs]
+
+    def load_state_dict(self, docs):
+        self.docs, self.lens = [], []
+        for doc in docs:
+            self.add(tuple(list(seq) for seq in doc))
+
+
 class PackedLoader:
     """Infinite iterator of (inputs, targets) LongTensors of shape (B, T) on `device`."""
 
@@ -49,20 +89,18 @@ class PackedLoader:
         self.paths = list(paths)
         self.B, self.T = batch_size, seq_len
         self.device = torch.device(device)
-        self.buffer_docs = buffer_docs
         self.threads = tokenizer_threads
         self.bos = tokenizer.get_bos_token_id()
         self.share = rank_row_groups(self.paths, rank, world_size)
         self.epoch, self.pos = 0, 0
-        # buffer of documents (lists of ids) kept sorted by length, plus the lengths for bisect
-        self.docs, self.lens = [], []
+        self.buffer = BestFit(self._read_next_row_group, buffer_docs)
         if state is not None:
             self.load_state_dict(state)
 
     # --------------------------------------------------------------- state
 
     def state_dict(self):
-        return {"epoch": self.epoch, "pos": self.pos, "docs": [list(d) for d in self.docs],
+        return {"epoch": self.epoch, "pos": self.pos, "docs": [ids for ids, in self.buffer.state_dict()],
                 "num_row_groups": len(self.share)}
 
     def load_state_dict(self, state):
@@ -70,8 +108,7 @@ class PackedLoader:
             raise ValueError(f"loader state was saved over {state['num_row_groups']} row groups for this rank, "
                              f"but the data now gives {len(self.share)}: resume needs the same shards and world size")
         self.epoch, self.pos = state["epoch"], state["pos"]
-        self.docs = [list(d) for d in state["docs"]]
-        self.lens = [len(d) for d in self.docs]
+        self.buffer.load_state_dict([(ids,) for ids in state["docs"]])
 
     # --------------------------------------------------------------- filling the buffer
 
@@ -83,29 +120,7 @@ class PackedLoader:
         if self.pos == len(self.share):
             self.epoch, self.pos = self.epoch + 1, 0
         for ids in self.tokenizer.encode(texts, prepend=self.bos, num_threads=self.threads):
-            i = bisect.bisect_left(self.lens, len(ids))
-            self.lens.insert(i, len(ids))
-            self.docs.insert(i, ids)
-
-    def _take(self, i):
-        self.lens.pop(i)
-        return self.docs.pop(i)
-
-    def _next_row(self):
-        """One row of T+1 tokens, packed best-fit from the buffer."""
-        row, room = [], self.T + 1
-        while room > 0:
-            while len(self.docs) < self.buffer_docs:
-                self._read_next_row_group()
-            i = bisect.bisect_right(self.lens, room) - 1   # the longest document that fits whole
-            if i >= 0:
-                doc = self._take(i)
-                row.extend(doc)
-                room -= len(doc)
-            else:  # nothing fits: crop the shortest document to fill the row, drop its rest
-                row.extend(self._take(0)[:room])
-                room = 0
-        return row
+            self.buffer.add((ids,))
 
     # --------------------------------------------------------------- batches
 
@@ -113,7 +128,7 @@ class PackedLoader:
         return self
 
     def __next__(self):
-        rows = torch.tensor([self._next_row() for _ in range(self.B)], dtype=torch.long)  # (B, T+1)
+        rows = torch.tensor([self.buffer.row(self.T + 1)[0] for _ in range(self.B)], dtype=torch.long)  # (B, T+1)
         if self.device.type == "cuda":
             rows = rows.pin_memory().to(self.device, non_blocking=True)  # copy overlaps the caller's compute
         else:
