@@ -72,6 +72,18 @@ def print0(*args, **kwargs):
 # Atomic writes: every artifact is written to a temp file in the same directory, then renamed,
 # so a reader (or a resumed run) never sees half a file.
 
+def read_jsonl(path):
+    """(where, value) for each non-blank line of a JSON-lines file, where = "path:line"; a line that is not
+    JSON is a ValueError naming it."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield f"{path}:{n}", json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{n}: invalid JSON ({e.msg} at column {e.colno})") from None
+
+
 @contextmanager
 def atomic_path(path):
     """Yields a temp path next to `path`; on clean exit renames it onto `path`, on error deletes it."""

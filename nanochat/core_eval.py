@@ -22,7 +22,6 @@ templates beyond the bundle's continuation_delimiter, and caching of tokenized p
 
 import csv
 import http.client
-import json
 import os
 import random
 import shutil
@@ -38,7 +37,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from nanochat.common import atomic_path, file_lock, get_base_dir
+from nanochat.common import atomic_path, file_lock, get_base_dir, read_jsonl
 
 EVAL_BUNDLE_URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
 TASK_TYPES = ("multiple_choice", "schema", "language_modeling")
@@ -174,19 +173,11 @@ def _read_examples(path, task_type):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"task data {path} is missing; the eval bundle is incomplete, re-download it")
     examples = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                ex = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e})") from e
-            if not isinstance(ex, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(ex).__name__}")
-            _check_example(ex, task_type, where)
-            examples.append(ex)
+    for where, ex in read_jsonl(path):
+        if not isinstance(ex, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(ex).__name__}")
+        _check_example(ex, task_type, where)
+        examples.append(ex)
     return examples
 
 

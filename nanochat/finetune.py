@@ -15,11 +15,12 @@ import torch.distributed as dist
 from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import BadInput, positive, print0
 from nanochat.run import Run
-from nanochat.training import build_optimizer, set_schedule
+from nanochat.training import add_training_args, build_optimizer, set_schedule
 
 
 def add_finetune_args(p, source_default):
-    """The flags both stages take; each script adds its own (batch size, horizon, evaluation)."""
+    """The flags both stages take (and every training stage's: add_training_args); each script adds its own."""
+    add_training_args(p)
     p.add_argument("--source", default=source_default, choices=sorted(SOURCES),
                    help="stage whose checkpoint to start from")
     p.add_argument("--model-tag", default="", help="tag of the source checkpoint (default: the newest)")
@@ -33,20 +34,11 @@ def add_finetune_args(p, source_default):
     p.add_argument("--synthetic-size", type=positive(int), default=5000, help="examples per synthetic task")
     p.add_argument("--device-batch-size", type=positive(int), default=32, help="rows per micro-batch per process")
     p.add_argument("--num-iterations", type=int, default=-1, help="optimizer steps (-1: one pass over the data)")
-    p.add_argument("--time-budget", type=float, default=-1, help="stop after this many seconds of training "
-                   "(the lr schedule then follows time); -1: off")
-    p.add_argument("--matrix-lr", type=float, default=0.02, help="Muon learning rate (before --init-lr-frac)")
-    p.add_argument("--embedding-lr", type=float, default=0.2, help="AdamW lr of the embedding (at width 768)")
-    p.add_argument("--unembedding-lr", type=float, default=0.004, help="AdamW lr of lm_head (at width 768)")
     p.add_argument("--warmdown-ratio", type=float, default=0.2, help="fraction of training with lr warmdown")
     p.add_argument("--final-lr-frac", type=float, default=0.0, help="lr at the end, as a fraction of the peak")
     p.add_argument("--eval-every", type=positive(int), default=150, help="validation every N steps (and at the end)")
     p.add_argument("--save-every", type=positive(int), default=1000,
                    help="checkpoint every N steps (and always at the end)")
-    p.add_argument("--keep-last", type=int, default=2, help="checkpoints to keep")
-    p.add_argument("--resume", action="store_true", help="continue from this stage's newest complete checkpoint")
-    p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
-    p.add_argument("--run", default="", help="wandb run name (empty: no wandb)")
     p.add_argument("--seed", type=int, default=42, help="torch seed (and the mixtures' shuffle)")
 
 
@@ -71,7 +63,7 @@ class Finetune:
         self.ckpt_dir = os.path.join(base_dir, ckpt_subdir, self.tag)
         frac = init_lr_frac
         self.optimizer = build_optimizer(model, args.matrix_lr * frac, args.embedding_lr * frac,
-                                         args.unembedding_lr * frac, scalar_lr=0.02 * frac)
+                                         args.unembedding_lr * frac, scalar_lr=args.scalar_lr * frac)
         print0(f"{stage}: starting from {args.source} checkpoint {meta['checkpoint_dir']} step {meta['step']} "
                f"({model.num_params():,} parameters); checkpoints go to {self.ckpt_dir}")
 

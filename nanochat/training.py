@@ -84,6 +84,21 @@ def bf16_matmuls(model):
             del m.forward
 
 
+def add_training_args(p):
+    """The flags every training stage (base, mid, SFT, RL) takes alike: the optimizer's learning rates, the
+    time budget, checkpoints kept, resume, device and wandb. Each script adds its own."""
+    p.add_argument("--matrix-lr", type=float, default=0.02, help="Muon learning rate")
+    p.add_argument("--embedding-lr", type=float, default=0.2, help="AdamW lr of the embeddings (at width 768)")
+    p.add_argument("--unembedding-lr", type=float, default=0.004, help="AdamW lr of lm_head (at width 768)")
+    p.add_argument("--scalar-lr", type=float, default=0.02, help="AdamW lr of the gates and per-layer scalars")
+    p.add_argument("--time-budget", type=float, default=-1, help="stop after this many seconds of training "
+                   "(the lr schedule then follows time); -1: off")
+    p.add_argument("--keep-last", type=int, default=2, help="checkpoints to keep")
+    p.add_argument("--resume", action="store_true", help="continue from this stage's newest complete checkpoint")
+    p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
+    p.add_argument("--run", default="", help="wandb run name (empty: no wandb)")
+
+
 def lr_multiplier(progress, warmup_ratio=0.0, warmdown_ratio=0.2, final_lr_frac=0.0):
     """Trapezoid schedule over training progress in [0, 1]: linear warmup, flat, linear warmdown."""
     if warmup_ratio > 0 and progress < warmup_ratio:

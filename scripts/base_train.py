@@ -34,6 +34,7 @@ from nanochat.tokenizer import get_token_bytes, get_tokenizer
 from nanochat.training import (
     DECAY_PER_RUN,
     MUON_RECIPE,
+    add_training_args,
     bf16_matmuls,
     build_optimizer,
     convert_to_fp8,
@@ -53,6 +54,7 @@ from nanochat.training import (
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Pretrain a base model")
+    add_training_args(p)
     p.add_argument("--depth", type=positive(int), default=20,
                    help="number of transformer layers: the one model-size dial")
     p.add_argument("--aspect-ratio", type=int, default=64, help="model width = depth x aspect ratio")
@@ -69,12 +71,6 @@ def parse_args(argv=None):
     p.add_argument("--total-batch-size", type=int, default=-1, help="tokens per optimizer step (-1: derived)")
     p.add_argument("--num-iterations", type=int, default=-1, help="optimizer steps (-1: from --data-param-ratio)")
     p.add_argument("--data-param-ratio", type=float, default=10.5, help="training tokens per parameter in matmuls")
-    p.add_argument("--time-budget", type=float, default=-1, help="stop after this many seconds of training "
-                   "(the lr schedule then follows time); -1: off")
-    p.add_argument("--matrix-lr", type=float, default=0.02, help="Muon learning rate")
-    p.add_argument("--embedding-lr", type=float, default=0.2, help="AdamW lr of the embeddings (at width 768)")
-    p.add_argument("--unembedding-lr", type=float, default=0.004, help="AdamW lr of lm_head (at width 768)")
-    p.add_argument("--scalar-lr", type=float, default=0.02, help="AdamW lr of the gates and per-layer scalars")
     p.add_argument("--decay-per-run", type=float, default=DECAY_PER_RUN, help="Muon's total weight decay over the "
                    "run, sum of lr x weight decay over the steps: sets the weight decay from the lr and the horizon")
     p.add_argument("--weight-decay", type=float, default=-1, help="Muon weight decay per unit lr (-1: from "
@@ -87,10 +83,7 @@ def parse_args(argv=None):
     p.add_argument("--sample-every", type=int, default=2000, help="print samples every N steps (-1: never)")
     p.add_argument("--save-every", type=positive(int), default=1000,
                    help="checkpoint every N steps (and always at the end)")
-    p.add_argument("--keep-last", type=int, default=2, help="checkpoints to keep")
-    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
     p.add_argument("--model-tag", default="", help="checkpoint subdirectory (default d<depth>)")
-    p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
     p.add_argument("--compile", type=int, default=-1, help="torch.compile the model (1/0; -1: on for CUDA)")
     p.add_argument("--fp8", action="store_true", help="train the blocks' matmuls in fp8 (torchao; GPUs with "
                    "compute capability 8.9+); evaluation stays bf16")
@@ -99,7 +92,6 @@ def parse_args(argv=None):
     p.add_argument("--core-max-per-task", type=int, default=500, help="CORE examples per task (-1: all)")
     p.add_argument("--eval-bundle", default="", help="CORE eval bundle: URL, zip or directory (default: download "
                    "once into the base dir)")
-    p.add_argument("--run", default="", help="wandb run name (empty: no wandb)")
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
     try:
@@ -295,9 +287,8 @@ def measure_core(model, tokenizer, base_dir, args, compute):
 
 
 def main(argv=None):
-    args = parse_args(argv)
     with cli("base_train"):
-        return train(args)
+        return train(parse_args(argv))
 
 
 if __name__ == "__main__":

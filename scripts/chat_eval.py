@@ -119,9 +119,8 @@ def evaluate(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
     with cli("chat_eval"):
-        return evaluate(args)
+        return evaluate(parse_args(argv))
 
 
 if __name__ == "__main__":

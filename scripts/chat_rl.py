@@ -46,7 +46,7 @@ from nanochat.checkpoint import load_model
 from nanochat.common import BadInput, cli, compute_init, get_base_dir, print0
 from nanochat.engine import Engine, SamplingParams
 from nanochat.run import Run
-from nanochat.training import build_optimizer, set_schedule
+from nanochat.training import add_training_args, build_optimizer, set_schedule
 
 SYNTHETIC_TRAIN_SEED, SYNTHETIC_TEST_SEED = 0, 1
 SYNTHETIC_TRAIN_SIZE = 8000  # about GSM8K's 7,473 training problems, so an epoch means the same on both
@@ -193,6 +193,7 @@ def evaluate_pass_at_k(engine, tokenizer, task, num_examples, k, params, seed, c
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Reinforcement learning on math problems (GSM8K or synthetic)")
+    add_training_args(p)
     p.add_argument("--source", default="sft", choices=("sft", "mid"), help="stage whose checkpoint to start from")
     p.add_argument("--model-tag", default="", help="checkpoint tag to start from (default: the newest); "
                    "the RL checkpoints go to chatrl_checkpoints/<the same tag>")
@@ -203,8 +204,6 @@ def parse_args(argv=None):
     p.add_argument("--test-path", default=None, help="--task=gsm8k offline: the test split, same format")
     p.add_argument("--num-epochs", type=float, default=1.0, help="passes over the training problems")
     p.add_argument("--num-steps", type=int, default=-1, help="optimizer steps (-1: from --num-epochs)")
-    p.add_argument("--time-budget", type=float, default=-1, help="stop after this many seconds of training "
-                   "(the lr schedule then follows time); -1: off")
     p.add_argument("--examples-per-step", type=int, default=16, help="problems per step, over all ranks")
     p.add_argument("--num-samples", type=int, default=16, help="completions sampled per problem (the group)")
     p.add_argument("--device-batch-size", type=int, default=8, help="rows per forward pass, sampling and training")
@@ -212,9 +211,6 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (training and eval)")
     p.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (0: all)")
     p.add_argument("--std-normalize", action="store_true", help="divide advantages by the group's std (GRPO)")
-    p.add_argument("--matrix-lr", type=float, default=0.02, help="Muon learning rate (before --init-lr-frac)")
-    p.add_argument("--embedding-lr", type=float, default=0.2, help="AdamW lr of the embedding (at width 768)")
-    p.add_argument("--unembedding-lr", type=float, default=0.004, help="AdamW lr of lm_head (at width 768)")
     p.add_argument("--init-lr-frac", type=float, default=0.05, help="starting lr as a fraction of the lrs above; "
                    "it then decays linearly to 0")
     p.add_argument("--weight-decay", type=float, default=0.0, help="Muon weight decay")
@@ -222,10 +218,6 @@ def parse_args(argv=None):
     p.add_argument("--eval-examples", type=int, default=400, help="test problems per pass@k evaluation")
     p.add_argument("--eval-samples", type=int, default=8, help="k: samples per test problem")
     p.add_argument("--save-every", type=int, default=60, help="checkpoint every N steps (and always at the end)")
-    p.add_argument("--keep-last", type=int, default=2, help="checkpoints to keep")
-    p.add_argument("--resume", action="store_true", help="continue from the newest complete RL checkpoint")
-    p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
-    p.add_argument("--run", default="", help="wandb run name (empty: no wandb)")
     p.add_argument("--seed", type=int, default=42, help="seeds the order of the problems and every sample")
     args = p.parse_args(argv)
     for name in ("examples_per_step", "num_samples", "device_batch_size", "max_new_tokens", "eval_every",
@@ -263,7 +255,7 @@ def train(args):
 
     frac = args.init_lr_frac
     optimizer = build_optimizer(model, args.matrix_lr * frac, args.embedding_lr * frac, args.unembedding_lr * frac,
-                                scalar_lr=0.02 * frac, weight_decay=args.weight_decay)
+                                scalar_lr=args.scalar_lr * frac, weight_decay=args.weight_decay)
     engine = Engine(model, tokenizer, max_batch_size=args.device_batch_size)
     params = SamplingParams(temperature=args.temperature, top_k=args.top_k or None, max_tokens=args.max_new_tokens)
     pad_id = tokenizer.encode_special("<|assistant_end|>")
@@ -337,9 +329,8 @@ def train(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
     with cli("chat_rl"):
-        return train(args)
+        return train(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -112,9 +112,8 @@ def train(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
     with cli("mid_train"):
-        return train(args)
+        return train(parse_args(argv))
 
 
 if __name__ == "__main__":

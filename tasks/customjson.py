@@ -7,9 +7,9 @@ file is checked when loaded and the first bad line is reported with its line num
 Training only: there is no automatic check of a reply.
 """
 
-import json
 import os
 
+from nanochat.common import read_jsonl
 from nanochat.tokenizer import check_messages
 from tasks.common import Task
 
@@ -19,19 +19,12 @@ def read_conversations(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"conversations file {path!r} does not exist")
     conversations = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                messages = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: invalid JSON ({e.msg} at column {e.colno})") from None
-            try:
-                check_messages(messages, last="assistant")
-            except ValueError as e:
-                raise ValueError(f"{path}:{n}: {e}") from None
-            conversations.append([{"role": m["role"], "content": m["content"]} for m in messages])
+    for where, messages in read_jsonl(path):
+        try:
+            check_messages(messages, last="assistant")
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        conversations.append([{"role": m["role"], "content": m["content"]} for m in messages])
     return conversations
 
 

@@ -470,7 +470,7 @@ def test_malformed_files_are_rejected(tmp_path):
     lm_path = os.path.join(bundle, "eval_data", "language_modeling", "lm.jsonl")
     with open(lm_path, "a") as f:
         f.write("{not json\n")
-    with pytest.raises(ValueError, match=r"lm.jsonl:6: not valid JSON"):
+    with pytest.raises(ValueError, match=r"lm.jsonl:6: invalid JSON"):
         load_core_tasks(bundle)
     os.remove(lm_path)
     with pytest.raises(FileNotFoundError, match="lm.jsonl is missing"):
