@@ -1,9 +1,9 @@
 """
-Serving many chat requests at once: a pool of model replicas, each with one worker thread that batches
-every request it holds into one engine Session (dynamic batching), plus the small text transforms a reply
-goes through on its way to a client.
+Serving many chat requests at once: `ChatServer`, the one object the web routes (scripts/chat_web.py) work on,
+over a pool of model replicas, each with one worker thread that batches every request it holds into one
+engine Session (dynamic batching), plus the small text transforms a reply goes through on its way to a client.
 
-How a request flows: the web handler (scripts/chat_web.py) builds a `Job` (a prompt and one SamplingParams
+How a request flows: the web handler has ChatServer.prepare a `Job` (a prompt and one SamplingParams
 per choice), `ReplicaPool.submit` queues its rows on the least-loaded replica, and that replica's worker
 thread, between two decode steps, prefills the new rows into free slots of its running Session. Every step
 advances all active rows with one batched forward, and each row's StepOutput is handed to its job's asyncio
@@ -13,16 +13,96 @@ responsive. A job cancelled by its handler (client gone, stop string hit) loses 
 Reply text: `StopText` cuts a stream at the first stop string without ever emitting part of one (calls to the
 calculator are drawn by the engine's ToolRenderer, as in the terminal chat).
 
-Deliberately not here: HTTP, request validation and the chat template (the web script does those), a limit
+Deliberately not here: HTTP and request validation (the web script does those), a limit
 on queue length (a queued row costs a prompt's worth of memory; this is a small, local server), fairness
 beyond first come first served, and moving rows between replicas.
 """
 
 import asyncio
 import threading
+import time
 import traceback
 from collections import deque
-from contextlib import nullcontext
+from contextlib import asynccontextmanager, nullcontext
+from dataclasses import dataclass, replace
+from functools import partial
+
+from nanochat.engine import Engine, SamplingParams, fit_conversation, prompt_budget
+
+
+@dataclass
+class ServerConfig:
+    model_name: str = "nanochat"
+    max_batch_size: int = 16      # rows per replica batch (used when bare models are wrapped in Engines)
+    temperature: float = 0.8      # defaults for requests that do not say
+    top_k: int = 50
+    max_tokens: int = 512         # capped by the model's context
+    # request limits: generous for a person chatting, small enough that no request can hog the server
+    max_messages: int = 500
+    max_message_chars: int = 8000
+    max_total_chars: int = 32000
+    max_choices: int = 8
+    max_stops: int = 4
+
+
+class ChatServer:
+    """What the web routes work on: the replicas of one model (Engines, or bare GPT models wrapped in Engines
+    here), the defaults and limits, and the request counters. Requests come in already validated."""
+
+    def __init__(self, engines_or_models, tokenizer, config=None):
+        import torch
+        self.config, self.tokenizer = config or ServerConfig(), tokenizer
+        items = engines_or_models if isinstance(engines_or_models, (list, tuple)) else [engines_or_models]
+        engines = [e if isinstance(e, Engine) else Engine(e, tokenizer, max_batch_size=self.config.max_batch_size)
+                   for e in items]
+        bf16 = partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
+        self.pool = ReplicaPool([Replica(e, str(i), bf16 if e.device.type == "cuda" else nullcontext)
+                                 for i, e in enumerate(engines)])
+        self.max_len = min(e.max_len for e in engines)  # the KV cache: prompt + reply must fit in it
+        self.counters = {"requests_served": 0, "requests_active": 0}
+        self.started = int(time.time())
+
+    def prepare(self, messages, n=1, max_tokens=None, temperature=None, top_k=None, top_p=None, seed=None):
+        """(prompt ids, one SamplingParams per choice, dropped turns): the conversation loses its oldest turns
+        until it fits the context with room for the reply; ValueError when even its last message cannot.
+        Slow for long conversations (one render per dropped pair): call it off the event loop."""
+        c = self.config
+        max_tokens = max_tokens or min(c.max_tokens, self.max_len)
+        conversation, dropped = fit_conversation(self.tokenizer, {"messages": messages},
+                                                 prompt_budget(self.max_len, max_tokens))
+        top_k = c.top_k if top_k is None else top_k
+        params = SamplingParams(temperature=c.temperature if temperature is None else temperature,
+                                top_k=top_k or None, top_p=top_p, max_tokens=max_tokens, seed=seed)
+        # With a seed, choice j uses seed + j: the choices differ, and each one reproduces.
+        choices = [params if seed is None else replace(params, seed=seed + j) for j in range(n)]
+        return self.tokenizer.render_for_completion(conversation), choices, dropped
+
+    @asynccontextmanager
+    async def running(self, job):
+        """Submit a job; whatever ends the request (done, error, client gone) frees its rows at once."""
+        self.counters["requests_active"] += 1
+        try:
+            self.pool.submit(job)
+            yield job
+        finally:
+            job.cancel()
+            self.counters["requests_active"] -= 1
+            self.counters["requests_served"] += 1
+
+    def health(self):
+        """(body, ok): ok while any replica runs; "degraded" when some do not."""
+        replicas = [{"name": r.name, "device": str(r.engine.device), "alive": r.alive} for r in self.pool.replicas]
+        ok = any(r["alive"] for r in replicas)
+        status = "ok" if all(r["alive"] for r in replicas) else "degraded" if ok else "down"
+        return {"status": status, "model": self.config.model_name, "replicas": replicas}, ok
+
+    def stats(self):
+        return {**self.counters, **self.pool.stats()}
+
+
+def usage(prompt, job):
+    return {"prompt_tokens": len(prompt), "completion_tokens": job.completion_tokens,
+            "total_tokens": len(prompt) + job.completion_tokens}
 
 
 class GenerationError(RuntimeError):

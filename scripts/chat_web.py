@@ -32,14 +32,12 @@ import socket
 import threading
 import time
 import uuid
-from contextlib import asynccontextmanager, nullcontext
-from dataclasses import dataclass, replace
-from functools import partial
+from contextlib import asynccontextmanager
 from typing import Any
 
 import torch
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,28 +45,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import compute_init, print0
-from nanochat.engine import Engine, SamplingParams, ToolRenderer, fit_conversation, prompt_budget
-from nanochat.serving import GenerationError, Job, Replica, ReplicaPool, StopText
+from nanochat.engine import Engine, ToolRenderer
+from nanochat.serving import ChatServer, GenerationError, Job, ServerConfig, StopText, usage
 from nanochat.tokenizer import BadConversation
 from nanochat.tokenizer import check_messages as check_messages_format
 
 UI_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ui.html")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of the stream
-
-
-@dataclass
-class ServerConfig:
-    model_name: str = "nanochat"
-    max_batch_size: int = 16      # rows per replica batch (used when create_app wraps bare models)
-    temperature: float = 0.8      # defaults for requests that do not say
-    top_k: int = 50
-    max_tokens: int = 512         # capped by the model's context
-    # request limits: generous for a person chatting, small enough that no request can hog the server
-    max_messages: int = 500
-    max_message_chars: int = 8000
-    max_total_chars: int = 32000
-    max_choices: int = 8
-    max_stops: int = 4
 
 
 # -----------------------------------------------------------------------------
@@ -170,201 +153,175 @@ def validation_error(exc):
 
 
 # -----------------------------------------------------------------------------
-# The app
+# The routes, over the app's one ChatServer (nanochat/serving.py)
 
 def sse(obj):
     return f"data: {json.dumps(obj)}\n\n"
 
 
-def create_app(engines_or_models, tokenizer, config=None):
-    """The FastAPI app around one or more Engines (or bare GPT models, wrapped in Engines here); one replica
-    each. Worker threads start and stop with the app's lifespan, i.e. when uvicorn serves it."""
-    config = config or ServerConfig()
-    items = engines_or_models if isinstance(engines_or_models, (list, tuple)) else [engines_or_models]
-    engines = [e if isinstance(e, Engine) else Engine(e, tokenizer, max_batch_size=config.max_batch_size)
-               for e in items]
-    replicas = []
-    for i, e in enumerate(engines):
-        on_cuda = e.device.type == "cuda"
-        autocast = partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16) if on_cuda else nullcontext
-        replicas.append(Replica(e, str(i), autocast))
-    pool = ReplicaPool(replicas)
-    max_len = min(e.max_len for e in engines)  # the KV cache: prompt + reply must fit in it
-    counters = {"requests_served": 0, "requests_active": 0}
-    started = int(time.time())
+def server_error(e):
+    return {"error": {"message": str(e), "type": "server_error", "param": None, "code": None}}
 
-    @asynccontextmanager
-    async def lifespan(app):
-        pool.start()
-        yield
-        await asyncio.to_thread(pool.stop)
 
-    app = FastAPI(title="nanochat", lifespan=lifespan)
-    app.state.pool = pool
+def prepare(server, req, n=1):
+    """A validated request -> (prompt ids, one SamplingParams per choice, dropped turns), or an ApiError for what
+    only the server can judge (sizes, the context, a replica to run on). Called in a thread: see ChatServer.prepare."""
+    config, max_len = server.config, server.max_len
+    check_messages(req.messages, config)
+    asked, name = req.max_tokens, "max_tokens"
+    if getattr(req, "max_completion_tokens", None) is not None:
+        asked, name = req.max_completion_tokens, "max_completion_tokens"
+    if asked is not None and asked > max_len:
+        raise ApiError(f"{name}={asked} is more than this model's context of {max_len} tokens", name, "invalid_value")
+    if not 1 <= n <= config.max_choices:
+        raise ApiError(f"n={n} is out of range: ask for 1 to {config.max_choices} choices", "n", "invalid_value")
+    if not any(r.alive for r in server.pool.replicas):
+        raise ApiError("no model replica is running; see the server log", None, "unavailable", 503, "server_error")
+    try:
+        return server.prepare([{"role": m.role, "content": m.content} for m in req.messages], n, asked,
+                              req.temperature, req.top_k, getattr(req, "top_p", None), req.seed)
+    except ValueError as e:  # e.g. the system message alone is longer than the context
+        raise ApiError(str(e), "messages", "context_length_exceeded") from None
 
-    @app.exception_handler(ApiError)
-    async def on_api_error(request, exc):
-        return error_response(exc)
 
-    @app.exception_handler(RequestValidationError)
-    async def on_validation_error(request, exc):
-        return error_response(validation_error(exc))
+router = APIRouter()
 
-    @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(request, exc):
-        return error_response(ApiError(str(exc.detail), None, f"http_{exc.status_code}", exc.status_code))
 
-    def prepare(req, n=1):
-        """Validated request -> (prompt ids, one SamplingParams per choice, dropped turns). Called in a thread:
-        fitting a long conversation re-renders it once per dropped pair (~0.5 s for 500 messages)."""
-        check_messages(req.messages, config)
-        asked, name = req.max_tokens, "max_tokens"
-        if getattr(req, "max_completion_tokens", None) is not None:
-            asked, name = req.max_completion_tokens, "max_completion_tokens"
-        if asked is not None and asked > max_len:
-            raise ApiError(f"{name}={asked} is more than this model's context of {max_len} tokens", name,
-                           "invalid_value")
-        if not 1 <= n <= config.max_choices:
-            raise ApiError(f"n={n} is out of range: ask for 1 to {config.max_choices} choices", "n", "invalid_value")
-        if not any(r.alive for r in pool.replicas):
-            raise ApiError("no model replica is running; see the server log", None, "unavailable", 503,
-                           "server_error")
-        max_tokens = asked or min(config.max_tokens, max_len)
-        budget = prompt_budget(max_len, max_tokens)
-        conversation = {"messages": [{"role": m.role, "content": m.content} for m in req.messages]}
+@router.get("/", response_class=HTMLResponse)
+async def index():
+    with open(UI_PATH, encoding="utf-8") as f:  # read per request: edits to ui.html show on reload
+        return f.read()
+
+
+@router.get("/health")
+async def health(request: Request):
+    body, ok = request.app.state.chat.health()
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/stats")
+async def stats(request: Request):
+    return request.app.state.chat.stats()
+
+
+@router.get("/v1/models")
+async def models(request: Request):
+    server = request.app.state.chat
+    return {"object": "list", "data": [{"id": server.config.model_name, "object": "model", "created": server.started,
+                                        "owned_by": "nanochat"}]}
+
+
+@router.post("/chat/completions")
+async def chat(req: ChatRequest, request: Request):
+    server = request.app.state.chat
+    prompt, params, dropped = await asyncio.to_thread(prepare, server, req)
+
+    async def events():
+        job, finish_reason = Job(prompt, params), None
+        renderer = ToolRenderer(server.tokenizer)
         try:
-            conversation, dropped = fit_conversation(tokenizer, conversation, budget)
-        except ValueError as e:  # e.g. the system message alone is longer than the context
-            raise ApiError(str(e), "messages", "context_length_exceeded") from None
-        prompt = tokenizer.render_for_completion(conversation)
-        top_k = config.top_k if req.top_k is None else req.top_k
-        params = SamplingParams(temperature=config.temperature if req.temperature is None else req.temperature,
-                                top_k=top_k or None, top_p=getattr(req, "top_p", None), max_tokens=max_tokens,
-                                seed=req.seed)
-        # With a seed, choice j uses seed + j: the choices differ, and each one reproduces.
-        choices = [params if req.seed is None else replace(params, seed=req.seed + j) for j in range(n)]
-        return prompt, choices, dropped
+            async with server.running(job):
+                async for _, out in job.events():
+                    for text, tool in renderer.feed(out):
+                        yield sse({"token": text, "tool": True} if tool else {"token": text})
+                    finish_reason = out.finish_reason or finish_reason
+        except GenerationError as e:
+            yield sse(server_error(e))
+            return
+        yield sse({"done": True, "finish_reason": finish_reason, "usage": usage(prompt, job),
+                   "dropped_turns": dropped})
 
-    @asynccontextmanager
-    async def running(job):
-        """Submit a job; whatever ends the request (done, error, client gone) frees its rows at once."""
-        counters["requests_active"] += 1
-        try:
-            pool.submit(job)
-            yield job
-        finally:
-            job.cancel()
-            counters["requests_active"] -= 1
-            counters["requests_served"] += 1
+    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
-    def usage(prompt, job):
-        return {"prompt_tokens": len(prompt), "completion_tokens": job.completion_tokens,
-                "total_tokens": len(prompt) + job.completion_tokens}
 
-    def server_error(e):
-        return {"error": {"message": str(e), "type": "server_error", "param": None, "code": None}}
+async def choice_pieces(job, stops, tokenizer):
+    """(choice index, text, finish_reason or None) as each choice's text arrives, cut at stop strings."""
+    renderers = [ToolRenderer(tokenizer) for _ in job.params]
+    cutters = [StopText(stops) for _ in job.params]
+    async for i, out in job.events():
+        text, stopped = cutters[i].feed("".join(t for t, _ in renderers[i].feed(out)))
+        if stopped:
+            job.cancel(i)  # the rest of this choice is never shown: stop computing it
+            yield i, text, "stop"
+        elif out.finished:
+            yield i, text + cutters[i].flush(), out.finish_reason
+        elif text:
+            yield i, text, None
 
-    @app.get("/", response_class=HTMLResponse)
-    async def index():
-        with open(UI_PATH, encoding="utf-8") as f:  # read per request: edits to ui.html show on reload
-            return f.read()
 
-    @app.get("/health")
-    async def health():
-        replicas = [{"name": r.name, "device": str(r.engine.device), "alive": r.alive} for r in pool.replicas]
-        ok = any(r["alive"] for r in replicas)
-        body = {"status": "ok" if all(r["alive"] for r in replicas) else "degraded" if ok else "down",
-                "model": config.model_name, "replicas": replicas}
-        return JSONResponse(body, status_code=200 if ok else 503)
+@router.post("/v1/chat/completions")
+async def openai_chat(req: OpenAIChatRequest, request: Request):
+    server = request.app.state.chat
+    stops = check_stop(req.stop, server.config)
+    prompt, params, dropped = await asyncio.to_thread(prepare, server, req, req.n)
+    head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": server.config.model_name}
+    headers = {"X-Dropped-Turns": str(dropped)}
+    job = Job(prompt, params)
+    if req.stream:
+        include_usage = req.stream_options is not None and req.stream_options.include_usage
 
-    @app.get("/stats")
-    async def stats():
-        return {**counters, **pool.stats()}
+        async def chunks():
+            def chunk(choices, **extra):
+                return sse({**head, "object": "chat.completion.chunk", "choices": choices, **extra})
 
-    @app.get("/v1/models")
-    async def models():
-        return {"object": "list",
-                "data": [{"id": config.model_name, "object": "model", "created": started, "owned_by": "nanochat"}]}
-
-    @app.post("/chat/completions")
-    async def chat(req: ChatRequest):
-        prompt, params, dropped = await asyncio.to_thread(prepare, req)
-
-        async def events():
-            job, finish_reason = Job(prompt, params), None
-            renderer = ToolRenderer(tokenizer)
+            yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                         for i in range(req.n)])
             try:
-                async with running(job):
-                    async for _, out in job.events():
-                        for text, tool in renderer.feed(out):
-                            yield sse({"token": text, "tool": True} if tool else {"token": text})
-                        finish_reason = out.finish_reason or finish_reason
+                async with server.running(job):
+                    async for i, text, reason in choice_pieces(job, stops, server.tokenizer):
+                        yield chunk([{"index": i, "delta": {"content": text} if text else {}, "finish_reason": reason}])
             except GenerationError as e:
                 yield sse(server_error(e))
                 return
-            yield sse({"done": True, "finish_reason": finish_reason, "usage": usage(prompt, job),
-                       "dropped_turns": dropped})
+            if include_usage:
+                yield chunk([], usage=usage(prompt, job))
+            yield "data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(chunks(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
 
-    async def choice_pieces(job, stops):
-        """(choice index, text, finish_reason or None) as each choice's text arrives, cut at stop strings."""
-        renderers = [ToolRenderer(tokenizer) for _ in job.params]
-        cutters = [StopText(stops) for _ in job.params]
-        async for i, out in job.events():
-            text, stopped = cutters[i].feed("".join(t for t, _ in renderers[i].feed(out)))
-            if stopped:
-                job.cancel(i)  # the rest of this choice is never shown: stop computing it
-                yield i, text, "stop"
-            elif out.finished:
-                yield i, text + cutters[i].flush(), out.finish_reason
-            elif text:
-                yield i, text, None
+    texts, reasons = [""] * req.n, [None] * req.n
+    try:
+        async with server.running(job):
+            async for i, text, reason in choice_pieces(job, stops, server.tokenizer):
+                texts[i] += text
+                reasons[i] = reason or reasons[i]
+    except GenerationError as e:
+        return JSONResponse(server_error(e), status_code=500)
+    choices = [{"index": i, "message": {"role": "assistant", "content": texts[i]}, "finish_reason": reasons[i],
+                "logprobs": None} for i in range(req.n)]
+    return JSONResponse({**head, "object": "chat.completion", "choices": choices, "usage": usage(prompt, job)},
+                        headers=headers)
 
-    @app.post("/v1/chat/completions")
-    async def openai_chat(req: OpenAIChatRequest):
-        stops = check_stop(req.stop, config)
-        prompt, params, dropped = await asyncio.to_thread(prepare, req, req.n)
-        head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": config.model_name}
-        headers = {"X-Dropped-Turns": str(dropped)}
-        if req.stream:
-            include_usage = req.stream_options is not None and req.stream_options.include_usage
 
-            async def chunks():
-                def chunk(choices, **extra):
-                    return sse({**head, "object": "chat.completion.chunk", "choices": choices, **extra})
+async def on_api_error(request, exc):
+    return error_response(exc)
 
-                job = Job(prompt, params)
-                yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-                             for i in range(req.n)])
-                try:
-                    async with running(job):
-                        async for i, text, reason in choice_pieces(job, stops):
-                            delta = {"content": text} if text else {}
-                            yield chunk([{"index": i, "delta": delta, "finish_reason": reason}])
-                except GenerationError as e:
-                    yield sse(server_error(e))
-                    return
-                if include_usage:
-                    yield chunk([], usage=usage(prompt, job))
-                yield "data: [DONE]\n\n"
 
-            return StreamingResponse(chunks(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+async def on_validation_error(request, exc):
+    return error_response(validation_error(exc))
 
-        job = Job(prompt, params)
-        texts, reasons = [""] * req.n, [None] * req.n
-        try:
-            async with running(job):
-                async for i, text, reason in choice_pieces(job, stops):
-                    texts[i] += text
-                    reasons[i] = reason or reasons[i]
-        except GenerationError as e:
-            return JSONResponse(server_error(e), status_code=500)
-        choices = [{"index": i, "message": {"role": "assistant", "content": texts[i]}, "finish_reason": reasons[i],
-                    "logprobs": None} for i in range(req.n)]
-        return JSONResponse({**head, "object": "chat.completion", "choices": choices, "usage": usage(prompt, job)},
-                            headers=headers)
 
+async def on_http_error(request, exc):
+    return error_response(ApiError(str(exc.detail), None, f"http_{exc.status_code}", exc.status_code))
+
+
+def create_app(engines_or_models, tokenizer, config=None):
+    """The FastAPI app: the routes above over a new ChatServer (one replica per Engine or model). The replicas'
+    worker threads start and stop with the app's lifespan, i.e. when uvicorn serves it."""
+    server = ChatServer(engines_or_models, tokenizer, config)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        server.pool.start()
+        yield
+        await asyncio.to_thread(server.pool.stop)
+
+    app = FastAPI(title="nanochat", lifespan=lifespan)
+    app.state.chat = server
+    app.include_router(router)
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     return app
 
 
