@@ -74,10 +74,9 @@ class BestFit:
     def state_dict(self):
         return [tuple(list(seq) for seq in doc) for doc in self.docs]
 
-    def load_state_dict(self, docs):
-        self.docs, self.lens = [], []
-        for doc in docs:
-            self.add(tuple(list(seq) for seq in doc))
+    def load_state_dict(self, docs):   # as saved: re-adding would reorder documents of equal length
+        self.docs = [tuple(list(seq) for seq in doc) for doc in docs]
+        self.lens = [len(doc[0]) for doc in self.docs]
 
 
 class PackedLoader:

@@ -16,10 +16,8 @@ Every --eval-every steps: validation loss (nats per assistant token). Every --ev
 steps: a quick ChatCORE on a subset (--chatcore-tasks, --chatcore-max-problems), scored by
 nanochat/chat_eval.py exactly as scripts/chat_eval.py scores the full evaluation.
 
-Mixtures: `full` = ARC-Easy/Challenge train + GSM8K train + 10K of SmolTalk + identity conversations +
-SpellingBee; `synthetic` = the embedded generator's chat and math tasks + SpellingBee (offline).
-Resumable like base_train (--resume, SIGTERM: save and exit 143).
-The last line printed is `val_loss: X`.
+Mixtures (`full` from the hub, `synthetic` offline): tasks/mixtures.py. Resumable like base_train (--resume,
+SIGTERM: save and exit 143). The last line printed is `val_loss: X`.
 """
 
 import argparse

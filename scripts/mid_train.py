@@ -14,10 +14,8 @@ and the user turns of SmolTalk, the MMLU questions and the template's special to
 for a model that will see them in every chat. SFT (scripts/chat_sft.py) then narrows the loss to the
 assistant's tokens. --loss-on=assistant trains (and validates) on the render mask instead.
 
-Mixtures: `full` = SmolTalk + MMLU auxiliary_train + GSM8K train (tool calls) + identity conversations
-(twice, when the file exists) + SpellingBee; `synthetic` = the embedded generator's chat and math
-tasks + SpellingBee on the embedded vocabulary, for the tiny profile and tests, offline.
-Validation: bits per byte (nanochat/loss_eval.py) on the held-out splits. The horizon, unless
+Mixtures (`full` from the hub, `synthetic` offline): tasks/mixtures.py. Validation: bits per byte
+(nanochat/loss_eval.py) on the held-out splits. The horizon, unless
 --num-iterations is given, is one pass over the training mixture, estimated from a sample.
 Resumable like base_train (--resume, SIGTERM); the last line printed is `val_bpb: X`.
 """

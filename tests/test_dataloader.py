@@ -126,3 +126,30 @@ def test_split_needs_two_shards(tmp_path):
     write_shards(tmp_path, 1, 5)
     with pytest.raises(FileNotFoundError, match="--embedded"):
         split_shards(str(tmp_path), "train")
+
+
+def test_best_fit_state_restores_the_exact_buffer():
+    """Documents of equal length keep their order through state_dict/load_state_dict (re-inserting them would
+    reverse it, and a resumed run would pack different rows)."""
+    import random
+
+    from nanochat.dataloader import BestFit
+    rng = random.Random(0)
+    docs = [([n] * rng.choice((3, 5, 5, 8)),) for n in range(300)]
+    taken = {}
+
+    def buffer(name, start=0):
+        taken[name] = start
+        buf = BestFit(None, buffer_size=6)
+
+        def refill():
+            buf.add(docs[taken[name]])
+            taken[name] += 1
+        buf.refill = refill
+        return buf
+
+    a = buffer("a")
+    a.row(20)
+    b = buffer("b", start=taken["a"])   # the resumed run: the same stream from here on
+    b.load_state_dict(a.state_dict())
+    assert [a.row(20) for _ in range(20)] == [b.row(20) for _ in range(20)]
