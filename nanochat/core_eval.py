@@ -14,7 +14,7 @@ The pieces, in the order they run:
    - language_modeling: correct iff greedy decoding (teacher-forced argmax at every continuation
      position) reproduces every continuation token.
 5. `evaluate_core` runs every task and centers each accuracy on its random baseline:
-   centered = (acc - b) / (1 - b), b = baseline% / 100; CORE = the mean centered accuracy.
+   centered = (acc - b) / (1 - b), b the random baseline (a fraction); CORE = the mean centered accuracy.
 
 Deliberately left out: generation-based scoring (chat evals live elsewhere), per-task prompt
 templates beyond the bundle's continuation_delimiter, and caching of tokenized prompts.
