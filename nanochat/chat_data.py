@@ -42,8 +42,7 @@ def pad_batch(docs, seq_len, pad_id):
     num_cropped); rows are padded with pad_id to the longest, and padded positions get target IGNORE.
     Shapes: (B, T) with T = min(longest conversation, seq_len + 1) - 1.
     """
-    if not docs:
-        raise ValueError("pad_batch needs at least one conversation")
+    assert docs, "a batch of at least one conversation"
     rows = [(ids[:seq_len + 1], mask[:seq_len + 1]) for ids, mask in docs]
     num_cropped = sum(len(ids) > seq_len + 1 for ids, _ in docs)
     T = max(len(ids) for ids, _ in rows) - 1
@@ -62,8 +61,7 @@ class RankCursor:
     """This rank's conversations of `dataset`, rendered, in order and forever: indices rank, rank + W, ..."""
 
     def __init__(self, dataset, render, rank=0, world_size=1):
-        if len(dataset) == 0:
-            raise ValueError("the dataset has no conversations")
+        assert len(dataset) > 0, "mixtures refuse empty tasks where they are built"
         self.dataset, self.render = dataset, render
         self.rank, self.world_size = rank, world_size
         self.cursor = 0   # conversations this rank has taken so far

@@ -30,13 +30,12 @@ import torch
 import torch.distributed as dist
 
 from nanochat.core_eval import centered_accuracy
-from nanochat.engine import Engine, SamplingParams
+from nanochat.engine import Engine, SamplingParams, prompt_budget
 
 
 def chatcore(centered):
     """ChatCORE: the mean of the tasks' centered accuracies ({name: centered})."""
-    if not centered:
-        raise ValueError("ChatCORE needs at least one task")
+    assert centered, "ChatCORE needs at least one task"
     return sum(centered.values()) / len(centered)
 
 
@@ -112,7 +111,7 @@ def evaluate_task(task, model, tokenizer, engine=None, device="cpu", max_problem
         engine = engine or Engine(model, tokenizer, max_batch_size=batch_size * num_samples)
         sampling = sampling or SamplingParams(temperature=0.0)
         # keep room for the reply: a longer prompt keeps its end, but never less than half the context
-        max_prompt = max(engine.max_len // 2, engine.max_len - sampling.max_tokens)
+        max_prompt = prompt_budget(engine.max_len, sampling.max_tokens)
         for batch in _batches(mine, batch_size):
             conversations = [task.get(i) for i in batch]
             prompts = [tokenizer.render_for_completion(c)[-max_prompt:] for c in conversations]
@@ -123,8 +122,7 @@ def evaluate_task(task, model, tokenizer, engine=None, device="cpu", max_problem
                 replies = [tokenizer.decode(ids) for ids in completions[j * num_samples:(j + 1) * num_samples]]
                 correct += any_passes(task, conversation, replies)
     else:
-        raise ValueError(f"task {getattr(task, 'name', task)!r} has eval_type {task.eval_type!r}; "
-                         "expected 'categorical' or 'generative'")
+        raise AssertionError(f"eval_type {task.eval_type!r}")
     counts = torch.tensor([correct, len(mine), chance], dtype=torch.float64, device=device)
     if world_size > 1 and dist.is_available() and dist.is_initialized():
         dist.all_reduce(counts)

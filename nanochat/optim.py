@@ -216,21 +216,13 @@ def _padded_rows(x, rows):
 class MuonAdamW(torch.optim.Optimizer):
     def __init__(self, param_groups):
         groups = []
-        for i, group in enumerate(param_groups):
+        for group in param_groups:
             kind = group.get("kind")
-            if kind not in KIND_DEFAULTS:
-                raise ValueError(f"param group {i}: 'kind' must be 'adamw' or 'muon', got {kind!r}")
-            unknown = set(group) - set(KIND_DEFAULTS[kind]) - {"params", "kind", "initial_lr", "name"}
-            if unknown:
-                raise ValueError(f"param group {i} ({kind}): unknown keys {sorted(unknown)}; "
-                                 f"allowed: {sorted(KIND_DEFAULTS[kind])}")
+            assert kind in KIND_DEFAULTS and set(group) <= {*KIND_DEFAULTS[kind], "params", "kind", "initial_lr",
+                                                            "name"}, f"a group's keys: {sorted(group)}"
             group = {**KIND_DEFAULTS[kind], **group, "params": list(group["params"])}
             group.setdefault("initial_lr", group["lr"])
-            if kind == "muon":
-                for p in group["params"]:
-                    if p.dim() != 2:
-                        raise ValueError(f"param group {i}: Muon takes 2-D matrices only, got a parameter of "
-                                         f"shape {tuple(p.shape)}; put it in an 'adamw' group")
+            assert kind == "adamw" or all(p.dim() == 2 for p in group["params"]), "Muon takes 2-D matrices only"
             groups.append(group)
         super().__init__(groups, defaults={})
 

@@ -116,8 +116,7 @@ class Job:
     """
 
     def __init__(self, prompt, params):
-        if not params:
-            raise ValueError("a Job needs at least one SamplingParams (one per choice)")
+        assert params, "one SamplingParams per choice"
         self.prompt = list(prompt)
         self.params = list(params)
         self.loop = asyncio.get_running_loop()
@@ -263,8 +262,7 @@ class ReplicaPool:
     """Replicas behind one queue discipline: each job goes whole to the least-loaded live replica."""
 
     def __init__(self, replicas):
-        if not replicas:
-            raise ValueError("a ReplicaPool needs at least one Replica")
+        assert replicas
         self.replicas = list(replicas)
 
     def start(self):

@@ -130,7 +130,7 @@ class Tokenizer:
             return pre + self.enc.encode_ordinary(text) + post
         if isinstance(text, list):
             return [pre + ids + post for ids in self.enc.encode_ordinary_batch(text, num_threads=num_threads)]
-        raise TypeError(f"encode expects a str or a list of str, got {type(text).__name__}")
+        raise TypeError(f"encode takes a str or a list of str, not {type(text).__name__}")
 
     __call__ = encode
 

@@ -266,19 +266,15 @@ def test_params_without_grad_are_left_alone():
     assert params[0] not in opt.state and params[5] not in opt.state
 
 
-@pytest.mark.parametrize("group, word", [
-    ({"lr": 0.1}, "kind"),
-    ({"kind": "sgd"}, "kind"),
-    ({"kind": "adamw", "beta1": 0.9}, "beta1"),
-    ({"kind": "muon", "momentun": 0.9}, "momentun"),
-])
-def test_bad_param_groups_are_rejected(group, word):
-    with pytest.raises(ValueError, match=word):
+@pytest.mark.parametrize("group", [{"lr": 0.1}, {"kind": "sgd"}, {"kind": "adamw", "beta1": 0.9},
+                                   {"kind": "muon", "momentun": 0.9}])
+def test_bad_param_groups_are_bugs(group):
+    with pytest.raises(AssertionError):
         MuonAdamW([{"params": [torch.nn.Parameter(torch.zeros(2, 2))], **group}])
 
 
-def test_muon_rejects_non_matrices():
-    with pytest.raises(ValueError, match=r"shape \(5,\)"):
+def test_muon_takes_matrices_only():
+    with pytest.raises(AssertionError):
         MuonAdamW([{"kind": "muon", "params": [torch.nn.Parameter(torch.zeros(5))]}])
 
 
