@@ -4,31 +4,18 @@ Reinforcement learning on math word problems, with the calculator tool.
     python -m scripts.chat_rl --task=synthetic --num-steps=40 ...           # one process (CPU or 1 GPU)
     torchrun --standalone --nproc_per_node=8 -m scripts.chat_rl -- --task=gsm8k
 
-Starting from the SFT model, every step:
-  1. takes --examples-per-step training problems, each rank its own share;
-  2. samples --num-samples completions of each with the engine (temperature, top-k), calculator calls
-     executed and their results forced into the stream, as at chat time;
-  3. rewards each completion with the task's own check: 1 for the right final "#### N", else 0;
-  4. advantage = reward - the mean reward of its group (the samples of the same problem);
-  5. loss = -sum(advantage * log p(token)) over the tokens the model sampled, divided by the number of such
-     tokens in the whole step (all ranks), accumulated over micro-batches of --device-batch-size rows;
-     then one optimizer step (the same Muon + AdamW as every other stage, which averages gradients over
-     ranks). The learning rates start at --init-lr-frac of the given ones and decay linearly to 0.
-Rewards, token counts and pass@k are summed over ranks, so every rank prints and logs the same numbers.
+From the SFT model, each step: every rank takes its share of --examples-per-step training problems, samples
+--num-samples completions of each with the engine (calculator calls executed, as at chat time), rewards each
+with the task's own check (1 for the right "#### N", else 0), and takes one optimizer step on
+-sum(advantage * log p(token)) over the tokens the model sampled, advantage = reward - its group's mean.
 
-That is REINFORCE with the group mean as baseline: GRPO (Shao et al. 2024) with the parts that do nothing
-here removed. Each batch of samples is used for exactly one update by the policy that drew it, so there is
-no importance ratio, no clipping and no KL penalty to a reference model. The advantage is NOT divided by the
-group's standard deviation by default: that division up-weights problems the model almost always or
-almost never solves (Liu et al. 2025, "Dr. GRPO"); --std-normalize turns it on. Tokens the model did not
-choose carry no gradient: the prompt, the tool's forced <|output_start|>...<|output_end|> tokens, padding.
-The final <|assistant_end|> IS trained on: stopping is a choice of the model like any other token.
+That is REINFORCE with the group mean as baseline: GRPO (Shao et al. 2024) without the parts that do nothing
+here. Each batch is used for exactly one update by the policy that drew it: no importance ratio, no clipping,
+no KL penalty. The advantage is not divided by the group's std by default, which would up-weight problems the
+model almost always or almost never solves (Liu et al. 2025, "Dr. GRPO"; --std-normalize turns it on).
 
-Exactly resumable: prompts and sampling seeds follow from (--seed, step), so a run killed after step k and
-resumed with --resume draws the same samples and reaches the same weights as one that was never stopped.
-Every --eval-every steps: pass@1..k on the first --eval-examples test problems, k = --eval-samples samples
-each, with the unbiased estimator of Chen et al. 2021 (pass@1 is the mean correctness of all k samples).
-The last line printed is `pass@1: X` (the stage's metric).
+Exactly resumable: problems and sampling seeds follow from (--seed, step). Every --eval-every steps: pass@1..k
+on --eval-examples test problems (Chen et al. 2021's unbiased estimator). The last line is `pass@1: X`.
 Deliberately not here: several updates per batch (PPO), reward shaping or partial credit, a learned value.
 """
 
@@ -107,6 +94,7 @@ def build_batch(prompts, completions, sampled, pad_id):
 
     targets[b, t] is the token at position t + 1 of row b when the model sampled it (sampled[b][j] == 1 for
     completion token j), else -1: prompt tokens, the tool's forced tokens and padding are never trained on.
+    The final <|assistant_end|> is: stopping is a choice of the model like any other token.
     """
     seqs = [list(p) + list(c) for p, c in zip(prompts, completions)]
     weights = [[0] * len(p) + list(s) for p, s in zip(prompts, sampled)]
