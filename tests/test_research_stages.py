@@ -132,8 +132,8 @@ def test_every_other_stage_runs_under_the_harness(world, tmp_path_factory):
                       "def train(args):\n    raise RuntimeError('no')\n"), "crash"),
         "rl": (patch(repo, "sample differently", "nanochat/engine.py", "import torch\n", "import torch  # x\n"),
                "reject"),
-        "engine": (patch(repo, "other outputs", "nanochat/gpt.py", "logits = softcap * torch.tanh(logits / softcap)",
-                         "logits = softcap * torch.tanh(logits / softcap + 0.01)"), "discard"),
+        "engine": (patch(repo, "other outputs", "nanochat/engine.py", "softmax(values / params.temperature",
+                         "softmax(values / (2 * params.temperature)"), "discard"),   # faster or not: not the same
     }
     for name, (text, status) in cases.items():
         rows, _ = research(repo, inputs, tmp_path_factory.mktemp(name), name, [text])
