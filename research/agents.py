@@ -50,7 +50,7 @@ def run_group(cmd, cwd, env, timeout, log_path):
     in MiB of its largest process, timed out). Past the timeout the whole group gets SIGTERM, then SIGKILL;
     whatever of the group is still alive when the command ends is killed too."""
     t0 = time.time()
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:   # appended: a run is its command, then its evaluation
         proc = subprocess.Popen(cmd, shell=True, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     ACTIVE_GROUPS.add(proc.pid)

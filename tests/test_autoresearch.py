@@ -45,6 +45,7 @@ model = json.load(open(os.path.join(base, "model.json")))
 offset = float(open(os.path.join(base, "offset.txt")).read())
 with open(os.path.join(base, "score.json"), "w") as f:
     json.dump({"score": model["value"] + offset, "check": model["check"]}, f)
+print("scored")
 """
 
 
@@ -177,6 +178,8 @@ def test_replay_loop_keeps_only_real_gains_and_logs_every_attempt(tmp_path):
     assert sh(repo, "worktree", "list").count("\n") == 0  # every experiment's worktree is gone
     assert (run_dir / "progress.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "VALUE = 2.0" in (run_dir / "patches" / "0007.patch").read_text()
+    log = (run_dir / "logs" / "0007.log").read_text()
+    assert log.index("warming up") < log.index("scored")   # the stage's output, then its evaluation's
 
 
 def test_killed_run_resumes_where_it_stopped(tmp_path):
