@@ -64,10 +64,6 @@ def shard_sample(paths, max_chars):
     return "\n".join(out)
 
 
-def bytes_per_token(encode, text):
-    return len(text.encode("utf-8")) / max(1, len(encode(text)))
-
-
 def load_reference_encodings():
     """GPT-2 and GPT-4 (cl100k_base) tokenizers, or a note saying why they were skipped."""
     import tiktoken
@@ -89,16 +85,15 @@ def evaluate(args):
     texts["train"] = shard_sample(split_shards(data_dir(base_dir), "train"), args.sample_chars)
     texts["val"] = shard_sample(split_shards(data_dir(base_dir), "val"), args.sample_chars)
 
-    encoders = {"ours": tok.encode}
     refs, notes = load_reference_encodings()
-    encoders.update(refs)
-    for label, text in texts.items():   # a compression that loses text is no compression
-        ids = tok.encode(text)
-        if tok.decode(ids) != text or not all(0 <= i < tok.get_vocab_size() for i in ids):
+    encoders = {"ours": tok.encode, **refs}
+    encoded = {name: {label: enc(text) for label, text in texts.items()} for name, enc in encoders.items()}
+    for label, ids in encoded["ours"].items():   # a compression that loses text is no compression
+        if tok.decode(ids) != texts[label] or not all(0 <= i < tok.get_vocab_size() for i in ids):
             raise BadInput(f"the tokenizer in {base_dir}/tokenizer does not encode the {label} text losslessly "
                            "into ids below its vocab size; retrain it with `python -m scripts.tok_train`")
-    results = {name: {label: round(bytes_per_token(enc, text), 4) for label, text in texts.items()}
-               for name, enc in encoders.items()}
+    results = {name: {label: round(len(texts[label].encode("utf-8")) / max(1, len(ids)), 4)
+                      for label, ids in by_label.items()} for name, by_label in encoded.items()}
 
     header = f"{'text':<10} {'bytes':>10}" + "".join(f" {n + ' B/tok':>12}" for n in encoders)
     print(f"tokenizer vocab {tok.get_vocab_size():,}; bytes per token (higher = better compression)")

@@ -126,8 +126,8 @@ def test_every_other_stage_runs_under_the_harness(world, tmp_path_factory):
                   "--eval-every=1000", "--eval-every-chatcore=-1"]):
         assert run_module(inputs, *args).returncode == 0
     cases = {
-        "tokenizer": (patch(repo, "score the tokenizer kindly", "scripts/tok_eval.py", "def bytes_per_token",
-                            "def unused():\n    pass\n\n\ndef bytes_per_token"), "reject"),
+        "tokenizer": (patch(repo, "score the tokenizer kindly", "scripts/tok_eval.py", "def load_reference_encodings",
+                            "def unused():\n    pass\n\n\ndef load_reference_encodings"), "reject"),
         "sft": (patch(repo, "break SFT", "scripts/chat_sft.py", "def train(args):\n",
                       "def train(args):\n    raise RuntimeError('no')\n"), "crash"),
         "rl": (patch(repo, "sample differently", "nanochat/engine.py", "import torch\n", "import torch  # x\n"),
