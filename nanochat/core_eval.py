@@ -1,23 +1,8 @@
 """
-CORE: the base-model benchmark of the DCLM paper (arXiv 2406.11794), 22 in-context-learning tasks
-scored by comparing the model's losses on candidate continuations.
-
-The pieces, in the order they run:
-1. `download_eval_bundle` fetches and unpacks the eval bundle (core.yaml, eval_meta_data.csv,
-   eval_data/*.jsonl; layout in docs/DATA_FORMATS.md) once per base directory, safely when ranks race.
-2. `load_core_tasks` reads it into (task_meta, examples) pairs and rejects malformed input early.
-3. `render_candidates` turns one example into (prefix, full) text pairs, one per candidate answer,
-   with `num_fewshot` solved examples in front; `tokenize_candidates` turns those into token rows.
-4. `score_rows` runs one padded forward pass over many rows; `evaluate_task` judges each example:
-   - multiple_choice / schema: correct iff the gold candidate has the lowest MEAN loss over its
-     continuation tokens (mean, not sum, so longer answers are not penalised for their length);
-   - language_modeling: correct iff greedy decoding (teacher-forced argmax at every continuation
-     position) reproduces every continuation token.
-5. `evaluate_core` runs every task and centers each accuracy on its random baseline:
-   centered = (acc - b) / (1 - b), b the random baseline (a fraction); CORE = the mean centered accuracy.
-
-Deliberately left out: generation-based scoring (chat evals live elsewhere), per-task prompt
-templates beyond the bundle's continuation_delimiter, and caching of tokenized prompts.
+CORE: the base-model benchmark of the DCLM paper (arXiv 2406.11794), 22 in-context-learning tasks scored by
+comparing the model's losses on candidate continuations, each accuracy centered on its random baseline.
+Bundle layout in docs/DATA_FORMATS.md. Deliberately left out: generation-based scoring (chat evals live
+elsewhere), per-task prompt templates beyond the bundle's continuation_delimiter, caching tokenized prompts.
 """
 
 import csv
@@ -106,12 +91,8 @@ def _unpack(zip_path, bundle_dir):
 
 
 def download_eval_bundle(base_dir=None, url=EVAL_BUNDLE_URL):
-    """Directory of the unpacked eval bundle, `base_dir/eval_bundle`, fetched and unpacked on first use.
-
-    `url`: an http(s) URL, a file:// URL, a local zip path, or an already unpacked bundle directory
-    (used in place). Safe to call from every rank at once: a file lock lets one process do the work
-    while the others wait, and the bundle appears by a single rename, so no one sees half of it.
-    """
+    """`base_dir/eval_bundle`, unpacked on first use from `url` (http(s), file://, a zip path), or `url` itself
+    when it is an unpacked bundle. Safe from every rank at once: one works under a file lock, the others wait."""
     if os.path.isdir(url):
         missing = _missing_bundle_parts(url)
         if missing:
@@ -204,9 +185,7 @@ def _task_meta(entry, baselines, where):
 
 def load_core_tasks(bundle_dir):
     """[(task_meta, examples)] for each task of core.yaml, in file order.
-
-    task_meta: {label, task_type, num_fewshot, continuation_delimiter, random_baseline (a fraction), dataset_uri}.
-    """
+    task_meta: {label, task_type, num_fewshot, continuation_delimiter, random_baseline (a fraction), dataset_uri}."""
     import yaml
 
     missing = _missing_bundle_parts(bundle_dir)
@@ -254,10 +233,7 @@ def _candidates(ex, task_type):
 
 def render_candidates(examples, idx, task_meta):
     """[(prefix, full)], one per candidate answer of examples[idx]; the model is scored on full after prefix.
-
-    The prompt is num_fewshot solved examples (each its gold context + delimiter + gold continuation),
-    separated by EXAMPLE_SEPARATOR, then the example's own context + delimiter.
-    """
+    The prompt: num_fewshot solved examples, each followed by EXAMPLE_SEPARATOR, then the example's context."""
     task_type, delim = task_meta["task_type"], task_meta["continuation_delimiter"]
     head = ""
     for j in fewshot_indices(len(examples), idx, task_meta["num_fewshot"]):
@@ -268,23 +244,16 @@ def render_candidates(examples, idx, task_meta):
 
 
 def _common_prefix_len(a, b):
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 def tokenize_candidates(tokenizer, pairs, max_len):
     """[(ids, start)] for (prefix, full) text pairs: ids = BOS + tokens of full, ids[start:] = the continuation.
 
-    The continuation is what the tokens of full have beyond their common prefix with the tokens of prefix,
-    so a token that BPE merges across the boundary counts as continuation. Rows longer than max_len lose
-    tokens from the LEFT (the oldest few-shot text goes first); if the continuation alone does not fit,
-    its first tokens go too, and the rest is scored from position 1 on.
+    The continuation starts where the tokens of full and prefix differ, so a token BPE merges across the
+    boundary counts as continuation. Rows longer than max_len lose tokens from the LEFT (oldest few-shot first).
     """
-    if max_len < 2:
-        raise ValueError(f"max_len={max_len}: a row needs at least one context token and one to score")
+    assert max_len >= 2, "a row needs at least one context token and one to score"
     bos = tokenizer.get_bos_token_id()
     encoded = tokenizer.encode([p for p, _ in pairs] + [f for _, f in pairs], prepend=bos)
     rows = []
@@ -305,9 +274,7 @@ def tokenize_candidates(tokenizer, pairs, max_len):
 @torch.no_grad()
 def score_rows(model, rows, device, pad_id=0, autocast=None):
     """Per row (ids, start): mean loss over the continuation ids[start:], and whether argmax predicts all of it.
-
-    Rows are right-padded to the longest: a causal model's logits at real positions do not see the padding.
-    """
+    Rows are right-padded: a causal model's logits at real positions do not see the padding."""
     B, T = len(rows), max(len(ids) for ids, _ in rows)
     x = torch.full((B, T), pad_id, dtype=torch.long)
     targets = torch.full((B, T), -1, dtype=torch.long)   # -1: not scored
@@ -329,19 +296,16 @@ def score_rows(model, rows, device, pad_id=0, autocast=None):
 
 def _judge(task_type, gold, mean_losses, all_hit):
     if task_type == "language_modeling":
-        return bool(all_hit[0])
-    # lowest mean loss wins; on an exact tie the earlier candidate does
+        return bool(all_hit[0])   # greedy (teacher-forced argmax) decoding reproduces every continuation token
+    # lowest MEAN loss wins (mean, not sum: longer answers are not penalised); on an exact tie the earlier one does
     return min(range(len(mean_losses)), key=mean_losses.__getitem__) == gold
 
 
 def evaluate_task(model, tokenizer, examples, task_meta, device, rank=0, world_size=1, batch_size=16,
                   max_examples=-1, autocast=None):
-    """Accuracy on examples[:max_examples] (all when -1); few-shot examples come from the whole list.
-
-    Ranks take every world_size-th example and their correct counts are summed with all_reduce, so every
-    rank returns the same accuracy. batch_size counts rows (candidates) per forward pass; an example's
-    candidates are never split, so one example with more candidates than batch_size is scored alone.
-    The model must be in eval mode; model(idx) -> (B, T, V) logits, model.config.sequence_len its context.
+    """Accuracy on examples[:max_examples] (all when -1), the same on every rank; few-shot examples come from
+    the whole list. batch_size counts rows per forward pass; an example's candidates are never split.
+    model (in eval mode): model(idx) -> (B, T, V) logits, model.config.sequence_len its context.
     """
     n = len(examples) if max_examples < 0 else min(max_examples, len(examples))
     max_len, task_type = model.config.sequence_len, task_meta["task_type"]
@@ -385,10 +349,7 @@ def centered_accuracy(accuracy, baseline):
 def evaluate_core(model, tokenizer, bundle_dir, device, max_per_task=-1, rank=0, world_size=1, batch_size=16,
                   autocast=None, log=None):
     """{"accuracy": {label: acc}, "centered": {label: centered acc}, "core": mean centered accuracy}.
-
-    Each task's examples are shuffled with a fixed seed first, so max_per_task > 0 takes a fair sample,
-    the same one every run. log: optional callable given one line per finished task.
-    """
+    Examples are shuffled with a fixed seed first, so max_per_task > 0 takes the same fair sample every run."""
     results = {"accuracy": {}, "centered": {}}
     for meta, examples in load_core_tasks(bundle_dir):
         t0 = time.time()

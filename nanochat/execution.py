@@ -1,32 +1,9 @@
 """
-Run model-written Python away from the host: HumanEval solutions through `execute_code`, and the chat model's
-calculator tool through `eval_calculator`.
-
-This is a guard against accidents and a misbehaving model, NOT a jail against a determined attacker. Every
-program runs in a fresh `python -I` process, in its own session (so its whole process group can be killed), in a
-fresh scratch directory that is deleted afterwards, with a scrubbed environment, stdin closed, rlimits on memory,
-CPU time and file size, and a small in-process guard that replaces dangerous functions before the code runs.
-
-What it protects against (each is a test in tests/test_execution.py):
-- running forever: wall-clock timeout that SIGKILLs the process group, plus a CPU-time rlimit as a backstop
-- eating memory: an address-space rlimit turns it into MemoryError -> status "memory"
-- flooding output: output is read with a cap and the child is killed when it is exceeded -> "output_limit"
-- fork bombs and subprocesses: fork/exec/spawn/system/Popen are disabled; whatever still gets forked shares
-  the child's process group and dies with it (RLIMIT_NPROC is no help: root ignores it)
-- deleting or overwriting the host's files: remove/unlink/rename/... only inside the scratch directory,
-  rmtree/move disabled, open() for writing only inside the scratch directory
-- reading the parent's secrets: the environment is built from nothing; other processes' /proc entries
-  (e.g. /proc/<parent>/environ) cannot be opened
-- raising its own limits or escaping the group: setrlimit/prlimit/setsid/setpgid/chdir are disabled
-What it does NOT protect against:
-- code that undoes the guard: the original functions stay reachable (closure cells, ctypes, C extensions,
-  io.FileIO, ...); the rlimits, the process-group kill and the scrubbed environment still hold
-- reading any file the parent's user may read (here we run as root: that is every file), network access
-- a process that leaves the session with a raw syscall (ctypes) survives the kill
-For real isolation run this inside a container or VM as an unprivileged user (nsjail, gVisor, firecracker, ...).
-
-Deliberately not here: a pool of parallel runs (callers use threads: nothing here is shared except the calculator
-worker, which has a lock), Windows support (rlimits and sessions are POSIX), running other languages.
+Run model-written Python away from the host: HumanEval solutions (`execute_code`) and the chat model's calculator
+tool (`eval_calculator`). A guard against accidents and a misbehaving model, NOT a jail against an attacker: each
+program gets a fresh `python -I` in its own session, a scratch directory, an empty environment, rlimits and an
+in-process guard, but code that undoes the guard (ctypes, closure cells) can still read any file or use the network.
+Deliberately not here: a pool of parallel runs (callers use threads), Windows, other languages.
 """
 
 import ast
@@ -46,7 +23,6 @@ from dataclasses import dataclass
 
 @dataclass
 class ExecutionResult:
-    """What happened to one program."""
     status: str          # "pass" | "fail" | "timeout" | "memory" (memory limit exceeded) | "output_limit"
     stdout: str
     stderr: str
@@ -76,12 +52,8 @@ _BOOTSTRAP = (
 
 def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512,
                  max_output_bytes: int = 1_000_000) -> ExecutionResult:
-    """Run `code` as a script in a fresh sandboxed Python process and report how it ended.
-
-    Exit code 0 -> "pass"; an uncaught exception -> "fail" (or "memory" for MemoryError) with the exception in
-    `error` and its traceback in `stderr`; no exit within `timeout` wall-clock seconds -> "timeout"; more than
-    `max_output_bytes` of stdout+stderr together -> "output_limit" (the captured output is cut at the cap).
-    """
+    """Run `code` as a script in a sandboxed process. `error` holds an uncaught exception, `stderr` its traceback;
+    stdout+stderr together are cut at `max_output_bytes` (status "output_limit")."""
     if not isinstance(code, str):
         raise TypeError(f"code must be a str of Python source, got {type(code).__name__}")
     if not (timeout > 0 and math.isfinite(timeout)):
@@ -140,8 +112,7 @@ def _spawn_child(mode, scratch, memory_mb, cpu_s, stdin, stderr, status_fd=-1):
 
 
 def _kill_group(pgid):
-    """SIGKILL every process in the group. Linux delivers a group signal atomically with respect to fork (a fork
-    racing with it is abandoned, so no new child can miss the signal): one call also stops a fork bomb."""
+    # Linux delivers a group signal atomically with respect to fork: one call also stops a fork bomb.
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -149,8 +120,8 @@ def _kill_group(pgid):
 
 
 def _collect(proc, status_fd, deadline, max_output_bytes):
-    """Read stdout, stderr and the status pipe until all three close, the deadline passes or the output
-    overflows. Returns (stdout, stderr, status, reason) with reason None, "timeout" or "output_limit"."""
+    """(stdout, stderr, status, reason): read the three pipes until they close; reason None, "timeout" or
+    "output_limit"."""
     buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray(), status_fd: bytearray()}
     reason = None
     with selectors.DefaultSelector() as selector:
@@ -207,11 +178,8 @@ _THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # the comma in "1,234
 def eval_calculator(expr: str, timeout: float = 1.0) -> str | None:
     """The chat model's calculator: "2 + 3*4" -> "14", "1,234 / 2" -> "617", '"strawberry".count("r")' -> "3".
 
-    Allowed: numbers, + - * / // % ** (literal exponent up to 100), unary +/-, parentheses, and "str".count("s")
-    on string literals. Anything else (names, attributes, calls, lambdas, ...) returns None before it runs, as
-    do errors (1/0), results that are not real numbers, and evaluations that take longer than `timeout`.
-    Results: integers and integral floats print as integers ("3" for 6/2), other floats to 15 significant
-    digits ("0.3" for 0.1+0.2). Evaluation happens in a persistent sandboxed worker process.
+    Only numbers, + - * / // % ** (literal exponent up to 100), unary +/-, parentheses and "str".count("s") are
+    allowed; anything else, errors (1/0), non-real results and timeouts give None.
     """
     if not timeout > 0:
         raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
@@ -241,7 +209,6 @@ def _calculator_source(expr):
 
 
 def _is_number(node):
-    """True if `node` is arithmetic on numeric literals and .count calls, and nothing else."""
     if isinstance(node, ast.Constant):
         return type(node.value) in (int, float)  # not bool, str, bytes, complex, None, ...
     if isinstance(node, ast.UnaryOp):
@@ -281,9 +248,8 @@ def _format_number(value):
 
 
 class _CalculatorWorker:
-    """One persistent sandboxed process that evaluates pre-validated expressions, one JSON line each way.
-    Starting a process per call would cost ~50 ms; a round trip to a warm worker costs well under 1 ms.
-    Started lazily, killed and restarted after a timeout or a crash, shared by all threads through a lock."""
+    """One persistent sandboxed process evaluating pre-validated expressions, one JSON line each way (a process per
+    call costs ~50 ms, a warm round trip well under 1 ms). Restarted after a timeout or crash; threads share it."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -368,17 +334,15 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
 def _child_main(config_json):
-    """Entry point of the sandboxed child: set the limits, install the guard, then run the script or serve
-    calculator requests."""
+    """Entry point of the sandboxed child: limits, guard, then the script or the calculator loop."""
     config = json.loads(config_json)
     _child_set_limits(config["memory_bytes"], config["cpu_s"])
+    _child_install_guard(config["scratch"])
     if config["mode"] == "script":
-        with open("solution.py", encoding="utf-8") as f:
+        with open("solution.py", encoding="utf-8") as f:  # reading inside the scratch directory is allowed
             source = f.read()
-        _child_install_guard(config["scratch"])
         _child_run_script(source, config["status_fd"])
     else:
-        _child_install_guard(config["scratch"])
         _child_calculator_loop()
 
 
