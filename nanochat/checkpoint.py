@@ -1,17 +1,7 @@
 """
-Checkpoints: everything needed to resume a training run exactly, written so a crash never leaves
-a checkpoint that looks complete but is not.
-
-Layout of one checkpoint at step S in a checkpoint directory:
-    model_S.pt            model weights (rank 0)
-    optim_S_rank<r>.pt    per-rank state: this rank's optimizer shard, data-loader position, RNG
-    meta_S.json           config, metrics, world size (rank 0, written LAST: it marks the step complete)
-
-Each file is written to a temp file and renamed. Every rank writes its own file, all ranks meet at a
-barrier, and only then does rank 0 write the model and the meta file. A step without a meta file is
-incomplete; a step whose files fail to load is reported and skipped, and resume falls back to the
-newest step that every rank can load.
-
+Checkpoints that resume a training run exactly. Step S is model_S.pt (rank 0), optim_S_rank<r>.pt (each rank's
+optimizer shard, loader position, RNG) and meta_S.json, written last by rank 0 after a barrier: a step without
+it is incomplete. Every file is written atomically; resume falls back to the newest step every rank can load.
 Deliberately left out: sharded model weights (the model fits on one GPU) and cloud storage.
 """
 
@@ -141,8 +131,6 @@ SOURCES = {
 def checkpoint_dir(source, model_tag=None, base_dir=None):
     """Directory of a stage's checkpoints; without a tag, the most recently written tag."""
     from nanochat.common import get_base_dir
-    if source not in SOURCES:
-        raise ValueError(f"unknown checkpoint source {source!r}; choose one of {', '.join(SOURCES)}")
     subdir, command = SOURCES[source]
     root = os.path.join(base_dir or get_base_dir(), subdir)
     if model_tag:

@@ -1,32 +1,26 @@
 """
-Small utilities every stage shares: where artifacts live, printing from rank 0, atomic writes,
-and setting up the compute (device, dtype, process group).
-
-Nothing here runs at import time. A script calls `compute_init()` in its `main()` and passes the
-returned `Compute` down; library code never reads torchrun's environment variables itself.
+Small utilities every stage shares: where artifacts live, printing from rank 0, atomic writes, and the compute
+(device, dtype, process group). Nothing runs at import: a script calls `compute_init()` in its `main()` and passes
+the `Compute` down; library code never reads torchrun's environment variables itself.
 """
 
 import argparse
 import json
-import logging
 import os
 import sys
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-
-logger = logging.getLogger("nanochat")
 
 
 class BadInput(Exception):
-    """Input a user can fix (a flag, a file, a missing artifact), found at a boundary. `cli` turns it into
-    one line on stderr and exit status 2, as argparse does for a bad flag."""
+    """Input a user can fix (a flag, a file, a missing artifact), found at a boundary."""
 
 
 @contextmanager
 def cli(name):
-    """A script's main runs inside this: bad input (BadInput, or a file that is not there) becomes
-    `name: error: ...` and exit status 2; the process group, if any, is torn down either way."""
+    """A script's main runs inside this: BadInput or FileNotFoundError becomes `name: error: ...` and exit status
+    2, as argparse does for a bad flag; the process group, if any, is torn down either way."""
     try:
         yield
     except (BadInput, FileNotFoundError) as e:
@@ -100,16 +94,12 @@ def atomic_path(path):
         raise
 
 
-def atomic_write_bytes(path, data):
+def atomic_write_text(path, text):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            f.write(data)
+            f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
-
-
-def atomic_write_text(path, text):
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path, obj):
@@ -124,13 +114,8 @@ def atomic_torch_save(obj, path):
 
 @contextmanager
 def file_lock(path):
-    """Holds an exclusive lock on `path` (created if missing) for the `with` block, across processes.
-
-    Used where every rank may try the same one-time job at once (unpacking the eval bundle): one does
-    it, the others wait here and then find it done. It is an advisory flock(2) lock: the kernel drops
-    it when the holder exits, even by SIGKILL, so a crashed run never leaves a stale lock behind.
-    Each call opens its own descriptor, so threads of one process exclude each other as well.
-    """
+    """Holds an exclusive flock(2) on `path` (created if missing) for the `with` block, across processes and
+    threads (each call opens its own descriptor). The kernel drops it when the holder dies, even by SIGKILL."""
     import fcntl
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -156,7 +141,7 @@ def autodetect_device_type():
 
 @dataclass
 class Compute:
-    """What a stage needs to know about where it runs. Passed down explicitly, never global."""
+    """Where a stage runs. Passed down explicitly, never global."""
     device_type: str         # "cuda" | "cpu" | "mps"
     device: object           # torch.device
     rank: int
@@ -183,7 +168,6 @@ class Compute:
         import torch
         if self.dtype != torch.float32:
             return torch.autocast(device_type=self.device_type, dtype=self.dtype)
-        from contextlib import nullcontext
         return nullcontext()
 
     def synchronize(self):
@@ -220,9 +204,7 @@ def compute_init(device_type="", seed=42):
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, device_id=device if device_type == "cuda" else None)
         dist.barrier()
-    torch.manual_seed(seed)
-    if device_type == "cuda":
-        torch.cuda.manual_seed(seed)
+    torch.manual_seed(seed)   # seeds every device's generator, CUDA's included
     return Compute(device_type, device, rank, local_rank, world_size, ddp)
 
 

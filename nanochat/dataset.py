@@ -1,16 +1,10 @@
 """
-Pretraining data on disk: parquet shards under $NANOCHAT_BASE_DIR/base_data.
-
-Each shard has one string column `text`, one document per row (see docs/DATA_FORMATS.md).
-Shards sort by name and the LAST one is the validation shard; everything before it is training data.
-This module downloads the real shards from the Hugging Face hub (in parallel, with retries and a
-check of every file) and iterates documents; the embedded offline corpus is written in the same
-format by nanochat.synthetic.
-
-Deliberately not here: tokenization and batching (nanochat/dataloader.py).
+Pretraining data: parquet shards under $NANOCHAT_BASE_DIR/base_data, one document per row in a string column
+`text`; sorted by name, the LAST is the validation shard. Downloads shards from the Hugging Face hub (parallel,
+retried, checked) and iterates documents. Deliberately not here: tokenization and batching (dataloader.py).
 
     python -m nanochat.dataset -n 240              # 240 training shards + the validation shard
-    python -m nanochat.dataset --embedded          # offline: write the embedded corpus instead
+    python -m nanochat.dataset --embedded          # offline: write the embedded corpus (nanochat.synthetic)
 """
 
 import argparse
@@ -51,8 +45,7 @@ def list_shards(directory):
 
 def split_shards(directory, split):
     """Paths of the 'train' shards (all but the last) or the 'val' shard (the last)."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    assert split in ("train", "val"), split
     paths = list_shards(directory)
     if len(paths) < 2:
         raise FileNotFoundError(
@@ -77,8 +70,7 @@ def iter_texts(directory, split="train", max_chars=None, doc_cap=None):
     seen = 0
     for _, _, docs in iter_documents(split_shards(directory, split)):
         for doc in docs:
-            if doc_cap is not None:
-                doc = doc[:doc_cap]
+            doc = doc[:doc_cap]   # doc_cap None: the whole document
             yield doc
             seen += len(doc)
             if max_chars is not None and seen >= max_chars:

@@ -7,6 +7,7 @@ Deliberately not here: a pool of parallel runs (callers use threads), Windows, o
 """
 
 import ast
+import contextlib
 import json
 import math
 import os
@@ -113,10 +114,8 @@ def _spawn_child(mode, scratch, memory_mb, cpu_s, stdin, stderr, status_fd=-1):
 
 def _kill_group(pgid):
     # Linux delivers a group signal atomically with respect to fork: one call also stops a fork bomb.
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # nobody left in the group
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass  # nobody left in the group
 
 
 def _collect(proc, status_fd, deadline, max_output_bytes):

@@ -1,20 +1,14 @@
 """
-The report card: every stage appends a section of numbers under $NANOCHAT_BASE_DIR/report/, training stages
-record their loss curves there, and `generate()` gathers it all into one report.md at the end of a run.
-
-Files in the report directory:
-    run_info.json                 start time and system info, written by `reset()` at the start of a run
-    <slug>.md, <slug>.json        one stage's section (`log`): for people, and for the summary table and tools
-    curves/<slug>--<name>.json    one training curve of a stage (`log_curve`): steps and values
-    report.md, <slug>-curves.png  the assembled card and its plots (`generate`)
-
-Every file is written atomically, so a crashed stage never leaves half a section. Only rank 0 writes.
+The report card under $NANOCHAT_BASE_DIR/report/: `reset()` writes run_info.json at the start of a run, each stage
+`log`s its section (<slug>.md for people, <slug>.json for tools) and its curves (curves/<slug>--<name>.json), and
+`generate()` assembles report.md and <slug>-curves.png. Only rank 0 writes, every file atomically.
 Deliberately left out: anything that needs a running server, and prices: the cost line is an estimate,
 wall-clock x GPUs x a $/GPU-hour rate, not a bill.
 """
 
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -53,9 +47,12 @@ def _now():
     return datetime.datetime.now().strftime(TIME_FORMAT)
 
 
-def format_hours(seconds):
-    h, m = int(seconds // 3600), int(seconds // 60 % 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{int(seconds % 60):02d}s"
+def format_duration(seconds):
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    h, m, s = seconds // 3600, seconds // 60 % 60, seconds % 60
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 # -----------------------------------------------------------------------------
@@ -142,10 +139,8 @@ class Report:
     def log_curve(self, section, name, steps, values, resume_step=None):
         """Record a training curve of `section` (e.g. "Base model training", "train loss"): values[i] at steps[i].
 
-        Merges with what is on file, new values winning at equal steps. resume_step: a run resumed from a
-        checkpoint at that step passes it, and the old points after it are dropped first: they belong to the
-        part of the interrupted run that the checkpoint did not keep, and this run redoes them. So a stage can
-        call this with everything it has seen since it (re)started, as often as it likes.
+        Merges with what is on file, new values winning at equal steps. A run resumed from a checkpoint passes
+        its step as resume_step: old points after it belong to the interrupted run's lost part and are dropped.
         """
         if not self._writer():
             return None
@@ -166,13 +161,17 @@ class Report:
 
     # ---- reading back
 
-    def read(self, section):
-        """The key/values a stage logged, or None if that section does not exist."""
-        path = os.path.join(self.dir, f"{slugify(section)}.json")
+    def _load(self, name):
+        path = os.path.join(self.dir, name)
         if not os.path.exists(path):
             return None
         with open(path) as f:
-            return json.load(f)["data"]
+            return json.load(f)
+
+    def read(self, section):
+        """The key/values a stage logged, or None if that section does not exist."""
+        entry = self._load(f"{slugify(section)}.json")
+        return None if entry is None else entry["data"]
 
     def sections(self):
         """Titles of the logged sections: pipeline order first, then any others, oldest first."""
@@ -200,11 +199,7 @@ class Report:
         return out
 
     def run_info(self):
-        path = os.path.join(self.dir, RUN_INFO)
-        if not os.path.exists(path):
-            return None
-        with open(path) as f:
-            return json.load(f)
+        return self._load(RUN_INFO)
 
     # ---- the start and the end of a run
 
@@ -280,26 +275,21 @@ class Report:
         if info:
             seconds, since = time.time() - info["start_epoch"], "since the run started (`scripts.report reset`)"
         else:
-            stamps = [self._timestamp(s) for s in self.sections()]
+            stamps = [self._load(f"{slugify(s)}.json")["timestamp"] for s in self.sections()]
             if not stamps:
                 return ["Total wall-clock time: unknown (no run start recorded and no sections)"]
             first = min(stamps)
             seconds = time.time() - time.mktime(time.strptime(first, TIME_FORMAT))
             since = f"since the first section ({first}); no run start was recorded with `scripts.report reset`"
         gpus = len(system["gpus"])
-        gpu_hours = gpus * seconds / 3600
-        lines = [f"Total wall-clock time: {format_hours(seconds)} {since}"]
+        lines = [f"Total wall-clock time: {format_duration(seconds)} {since}"]
         if gpus:
-            plural = "s" if gpus > 1 else ""
-            lines.append(f"Estimated cost: {gpus} GPU{plural} x {seconds / 3600:.2f} h x ${gpu_hour_rate:.2f}/GPU-hour"
-                         f" = ${gpu_hours * gpu_hour_rate:,.2f} (an estimate from wall-clock time, not a bill)")
+            lines.append(f"Estimated cost: {gpus} GPU{'s' if gpus > 1 else ''} x {seconds / 3600:.2f} h x "
+                         f"${gpu_hour_rate:.2f}/GPU-hour = ${gpus * seconds / 3600 * gpu_hour_rate:,.2f} "
+                         "(an estimate from wall-clock time, not a bill)")
         else:
             lines.append("Estimated cost: $0.00 (a CPU run: no GPU-hours; an estimate, not a bill)")
         return lines
-
-    def _timestamp(self, section):
-        with open(os.path.join(self.dir, f"{slugify(section)}.json")) as f:
-            return json.load(f)["timestamp"]
 
     def _plot(self, section):
         """Write <slug>-curves.png with one panel per curve of the section; returns its file name or None."""
@@ -325,9 +315,8 @@ def _cell(value):
 
 
 class Curves:
-    """The curves (train loss, validation metric, ...) one run of a training stage has seen since it
-    (re)started from `start_step`. A stage calls add() as it goes and write() just before each
-    checkpoint, so a run resumed from that checkpoint finds the curves exactly up to it."""
+    """The curves one run of a stage has seen since it (re)started from `start_step`; write() just before each
+    checkpoint, so a run resumed from it finds the curves exactly up to it."""
 
     def __init__(self, report, section, start_step=0):
         self.report, self.section, self.start_step = report, section, start_step

@@ -1,14 +1,7 @@
 """
-The skeleton every training stage (base, mid, SFT, RL) shares, so that each script keeps only what is
-its own: its batches, its optimizer step and its evaluation.
-
-`Run` owns resume (model, optimizer, loader and RNG from the newest complete checkpoint, or "already
-finished"), the step clock (training time only: evaluation and the compiling first step do not count,
-as the leaderboard's total_training_time does not), the eval cadence, checkpoints (every --save-every
-steps, at the end, and on SIGTERM/SIGINT before exiting 143), the report card's curves, wandb, the
-report section, and the final metrics: metrics.json beside the checkpoints and the last line printed.
-
-A stage's loop, in full:
+The skeleton every training stage (base, mid, SFT, RL) shares: resume, the step clock (training time only),
+eval cadence, checkpoints (every --save-every steps, at the end, on SIGTERM/SIGINT), curves, wandb, the report
+section and metrics.json. Each script keeps only its batches, its optimizer step and its evaluation:
 
     run = Run("midtraining", args, compute, ckpt_dir, model, optimizer, loader, num_iterations, ...)
     if run.finished:
@@ -25,7 +18,6 @@ A stage's loop, in full:
 """
 
 import gc
-import math
 import os
 import signal
 import sys
@@ -35,7 +27,7 @@ from dataclasses import asdict
 
 from nanochat.checkpoint import complete_steps, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nanochat.common import all_ranks_max, atomic_write_json, compute_cleanup, print0
-from nanochat.report import Curves, get_report
+from nanochat.report import Curves, format_duration, get_report
 
 # The values a stage logs that also become curves on the report card (everything logged goes to wandb).
 CURVES = ("train loss", "val bpb", "val loss", "CORE", "train reward", "pass@1")
@@ -195,11 +187,8 @@ class Run:
 
 
 class StopSignal:
-    """Turns SIGTERM/SIGINT (spot preemption, Ctrl-C) into a flag the loop checks at a step boundary.
-
-    The loop then saves a checkpoint and exits; `should_stop()` agrees across ranks so that all
-    ranks stop at the same step even if the signal reached them at different times.
-    """
+    """Turns SIGTERM/SIGINT (spot preemption, Ctrl-C) into a flag the loop checks at a step boundary;
+    `should_stop()` agrees across ranks, so all stop at the same step."""
 
     def __init__(self):
         self.received = None
@@ -234,11 +223,3 @@ class RunLogger:
     def finish(self):
         if self.wandb is not None:
             self.wandb.finish()
-
-
-def format_duration(seconds):
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    h, m, s = seconds // 3600, seconds // 60 % 60, seconds % 60
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
