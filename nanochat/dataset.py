@@ -151,8 +151,6 @@ def download(num_train_shards, dataset=DEFAULT_DATASET, directory=None, workers=
     indices = list(range(num_train_shards)) + [total - 1]   # the last one is the validation shard
     todo = [i for i in indices if not os.path.exists(os.path.join(directory, shard_name(i)))]
     log(f"{dataset}: {len(indices) - len(todo)}/{len(indices)} shards already in {directory}")
-    if not todo:
-        return
     t0, done, nbytes = time.time(), 0, 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(download_shard, url_template.format(repo=repo, name=shard_name(i)),

@@ -1,20 +1,8 @@
 """
 The skeleton every training stage (base, mid, SFT, RL) shares: resume, the step clock (training time only),
 eval cadence, checkpoints (every --save-every steps, at the end, on SIGTERM/SIGINT), curves, wandb, the report
-section and metrics.json. Each script keeps only its batches, its optimizer step and its evaluation:
-
-    run = Run("midtraining", args, compute, ckpt_dir, model, optimizer, loader, num_iterations, ...)
-    if run.finished:
-        return run.finished
-    while True:
-        if run.due(args.eval_every):
-            run.evaluated({"val bpb": evaluate_bpb(...)})
-        if run.last:
-            break
-        with run.timing():
-            loss = ...                  # forward, backward, optimizer.step()
-        run.end_step(f"loss {loss:.4f}", {"train loss": loss})
-    return run.finish({...})
+section and metrics.json. Each script keeps only its batches, its optimizer step and its evaluation; the loop
+(`finished`, `due`/`evaluated`, `last`, `with timing()`, `end_step`, `finish`) reads best in scripts/mid_train.py.
 """
 
 import gc
