@@ -314,21 +314,5 @@ def _cell(value):
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-class Curves:
-    """The curves one run of a stage has seen since it (re)started from `start_step`; write() just before each
-    checkpoint, so a run resumed from it finds the curves exactly up to it."""
-
-    def __init__(self, report, section, start_step=0):
-        self.report, self.section, self.start_step = report, section, start_step
-        self.points = {}   # name -> {step: value}
-
-    def add(self, name, step, value):
-        self.points.setdefault(name, {})[int(step)] = float(value)
-
-    def write(self):
-        for name, points in self.points.items():
-            self.report.log_curve(self.section, name, list(points), list(points.values()), self.start_step)
-
-
 def get_report(base_dir=None):
     return Report(os.path.join(base_dir or get_base_dir(), "report"))

@@ -15,7 +15,7 @@ from dataclasses import asdict
 
 from nanochat.checkpoint import complete_steps, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nanochat.common import all_ranks_max, atomic_write_json, compute_cleanup, print0
-from nanochat.report import Curves, format_duration, get_report
+from nanochat.report import format_duration, get_report
 
 # The values a stage logs that also become curves on the report card (everything logged goes to wandb).
 CURVES = ("train loss", "val bpb", "val loss", "CORE", "train reward", "pass@1")
@@ -45,7 +45,7 @@ class Run:
         if self.finished:
             return
         self.report = get_report(base_dir)
-        self.curves = Curves(self.report, report_section, start_step=self.step)
+        self.curves, self.start_step = {}, self.step   # name -> {step: value} seen since this (re)start
         self.logger = RunLogger(args.run, wandb_project, config, enabled=compute.master)
         self.stop = StopSignal()
 
@@ -90,7 +90,7 @@ class Run:
     def log(self, values):
         for name, value in values.items():
             if name in CURVES:
-                self.curves.add(name, self.step, value)
+                self.curves.setdefault(name, {})[self.step] = float(value)
         self.logger.log(values, step=self.step)
 
     def evaluated(self, values):
@@ -150,7 +150,8 @@ class Run:
         rank_state = {"optimizer": self.optimizer.state_dict(), "rng": rng_state()}
         if self.loader is not None:
             rank_state["loader"] = self.loader.state_dict()
-        self.curves.write()   # before the checkpoint, so resuming from it never leaves a gap
+        for name, points in self.curves.items():   # before the checkpoint, so resuming from it never leaves a gap
+            self.report.log_curve(self.report_section, name, list(points), list(points.values()), self.start_step)
         save_checkpoint(self.ckpt_dir, self.step, self.model.state_dict(), rank_state, meta,
                         self.compute.rank, self.args.keep_last)
         print0(f"saved checkpoint step {self.step} to {self.ckpt_dir}")
