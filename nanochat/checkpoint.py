@@ -48,12 +48,8 @@ def save_checkpoint(ckpt_dir, step, model_state, rank_state, meta, rank=0, keep_
 
 def complete_steps(ckpt_dir):
     """Steps with a meta file (i.e. declared complete), newest first."""
-    steps = []
-    for p in glob.glob(os.path.join(ckpt_dir, "meta_*.json")):
-        m = re.fullmatch(r"meta_(\d+)\.json", os.path.basename(p))
-        if m:
-            steps.append(int(m.group(1)))
-    return sorted(steps, reverse=True)
+    names = [os.path.basename(p) for p in glob.glob(os.path.join(ckpt_dir, "meta_*.json"))]
+    return sorted((int(n[5:-5]) for n in names if re.fullmatch(r"meta_\d+\.json", n)), reverse=True)
 
 
 def _prune(ckpt_dir, keep_last, rank):

@@ -95,11 +95,10 @@ def atomic_path(path):
 
 
 def atomic_write_text(path, text):
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(text.encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_write_json(path, obj):

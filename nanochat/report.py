@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections import Counter
 
 from nanochat.common import atomic_path, atomic_write_json, atomic_write_text, dist_info, get_base_dir
 
@@ -58,9 +59,9 @@ def format_duration(seconds):
 # -----------------------------------------------------------------------------
 # System information, recorded at the start of a run
 
-def git_info(repo_dir=None):
+def git_info():
     """{"commit": short hash or None, "dirty": bool or None} of the checkout holding this file."""
-    repo_dir = repo_dir or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
     def git(*args):
         try:
@@ -78,11 +79,8 @@ def system_info():
     """What the run ran on: git state, GPUs, CPUs, memory, software versions."""
     import psutil
     import torch
-    gpus = []
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(i)
-            gpus.append({"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1)})
+    props = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]  # none without CUDA
+    gpus = [{"name": p.name, "memory_gib": round(p.total_memory / 2**30, 1)} for p in props]
     return {"git": git_info(), "gpus": gpus, "cpu_count": os.cpu_count(),
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
             "torch": torch.__version__, "platform": platform.platform(), "hostname": platform.node()}
@@ -92,10 +90,7 @@ def _environment_lines(info):
     git = info["git"]
     commit = git["commit"] or "unknown (no git checkout, or no commit yet)"
     dirty = {True: " (with uncommitted changes)", False: " (clean)", None: ""}[git["dirty"] if git["commit"] else None]
-    names = {}
-    for gpu in info["gpus"]:
-        key = f"{gpu['name']} ({gpu['memory_gib']} GiB)"
-        names[key] = names.get(key, 0) + 1
+    names = Counter(f"{gpu['name']} ({gpu['memory_gib']} GiB)" for gpu in info["gpus"])
     gpus = ", ".join(f"{n} x {name}" for name, n in names.items()) or "none (CPU run)"
     return [f"- git commit: {commit}{dirty}", f"- GPUs: {gpus}",
             f"- CPUs: {info['cpu_count']}, memory: {info['memory_gib']} GiB",
