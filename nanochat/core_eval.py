@@ -41,9 +41,12 @@ FIELDS = {
 # -----------------------------------------------------------------------------
 # The bundle on disk
 
-def _missing_bundle_parts(bundle_dir):
+def _check_bundle(bundle_dir, what, error=FileNotFoundError, hint=""):
+    """Raise `error` "<what> lacks <parts>" unless `bundle_dir` holds every part of an eval bundle."""
     parts = ("core.yaml", "eval_meta_data.csv", "eval_data")
-    return [p for p in parts if not os.path.exists(os.path.join(bundle_dir, p))]
+    missing = [p for p in parts if not os.path.exists(os.path.join(bundle_dir, p))]
+    if missing:
+        raise error(f"{what} lacks {', '.join(missing)}{hint}")
 
 
 def _fetch_zip(url, dest):
@@ -56,9 +59,8 @@ def _fetch_zip(url, dest):
                                     f"directory or a URL (default {EVAL_BUNDLE_URL})")
         return url, False
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, atomic_path(dest) as tmp:
-            with open(tmp, "wb") as f:
-                shutil.copyfileobj(response, f, length=1 << 20)
+        with urllib.request.urlopen(url, timeout=60) as response, atomic_path(dest) as tmp, open(tmp, "wb") as f:
+            shutil.copyfileobj(response, f, length=1 << 20)
     except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
         raise ConnectionError(
             f"could not download the CORE eval bundle from {url} ({e}). Offline? Fetch eval_bundle.zip "
@@ -82,9 +84,7 @@ def _unpack(zip_path, bundle_dir):
         if not roots:
             raise ValueError(f"{zip_path} holds no core.yaml (looked at its top level and one folder down); "
                              "is it the CORE eval bundle?")
-        missing = _missing_bundle_parts(roots[0])
-        if missing:
-            raise ValueError(f"{zip_path} is an incomplete eval bundle: it lacks {', '.join(missing)}")
+        _check_bundle(roots[0], f"{zip_path} is an incomplete eval bundle: it", ValueError)
         os.rename(roots[0], bundle_dir)   # atomic: other processes see no bundle or a whole one
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -94,19 +94,14 @@ def download_eval_bundle(base_dir=None, url=EVAL_BUNDLE_URL):
     """`base_dir/eval_bundle`, unpacked on first use from `url` (http(s), file://, a zip path), or `url` itself
     when it is an unpacked bundle. Safe from every rank at once: one works under a file lock, the others wait."""
     if os.path.isdir(url):
-        missing = _missing_bundle_parts(url)
-        if missing:
-            raise FileNotFoundError(f"{url} is not an eval bundle directory: it lacks {', '.join(missing)}")
+        _check_bundle(url, f"{url} is not an eval bundle directory: it")
         return url
     base_dir = base_dir or get_base_dir()
     os.makedirs(base_dir, exist_ok=True)
     bundle_dir = os.path.join(base_dir, "eval_bundle")
     with file_lock(os.path.join(base_dir, "eval_bundle.lock")):
         if os.path.exists(bundle_dir):
-            missing = _missing_bundle_parts(bundle_dir)
-            if missing:
-                raise FileNotFoundError(f"{bundle_dir} exists but lacks {', '.join(missing)}; delete it and run "
-                                        "again to unpack the bundle afresh")
+            _check_bundle(bundle_dir, f"{bundle_dir} exists but", hint="; delete it and run again to unpack it afresh")
             return bundle_dir
         zip_path, downloaded = _fetch_zip(url, os.path.join(base_dir, "eval_bundle.zip"))
         try:
@@ -188,9 +183,7 @@ def load_core_tasks(bundle_dir):
     task_meta: {label, task_type, num_fewshot, continuation_delimiter, random_baseline (a fraction), dataset_uri}."""
     import yaml
 
-    missing = _missing_bundle_parts(bundle_dir)
-    if missing:
-        raise FileNotFoundError(f"{bundle_dir} is not an eval bundle: it lacks {', '.join(missing)}")
+    _check_bundle(bundle_dir, f"{bundle_dir} is not an eval bundle: it")
     config_path = os.path.join(bundle_dir, "core.yaml")
     with open(config_path, encoding="utf-8") as f:
         config = yaml.safe_load(f)
