@@ -223,8 +223,7 @@ def _is_small_literal(node):
     """An exponent we allow: a number literal such as 3, -2 or 0.5 of size at most _CALC_MAX_EXPONENT."""
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
         node = node.operand
-    return isinstance(node, ast.Constant) and type(node.value) in (int, float) and \
-        abs(node.value) <= _CALC_MAX_EXPONENT
+    return isinstance(node, ast.Constant) and _is_number(node) and abs(node.value) <= _CALC_MAX_EXPONENT
 
 
 def _is_count_call(node):
