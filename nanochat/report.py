@@ -142,14 +142,12 @@ class Report:
         steps, values = [int(s) for s in steps], [float(v) for v in values]
         if len(steps) != len(values):
             raise ValueError(f"curve {name!r} of {section!r}: {len(steps)} steps but {len(values)} values")
-        path = os.path.join(self.dir, "curves", f"{slugify(section)}--{slugify(name)}.json")
-        points = {}
-        if os.path.exists(path):
-            with open(path) as f:
-                old = json.load(f)
-            points = {s: v for s, v in zip(old["steps"], old["values"]) if resume_step is None or s <= resume_step}
+        rel = os.path.join("curves", f"{slugify(section)}--{slugify(name)}.json")
+        old = self._load(rel) or {"steps": [], "values": []}
+        points = {s: v for s, v in zip(old["steps"], old["values"]) if resume_step is None or s <= resume_step}
         points.update(zip(steps, values))
         order = sorted(points)
+        path = os.path.join(self.dir, rel)
         atomic_write_json(path, {"section": section, "name": name, "steps": order,
                                  "values": [points[s] for s in order]})
         return path
@@ -174,8 +172,7 @@ class Report:
         if os.path.isdir(self.dir):
             for fname in os.listdir(self.dir):
                 if fname.endswith(".json") and fname != RUN_INFO:
-                    with open(os.path.join(self.dir, fname)) as f:
-                        entry = json.load(f)
+                    entry = self._load(fname)
                     if isinstance(entry, dict) and "section" in entry:  # skip anything else left in the folder
                         found[entry["section"]] = entry["timestamp"]
         known = [s for s in PIPELINE if s in found]
@@ -187,8 +184,7 @@ class Report:
         out = []
         for fname in sorted(os.listdir(d)) if os.path.isdir(d) else []:
             if fname.endswith(".json"):
-                with open(os.path.join(d, fname)) as f:
-                    curve = json.load(f)
+                curve = self._load(os.path.join("curves", fname))
                 if section is None or curve["section"] == section:
                     out.append(curve)
         return out
