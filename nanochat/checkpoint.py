@@ -12,7 +12,7 @@ import re
 
 import torch
 
-from nanochat.common import atomic_torch_save, atomic_write_json
+from nanochat.common import atomic_torch_save, atomic_write_json, get_base_dir
 
 STEP_WIDTH = 6
 
@@ -126,7 +126,6 @@ SOURCES = {
 
 def checkpoint_dir(source, model_tag=None, base_dir=None):
     """Directory of a stage's checkpoints; without a tag, the most recently written tag."""
-    from nanochat.common import get_base_dir
     subdir, command = SOURCES[source]
     root = os.path.join(base_dir or get_base_dir(), subdir)
     if model_tag:

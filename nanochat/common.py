@@ -165,9 +165,8 @@ class Compute:
         """The context forwards run in: autocast to self.dtype (bf16 matmuls on fp32 weights, which
         autocast casts per op), a no-op where the dtype is fp32."""
         import torch
-        if self.dtype != torch.float32:
-            return torch.autocast(device_type=self.device_type, dtype=self.dtype)
-        return nullcontext()
+        fp32 = self.dtype == torch.float32
+        return nullcontext() if fp32 else torch.autocast(device_type=self.device_type, dtype=self.dtype)
 
     def synchronize(self):
         import torch
@@ -191,7 +190,6 @@ def compute_init(device_type="", seed=42):
     if device_type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device_type='cuda' but no CUDA GPU is visible; pass --device-type=cpu")
     rank, local_rank, world_size = dist_info()
-    ddp = world_size > 1
     if device_type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
@@ -199,12 +197,12 @@ def compute_init(device_type="", seed=42):
         torch.backends.cudnn.allow_tf32 = True
     else:
         device = torch.device(device_type)
-    if ddp and not dist.is_initialized():
+    if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, device_id=device if device_type == "cuda" else None)
         dist.barrier()
     torch.manual_seed(seed)   # seeds every device's generator, CUDA's included
-    return Compute(device_type, device, rank, local_rank, world_size, ddp)
+    return Compute(device_type, device, rank, local_rank, world_size, ddp=world_size > 1)
 
 
 def compute_cleanup():
