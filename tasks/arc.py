@@ -1,10 +1,7 @@
 """
 ARC (allenai/ai2_arc): grade-school science questions with 3 to 5 choices, in an Easy and a Challenge set.
-
-Each row: `question`, `choices` = {"text": [...], "label": [...]}, `answerKey` (one of the labels). Labels
-are usually "A".."D" but some rows use "1".."4"; either way the prompt shows letters A, B, ... by position,
-so every multiple-choice task looks the same to the model. Deliberately not here: scoring by the
-likelihood of each answer's text, as the base-model CORE eval does (nanochat/core_eval.py).
+Some rows label choices "1".."4"; the prompt shows letters A, B, ... by position, like every other task.
+Deliberately not here: scoring each answer's likelihood, as the base-model CORE eval does.
 """
 
 from tasks.common import MultipleChoice, check_choice, load_rows, mc_conversation

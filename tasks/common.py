@@ -1,20 +1,8 @@
 """
-The Task interface every dataset in tasks/ implements, the mixture that trains on several at once, and
-the pieces they share: loading rows (hub or local file), the one multiple-choice prompt format, checking
-messages, and scoring a "#### N" final answer.
-
-A task is an indexable collection of conversations in the format of nanochat/tokenizer.py
-({"messages": [...]}, plus any extra fields the task's own `evaluate` needs) that may also score a reply:
-- `len(task)`, `task.get(i)` (also `task[i]`, `for conversation in task`)
-- `task.eval_type`: "categorical" (multiple choice: the eval reads the model's logits for the answer
-  letters; the conversation carries "letters" and ends with the gold letter as the assistant message)
-  or "generative" (the eval samples a reply and hands it to `evaluate`)
-- `task.evaluate(conversation, completion) -> float`: 1.0 right, 0.0 wrong
-Every task takes `start`, `stop`, `step` (Python slice semantics over its examples) so evals can take
-subsets, e.g. `MMLU("all", "test", stop=500)` or every 10th example with `step=10`.
-
-Deliberately not here: tokenization and batching (the scripts do that with nanochat/tokenizer.py),
-sampling (nanochat/engine), and caching downloads (the `datasets` library does its own).
+The Task interface (`len`, `get(i)` -> conversation, `evaluate(conversation, completion)` -> 1.0 or 0.0,
+`eval_type` "categorical" or "generative", a `start`/`stop`/`step` slice view), the mixture, and what the
+tasks share: loading rows (hub or local file), the multiple-choice prompt, scoring a "#### N" answer.
+Deliberately not here: tokenization and batching (the scripts), sampling (nanochat/engine), download caching.
 """
 
 import bisect
@@ -87,11 +75,8 @@ class Task:
 
 
 class TaskMixture(Task):
-    """Several tasks as one, their examples shuffled together deterministically by `seed`.
-
-    List a task twice to see its examples twice per pass (oversampling). The shuffle is one fixed
-    permutation of the concatenated index space, so `get(i)` is random access and the same on every rank.
-    """
+    """Several tasks as one, shuffled by `seed` with one fixed permutation of the concatenated indices (random
+    access, the same on every rank). List a task twice to see it twice per pass (oversampling)."""
 
     def __init__(self, tasks, seed=0, **view):
         import numpy as np
@@ -122,11 +107,8 @@ def check_choice(what, value, allowed):
 
 
 def load_rows(name, hub_id, config, split, data_path=None, columns=()):
-    """Rows of a hub dataset split, or of the local file `data_path` (same row format) when given.
-
-    Returns something indexable with `len` whose items are dicts: a list, or a `datasets.Dataset`
-    (memory-mapped, so a large split costs no RAM). `columns` are checked on the first row.
-    """
+    """Rows (dicts) of a hub dataset split, or of the local file `data_path` in the same format: a list or a
+    memory-mapped `datasets.Dataset`. `columns` are checked on the first row."""
     if data_path is not None:
         rows, source = read_rows(data_path, name), str(data_path)
     else:
@@ -194,13 +176,7 @@ def message_text(message):
 # Multiple choice (categorical) tasks
 
 def render_mc(question, letters, choices):
-    """The one multiple-choice prompt every categorical task uses, so a model learns a single format:
-
-        Multiple choice question: What is 2 + 2?
-        A. 3
-        B. 4
-        Answer with the letter of the correct choice only.
-    """
+    """The one multiple-choice prompt every categorical task uses, so a model learns a single format."""
     assert len(letters) == len(choices)
     lines = [f"Multiple choice question: {question}"]
     lines += [f"{letter}. {choice}" for letter, choice in zip(letters, choices)]

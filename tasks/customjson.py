@@ -1,10 +1,6 @@
 """
-Custom conversations from a .jsonl file, e.g. the identity conversations that teach the model its name.
-
-Each non-blank line is a JSON array of {"role", "content": str} messages: user and assistant alternating,
-starting with the user (an optional system message may come first), at least two messages. The whole
-file is checked when loaded and the first bad line is reported with its line number.
-Training only: there is no automatic check of a reply.
+Custom conversations from a .jsonl file (e.g. the identity conversations), one JSON array of messages a
+line, checked whole at load (the first bad line named). Training only: no automatic check of a reply.
 """
 
 import os

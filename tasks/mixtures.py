@@ -1,8 +1,6 @@
 """
-The training mixtures of midtraining and SFT: which tasks, how much of each, and the identity
-conversations, for the `full` profile (real datasets from the hub) and the `synthetic` one (the embedded
-generator, offline). Each mixture is a TaskMixture (tasks/common.py); a task that fails to load or is
-empty is BadInput naming it.
+The TaskMixtures of midtraining and SFT, `full` (hub datasets) and `synthetic` (the embedded generator,
+offline), identity conversations included. A task that fails to load or is empty is BadInput naming it.
 """
 
 import json
@@ -15,12 +13,10 @@ IDENTITY_DEFAULT_SIZE = 1000
 
 
 def identity_entries(identity_path, base_dir, copies=1, write_default=False):
-    """The identity-conversations task, `copies` times (oversampling).
+    """The identity-conversations task, `copies` times, from identity_path or base_dir's identity_conversations.jsonl.
 
-    The file is identity_path, else $NANOCHAT_BASE_DIR/identity_conversations.jsonl. When that is missing:
-    with `write_default` (the full mixtures, whose hub datasets never say who the model is) nanochat's
-    default persona is generated there, to be edited and re-run by anyone who wants another; without it
-    (the synthetic mixtures, whose chats already hold identity questions) there is no identity task.
+    When that is missing, `write_default` (full mixtures: hub data never says who the model is) writes the
+    default persona there to be edited; otherwise (synthetic chats already cover identity) there is no task.
     """
     from nanochat.synthetic import generate_identity_conversations
     from tasks.customjson import CustomJSON

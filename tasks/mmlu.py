@@ -1,9 +1,6 @@
 """
-MMLU (cais/mmlu): four-choice questions over 57 subjects, plus a large auxiliary training set.
-
-Config "all" (splits test / validation / dev) has rows {question, subject, choices, answer: 0-3}.
-Config "auxiliary_train" (split train) wraps each row one level deeper: {"train": {question, subject,
-choices, answer}}. The conversation also carries "subject" so evals can report per-subject accuracy.
+MMLU (cais/mmlu): four-choice questions over 57 subjects, plus a large auxiliary training set whose rows
+are wrapped one level deeper ({"train": row}). Conversations carry "subject" for per-subject accuracy.
 Deliberately not here: the 57 per-subject configs (filter "all" by subject instead) and few-shot prompts.
 """
 

@@ -1,7 +1,6 @@
 """
-The evaluation tasks by name, as `chat_eval -a` and SFT's quick ChatCORE take them: each real dataset on
-its test split (from the hub, or a local file in the hub's row format), each generated one with EVAL_SEED
-so it differs from the problems training draws.
+The evaluation tasks by name, as `chat_eval -a` and SFT's ChatCORE take them: real datasets on their test
+split (hub or local file), generated ones with EVAL_SEED, apart from the problems training draws.
 """
 
 import os

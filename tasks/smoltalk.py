@@ -1,9 +1,6 @@
 """
-SmolTalk (HuggingFaceTB/smol-smoltalk): general chat conversations for SFT and midtraining.
-
-Rows: `messages` = [{role, content}, ...], optionally starting with a system message, then user and
-assistant alternating. Other columns (e.g. the source subset) are ignored, and so are extra keys in a
-message. Training only: there is no automatic check of a reply.
+SmolTalk (HuggingFaceTB/smol-smoltalk): general chat conversations for SFT and midtraining; other columns
+and extra message keys are ignored. Training only: there is no automatic check of a reply.
 """
 
 from nanochat.tokenizer import check_messages

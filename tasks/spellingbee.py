@@ -1,13 +1,8 @@
 """
 SpellingBee: "how many r's are in strawberry?", a skill BPE models lack because they see tokens, not letters.
-
-Each example picks a word and a letter, and the reference reply spells the word out, calls the
-calculator tool with `'strawberry'.count('r')`, reads the tool's output and ends with "#### 3".
-Example i depends only on (seed, i), so there is no data to download: only a word list. That is a
-file with one word per line (default /usr/share/dict/words, from Debian's wamerican), or, when no
-path is given and that file is absent, the vocabulary of the embedded corpus so it works offline.
-Scoring checks the final "#### N" number. Deliberately not here: upper-case letters or multi-letter
-substrings (str.count would handle them, but the prompts stay simple for small models).
+The reply spells the word, calls the calculator (`'strawberry'.count('r')`) and ends with "#### 3". Example i
+depends only on (seed, i) and a word list (/usr/share/dict/words, else the embedded corpus's vocabulary).
+Deliberately not here: upper-case letters or multi-letter substrings (prompts stay simple for small models).
 """
 
 import functools
@@ -52,8 +47,7 @@ def embedded_words(num_documents=1000):
 
 class SpellingBee(Task):
     def __init__(self, size=1000, seed=0, words_path=None, **view):
-        if not isinstance(size, int) or size < 0:
-            raise ValueError(f"size={size!r} must be a non-negative int (the number of examples)")
+        assert isinstance(size, int) and size >= 0, size
         if words_path is None:
             words_path = DEFAULT_WORDS_PATH if os.path.isfile(DEFAULT_WORDS_PATH) else None
         self.words = read_words(words_path) if words_path else embedded_words()
@@ -84,5 +78,4 @@ class SpellingBee(Task):
     def evaluate(self, conversation, completion):
         return score_final_answer(conversation, completion)
 
-    def reward(self, conversation, completion):
-        return self.evaluate(conversation, completion)
+    reward = evaluate  # the RL reward is exactly the eval score

@@ -1,12 +1,7 @@
 """
-Tasks over the embedded generator (nanochat/synthetic.py), so SFT, RL and evals run with no network.
-
-SyntheticChat: general conversations (training only). SyntheticMath: GSM8K-format word problems with
-the same tool-call rendering and "#### N" scoring as GSM8K (both inherit tasks/gsm8k.py's WordProblems).
-SyntheticMathChoice: the same problems as four-choice questions (the ARC/MMLU format), so the tiny
-profile has a categorical task too.
-Example i depends only on (seed, i); use different seeds for train and eval sets.
-Deliberately not here: any generation logic (that is nanochat/synthetic.py).
+Tasks over the embedded generator (nanochat/synthetic.py), so SFT, RL and evals run with no network:
+chats (training only), GSM8K-format math (WordProblems) and the same math as four-choice questions.
+Example i depends only on (seed, i). Deliberately not here: any generation logic (nanochat/synthetic.py).
 """
 
 import copy
