@@ -1,20 +1,7 @@
 """
-The agents of research/autoresearch.py, each proposing one edit per experiment, and the process and git
-helpers the agents share with the loop.
-
-An agent's `propose(worktree, prompt path, exp, env, log path)` leaves its edits in the worktree and returns a
-one-line description, or raises `Reject`:
-- `CommandAgent`: any non-interactive coding agent, run as a shell line in its own process group;
-- `OpenAIAgent`: one request to an OpenAI-compatible /chat/completions, whose diff is `git apply`-ed;
-- `ReplayAgent`: prepared patches from a folder, one per experiment (tests, reproducing a run).
-`make_agent` turns the --agent string into one of them.
-
-The helpers live here so that imports go one way: autoresearch.py imports this module, never the reverse
-(under `python -m research.autoresearch` a reverse import would load that file twice, each copy with its own
-ACTIVE_GROUPS).
-
-Deliberately not here: running, judging or keeping a candidate (the loop in autoresearch.py), and any
-sandboxing: an agent runs with your permissions.
+The agents of research/autoresearch.py (a shell command, an OpenAI-compatible endpoint, replayed patches),
+each proposing one edit per experiment, and the process and git helpers they share with the loop.
+Deliberately not here: running, judging or keeping a candidate (autoresearch.py), and any sandboxing.
 """
 
 import glob
@@ -28,7 +15,9 @@ import time
 import urllib.request
 
 KILL_GRACE = 5.0      # seconds between SIGTERM and SIGKILL for a run past its time
-ACTIVE_GROUPS = set()  # process groups of runs in flight, killed if the harness is interrupted
+# Process groups of runs in flight, killed if the harness is interrupted. Held here, not in autoresearch.py:
+# under `python -m research.autoresearch` an import of that file would load a second copy with its own set.
+ACTIVE_GROUPS = set()
 
 
 class Reject(Exception):

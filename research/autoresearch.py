@@ -1,27 +1,8 @@
 """
-The outer research loop: an agent proposes an edit to one stage, the harness runs it under a fixed budget
-and keeps it only if the stage's metric beats the best so far by more than the run-to-run noise.
-
+The outer research loop: an agent proposes an edit to one stage (research/stages.py), the harness runs it
+under a fixed budget in its own git worktree and keeps it (one commit fast-forwarding `autoresearch/<tag>`)
+only if the metric, read from what the protected evaluation writes, beats the best by more than the noise.
     python -m research.autoresearch --stage base --budget 300 --agent 'my-agent --prompt-file {prompt}'
-    python -m research.autoresearch --stage engine --agent openai:MODEL --api-base http://localhost:8000/v1
-    python -m research.autoresearch --stage tokenizer --agent replay:DIR     # DIR/*.patch in order, one each
-
-The rules are enforced here, not asked of the agent:
-- Every experiment is a `git worktree` under the run dir (default <repo>/.autoresearch/<tag>/, which
-  ignores itself), branched from the tip of `autoresearch/<tag>`; your checkout, index and current branch
-  are never touched. A kept change is one commit that fast-forwards that branch.
-- Only the stage's editable files may change; anything else is rejected before it runs, and a change to
-  its evaluation (the `protected` files, even where an editable glob matches) is rejected as such.
-- The metric is never read from what the edited code says: after the stage's command, the harness deletes
-  the metrics file and runs the stage's evaluation, protected code only, which writes it (JSON) afresh.
-- Each run gets the same budget, its own process group (killed whole at budget + grace) and its own
-  NANOCHAT_BASE_DIR, holding symlinks to the prerequisite artifacts of your base dir (--inputs), so it
-  runs offline from those artifacts.
-- The baseline runs --baseline-runs times; noise margin = max(their spread, --min-delta).
-
-The stages are in research/stages.py, the agents in research/agents.py. Under the run dir: results.tsv
-(every attempt), progress.png, logs/ (each run's log and metrics JSON), prompts/, and patches/NNNN.patch
-(`--agent replay:<run dir>/patches` replays a run). A killed run resumes where it stopped.
 Deliberately not here: sandboxing the agent (it runs with your permissions), several GPUs per experiment
 (pass a torchrun --command without --parallel), stopping a bad-looking run early.
 """
