@@ -70,10 +70,6 @@ class Research:
         self.ident = ["-c", "commit.gpgsign=false"]
         if not git_ok(self.repo, "config", "user.email")[0]:
             self.ident += ["-c", "user.name=autoresearch", "-c", "user.email=autoresearch@localhost"]
-        self._setup()
-
-    def _setup(self):
-        opts, stage = self.opts, self.stage
         if not os.path.isfile(self.program):
             raise FileNotFoundError(f"no agent instructions at {self.program}: write a program.md (see the repo's)")
         for name, cmd in stage.needs.items():
@@ -93,10 +89,8 @@ class Research:
         else:
             with open(config_path, "w") as f:
                 json.dump(config, f, indent=2)
-        ok, _ = git_ok(self.repo, "rev-parse", "--verify", "-q", f"refs/heads/{self.branch}")
-        if not ok:
-            ok, _ = git_ok(self.repo, "rev-parse", "--verify", "-q", "HEAD^{commit}")
-            if not ok:
+        if not git_ok(self.repo, "rev-parse", "--verify", "-q", f"refs/heads/{self.branch}")[0]:
+            if not git_ok(self.repo, "rev-parse", "--verify", "-q", "HEAD^{commit}")[0]:
                 raise ValueError(f"{self.repo} has no commit yet; experiments start from HEAD, so commit first")
             git(self.repo, "branch", self.branch, "HEAD")
             print(f"created branch {self.branch} at HEAD; uncommitted changes in your checkout are not part of it")
@@ -113,9 +107,6 @@ class Research:
     def better(self, a, b):
         """a beats b by more than the noise margin."""
         return a > b + self.margin if self.stage.higher_is_better else a < b - self.margin
-
-    def worse_of(self, a, b):
-        return min(a, b) if self.stage.higher_is_better else max(a, b)
 
     def log_row(self, exp, commit, out, status, description):
         with self.lock:
@@ -302,7 +293,8 @@ class Research:
             if again.status != "ok" or (self.stage.guard and str(again.guard) != self.guard):
                 out.note = f"confirmation run failed ({again.status} {again.note})"
                 return self.log_row(name, cand, out, "discard", description)
-            out.metric = again.metric if stale else self.worse_of(first, again.metric)
+            worse = min(first, again.metric) if self.stage.higher_is_better else max(first, again.metric)
+            out.metric = again.metric if stale else worse
             out.note = f"runs {first:.6g} and {again.metric:.6g}"
             if not self.better(out.metric, self.best):
                 return self.log_row(name, cand, out, "discard", description)

@@ -1,7 +1,6 @@
 """
-The stages research/autoresearch.py can improve: for each, the command that runs the agent's code, the
-evaluation that judges it (protected: a patch touching those files is rejected unrun), the metrics file the
-evaluation writes and the key read from it, what the agent may edit, and what must exist first.
+The stages research/autoresearch.py can improve, each with its command, its protected evaluation, the
+metric that evaluation writes, what the agent may edit, and what must exist first.
 """
 
 import fnmatch
@@ -13,19 +12,12 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Stage:
-    """What may be edited, how one experiment runs and what it is judged by.
-
-    command: the stage's own run (e.g. training), code the agent may edit; "" for none. evaluate: run after
-    it on what it left in the base dir, only `protected` code, and writes `metrics`, a JSON file relative to
-    the experiment's NANOCHAT_BASE_DIR. metric and guard are keys in it (a dot goes one level down:
-    "tasks.SyntheticMath.accuracy"). Commands get {python} {budget} {run_dir} {slot} {metrics} filled in
-    (literal braces: {{ }}).
-    """
+    """Commands get {python} {budget} {run_dir} {slot} {metrics} filled in (literal braces: {{ }})."""
     name: str
-    command: str
-    evaluate: str
-    metrics: str
-    metric: str
+    command: str    # the stage's own run (e.g. training), code the agent may edit; "" for none
+    evaluate: str   # runs after it, only `protected` code, and writes `metrics`
+    metrics: str    # a JSON file relative to the experiment's NANOCHAT_BASE_DIR
+    metric: str     # key in it; a dot goes one level down: "tasks.SyntheticMath.accuracy" (also for guard)
     higher_is_better: bool
     editable: list                                  # globs relative to the repo root
     protected: list = field(default_factory=list)   # the evaluation's code: never editable

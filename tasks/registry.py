@@ -43,13 +43,8 @@ def parse_task_names(text):
 
 def local_data_file(data_dir, name):
     """DIR/<name>.jsonl (or another known extension) if it exists, else None (the task loads from the hub)."""
-    if not data_dir:
-        return None
-    for ext in DATA_EXTENSIONS:
-        path = os.path.join(data_dir, name + ext)
-        if os.path.isfile(path):
-            return path
-    return None
+    paths = [os.path.join(data_dir, name + ext) for ext in DATA_EXTENSIONS] if data_dir else []
+    return next((path for path in paths if os.path.isfile(path)), None)
 
 
 def build_tasks(names, data_dir=None):
