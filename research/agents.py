@@ -204,8 +204,8 @@ def patch_description(path):
 
 def make_agent(spec, api_base, timeout, stage):
     if spec.startswith("replay:"):
-        return ReplayAgent(spec[len("replay:"):])
+        return ReplayAgent(spec.removeprefix("replay:"))
     if spec.startswith("openai:"):
-        return OpenAIAgent(spec[len("openai:"):], api_base, os.environ.get("OPENAI_API_KEY", ""), timeout,
+        return OpenAIAgent(spec.removeprefix("openai:"), api_base, os.environ.get("OPENAI_API_KEY", ""), timeout,
                            stage.editable)
     return CommandAgent(spec, timeout)

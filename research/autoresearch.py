@@ -359,10 +359,8 @@ class Research:
             raise RuntimeError(f"the baseline itself does not run cleanly: see {self.tsv} and the logs beside it")
         values = [float(r["metric"]) for r in runs]
         self.margin = max(max(values) - min(values), self.opts.min_delta)
-        self.best = statistics.mean(values)
-        for r in self.rows:
-            if r["status"] == "keep":
-                self.best = float(r["metric"])
+        kept = [float(r["metric"]) for r in self.rows if r["status"] == "keep"]
+        self.best = kept[-1] if kept else statistics.mean(values)
         self.best_of = {self.tip: self.best}
         if self.stage.guard:
             guards = {str(lookup(json.load(open(os.path.join(self.run_dir, "logs", f"{r['exp']}.metrics.json"))),
