@@ -1,21 +1,9 @@
 """
-Serving many chat requests at once: `ChatServer`, the one object the web routes (scripts/chat_web.py) work on,
-over a pool of model replicas, each with one worker thread that batches every request it holds into one
-engine Session (dynamic batching), plus the small text transforms a reply goes through on its way to a client.
+Serving many chat requests at once: `ChatServer` over a pool of model replicas, each with one worker thread
+that batches every request it holds into one engine Session (dynamic batching), plus `StopText` for stop strings.
 
-How a request flows: the web handler has ChatServer.prepare a `Job` (a prompt and one SamplingParams
-per choice), `ReplicaPool.submit` queues its rows on the least-loaded replica, and that replica's worker
-thread, between two decode steps, prefills the new rows into free slots of its running Session. Every step
-advances all active rows with one batched forward, and each row's StepOutput is handed to its job's asyncio
-queue on the event loop (`loop.call_soon_threadsafe`), so the loop never runs model code and stays
-responsive. A job cancelled by its handler (client gone, stop string hit) loses its rows before the next step.
-
-Reply text: `StopText` cuts a stream at the first stop string without ever emitting part of one (calls to the
-calculator are drawn by the engine's ToolRenderer, as in the terminal chat).
-
-Deliberately not here: HTTP and request validation (the web script does those), a limit
-on queue length (a queued row costs a prompt's worth of memory; this is a small, local server), fairness
-beyond first come first served, and moving rows between replicas.
+Deliberately not here: HTTP and request validation (scripts/chat_web.py), a queue-length limit, fairness beyond
+first come first served, and moving rows between replicas.
 """
 
 import asyncio
@@ -46,8 +34,7 @@ class ServerConfig:
 
 
 class ChatServer:
-    """What the web routes work on: the replicas of one model (Engines, or bare GPT models wrapped in Engines
-    here), the defaults and limits, and the request counters. Requests come in already validated."""
+    """The replicas of one model (Engines, or bare GPT models wrapped here), defaults, limits and counters."""
 
     def __init__(self, engines_or_models, tokenizer, config=None):
         import torch
@@ -63,9 +50,8 @@ class ChatServer:
         self.started = int(time.time())
 
     def prepare(self, messages, n=1, max_tokens=None, temperature=None, top_k=None, top_p=None, seed=None):
-        """(prompt ids, one SamplingParams per choice, dropped turns): the conversation loses its oldest turns
-        until it fits the context with room for the reply; ValueError when even its last message cannot.
-        Slow for long conversations (one render per dropped pair): call it off the event loop."""
+        """(prompt ids, one SamplingParams per choice, dropped turns): oldest turns go until the reply fits;
+        ValueError when even the last message cannot. Slow (one render per dropped pair): call it off the loop."""
         c = self.config
         max_tokens = max_tokens or min(c.max_tokens, self.max_len)
         conversation, dropped = fit_conversation(self.tokenizer, {"messages": messages},
@@ -110,10 +96,7 @@ class GenerationError(RuntimeError):
 
 
 class Job:
-    """One request: a prompt and one SamplingParams per choice; its rows' outputs arrive on an asyncio queue.
-
-    Create it on the event loop (it remembers the running loop), submit it to a pool, iterate events().
-    """
+    """One request: a prompt and one SamplingParams per choice; create it on the event loop, iterate events()."""
 
     def __init__(self, prompt, params):
         assert params, "one SamplingParams per choice"
@@ -137,8 +120,7 @@ class Job:
             self.cancelled[i] = True
 
     async def events(self):
-        """Yields (choice index, StepOutput) until every choice has finished or been cancelled.
-        Raises GenerationError if the replica failed."""
+        """Yields (choice index, StepOutput) until every choice finished or was cancelled; raises GenerationError."""
         running = set(range(len(self.params)))
         while any(not self.cancelled[i] for i in running):
             index, item = await self.queue.get()
@@ -153,18 +135,14 @@ class Job:
 
 
 class Replica:
-    """One Engine and the worker thread that owns its Session. `autocast` makes the context each forward runs
-    in (bf16 autocast on CUDA; it is thread-local, so the worker enters it itself)."""
+    """One Engine and the worker thread that owns its Session; autocast is thread-local, so the worker enters it."""
 
     def __init__(self, engine, name, autocast=nullcontext):
         self.engine, self.name, self.autocast = engine, name, autocast
-        self.capacity = engine.max_batch_size
         self.cond = threading.Condition()
         self.pending = deque()  # (job, choice index) rows waiting for a slot; shared, guarded by cond
         self.rows = {}          # session row id -> (job, choice index); touched by the worker thread only
-        self.tokens_generated = 0
-        self.rows_finished = 0
-        self.errors = 0
+        self.tokens_generated = self.rows_finished = self.errors = 0
         self.stopping = False
         self.thread = None
 
@@ -253,9 +231,8 @@ class Replica:
 
     def stats(self):
         return {"name": self.name, "device": str(self.engine.device), "alive": self.alive,
-                "active_rows": len(self.rows), "queued_rows": len(self.pending), "capacity": self.capacity,
-                "tokens_generated": self.tokens_generated, "rows_finished": self.rows_finished,
-                "errors": self.errors}
+                "active_rows": len(self.rows), "queued_rows": len(self.pending), "capacity": self.engine.max_batch_size,
+                "tokens_generated": self.tokens_generated, "rows_finished": self.rows_finished, "errors": self.errors}
 
 
 class ReplicaPool:
@@ -289,13 +266,8 @@ class ReplicaPool:
 # Reply text
 
 class StopText:
-    """Cuts a text stream where the first stop string is complete; the stop string itself is dropped.
-
-    "First" means the occurrence that ends earliest (the model would have stopped there), the longer one on a
-    tie, so the result does not depend on how the text was split into pieces. feed() returns (text safe to
-    emit, stopped). The last len(longest stop) - 1 characters are held back, as they could begin a stop string
-    that the next piece completes; flush() releases them when the stream ends without a stop.
-    """
+    """Cuts a text stream where the first stop string (ends earliest, longer on a tie) is complete, dropping it.
+    feed() -> (text safe to emit, stopped); the last len(longest stop) - 1 characters are held back until flush()."""
 
     def __init__(self, stops=()):
         self.stops = [s for s in stops if s]

@@ -1,13 +1,6 @@
 """
-Chat with a trained model in the terminal, with the reply streamed as it is sampled.
-
-    python -m scripts.chat_cli                        # interactive, newest SFT checkpoint
-    python -m scripts.chat_cli --source rl -p "What is 6*7?"   # one-shot: print the reply and exit
-
-Interactive commands: /clear starts a new conversation, /quit (or Ctrl-D, Ctrl-C) exits. Calculator calls are
-shown inline as [calc 6*7 = 42]. When the conversation outgrows the model's context, the oldest turns are
-dropped and a note says so. Notes go to stderr, the conversation to stdout.
-
+Chat with a trained model in the terminal, the reply streamed as it is sampled (-p: one-shot). /clear starts a new
+conversation, /quit (or Ctrl-D, Ctrl-C) exits; the oldest turns are dropped when the context fills up.
 Deliberately not here: editing or saving conversations, system prompts, and batching (that is the server's job).
 """
 
@@ -17,14 +10,7 @@ import sys
 
 from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import compute_init
-from nanochat.engine import (
-    Engine,
-    SamplingParams,
-    ToolRenderer,
-    completion_to_parts,
-    fit_conversation,
-    prompt_budget,
-)
+from nanochat.engine import Engine, SamplingParams, ToolRenderer, completion_to_parts, fit_conversation, prompt_budget
 
 
 def parse_args(argv=None):

@@ -1,23 +1,8 @@
 """
 Supervised finetuning (SFT): train the model on whole conversations, loss on the assistant's tokens only.
-
-    python -m scripts.chat_sft --mixture=synthetic ...                      # one process (CPU or 1 GPU)
-    torchrun --standalone --nproc_per_node=8 -m scripts.chat_sft -- --model-tag=d24
-
-Starts from the midtrained model (--source mid, the default) or straight from base (--source base).
-Unlike midtraining, every conversation gets a row of its own, exactly as it will look at chat time
-(starting with <|bos|>, never sharing the row): rows are padded to the longest conversation of the
-micro-batch, and crop at --max-seq-len with a note. Targets are -1 (ignored) wherever the chat
-template's mask is 0 (the user's turns, tool outputs) and on the padding (nanochat/chat_data.py).
-The loss is averaged over target tokens, not rows, so a long answer counts for more than a short one.
-
-Learning rates start at --init-lr-frac of pretraining's and decay linearly to zero (--warmdown-ratio=1).
-Every --eval-every steps: validation loss (nats per assistant token). Every --eval-every-chatcore
-steps: a quick ChatCORE on a subset (--chatcore-tasks, --chatcore-max-problems), scored by
-nanochat/chat_eval.py exactly as scripts/chat_eval.py scores the full evaluation.
-
-Mixtures (`full` from the hub, `synthetic` offline): tasks/mixtures.py. Resumable like base_train (--resume,
-SIGTERM: save and exit 143). The last line printed is `val_loss: X`.
+Unlike midtraining, every conversation gets a row of its own, as at chat time, padded to the micro-batch's
+longest; the loss is averaged over target tokens, not rows, so a long answer counts for more than a short one.
+Mixtures: tasks/mixtures.py. Resumable like base_train.
 """
 
 import argparse
@@ -80,14 +65,6 @@ def evaluate_loss(model, batches, steps, autocast):
     return (total[0] / total[1]).item()
 
 
-def quick_chatcore(model, tokenizer, tasks, compute, max_problems):
-    """{"ChatCORE": ..., "<task>": accuracy, ...} on the first `max_problems` problems of each task."""
-    results = run_chat_eval(model, tokenizer, tasks, device=compute.device, max_problems=max_problems,
-                            max_new_tokens=256, rank=compute.rank, world_size=compute.world_size,
-                            autocast=compute.autocast)
-    return {"ChatCORE": results["chatcore"], **results["accuracy"]}
-
-
 def train(args):
     compute = compute_init(args.device_type, seed=args.seed)
     base_dir = get_base_dir()
@@ -99,8 +76,7 @@ def train(args):
         raise BadInput(f"--examples-per-step={args.examples_per_step} is not a multiple of --device-batch-size="
                        f"{args.device_batch_size} x {compute.world_size} processes = {per_micro}")
     accum = args.examples_per_step // per_micro
-    train_ds, val_ds = sft_mixtures(args.mixture, args.synthetic_size, args.identity_path, base_dir,
-                                    args.seed)
+    train_ds, val_ds = sft_mixtures(args.mixture, args.synthetic_size, args.identity_path, base_dir, args.seed)
     chatcore_tasks = {}
     if args.eval_every_chatcore > 0:
         try:
@@ -137,8 +113,10 @@ def train(args):
                 run.metrics["start_val_loss"] = run.metrics["val_loss"]
         if args.eval_every_chatcore > 0 and run.step > 0 and run.due(args.eval_every_chatcore):
             ft.model.eval()
-            run.metrics["chatcore"] = quick_chatcore(ft.model, tokenizer, chatcore_tasks, compute,
-                                                     args.chatcore_max_problems)
+            results = run_chat_eval(ft.model, tokenizer, chatcore_tasks, device=compute.device,
+                                    max_problems=args.chatcore_max_problems, max_new_tokens=256, rank=compute.rank,
+                                    world_size=compute.world_size, autocast=compute.autocast)
+            run.metrics["chatcore"] = {"ChatCORE": results["chatcore"], **results["accuracy"]}
             run.evaluated(run.metrics["chatcore"])
             ft.model.train()
         if run.last:

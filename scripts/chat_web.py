@@ -1,24 +1,7 @@
 """
-Serve a chat model over HTTP: the browser UI (ui.html), a streaming chat endpoint for it, and an
-OpenAI-compatible API, so existing clients (the official `openai` package, curl, other UIs) work unchanged.
-
-    python -m scripts.chat_web                                  # newest SFT checkpoint, http://127.0.0.1:8000
-    python -m scripts.chat_web --source rl --port 8080 --host 0.0.0.0
-
-Routes:
-    GET  /                      the chat UI
-    GET  /health                ok + each replica's state (503 when no replica runs)
-    GET  /stats                 requests served, active and queued rows, tokens generated, per-replica load
-    POST /chat/completions      the UI's endpoint: {messages, temperature?, top_k?, max_tokens?, seed?} ->
-                                server-sent events {"token": text} ... {"done": true, finish_reason, usage,
-                                dropped_turns}; pieces of a calculator call carry "tool": true
-    POST /v1/chat/completions   OpenAI chat completions: stream or not, n choices, stop strings, top_p, seed
-    GET  /v1/models             the loaded model
-
-Every request is validated up front; bad input gets a 4xx with an OpenAI-shaped error body
-{"error": {"message", "type", "param", "code"}}. A conversation too long for the context loses its oldest turns
-(reported as dropped_turns on /chat/completions, the X-Dropped-Turns header on /v1). The model work runs in
-one worker thread per replica (nanochat/serving.py), where concurrent requests share one batch.
+Serve a chat model over HTTP: the browser UI (ui.html, GET /), its streaming endpoint (POST /chat/completions),
+/health, /stats, and an OpenAI-compatible API (POST /v1/chat/completions, GET /v1/models). Bad input gets a 4xx
+with an OpenAI-shaped error body; the model work runs in nanochat/serving.py.
 
 Deliberately not here: authentication, rate limits, HTTPS (bind to 127.0.0.1, the default, or put a proxy in
 front), logprobs, function calling beyond the built-in calculator, and content other than plain strings.
@@ -58,16 +41,14 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no pro
 # Requests and their validation
 
 class ApiError(Exception):
-    """A request the server refuses; becomes an OpenAI-shaped error response."""
-
     def __init__(self, message, param=None, code=None, status=400, type="invalid_request_error"):
         super().__init__(message)
         self.message, self.param, self.code, self.status, self.type = message, param, code, status, type
 
 
 def error_response(err):
-    body = {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
-    return JSONResponse(body, status_code=err.status)
+    return JSONResponse({"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}},
+                        status_code=err.status)
 
 
 # strict: no silent coercion ("0.5" is not a temperature, true is not a top_k); unknown fields are ignored, as
@@ -82,7 +63,7 @@ class Message(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """The UI's request. Limits that depend on the server (max_tokens, message sizes) are checked in prepare()."""
+    """The UI's request; limits that depend on the server are checked in prepare()."""
     model_config = STRICT
     messages: list[Message]
     temperature: float | None = Field(None, ge=0, le=2)
@@ -164,8 +145,7 @@ def server_error(e):
 
 
 def prepare(server, req, n=1):
-    """A validated request -> (prompt ids, one SamplingParams per choice, dropped turns), or an ApiError for what
-    only the server can judge (sizes, the context, a replica to run on). Called in a thread: see ChatServer.prepare."""
+    """A validated request -> ChatServer.prepare's triple, or an ApiError for what only the server can judge."""
     config, max_len = server.config, server.max_len
     check_messages(req.messages, config)
     asked, name = req.max_tokens, "max_tokens"
@@ -293,21 +273,8 @@ async def openai_chat(req: OpenAIChatRequest, request: Request):
                         headers=headers)
 
 
-async def on_api_error(request, exc):
-    return error_response(exc)
-
-
-async def on_validation_error(request, exc):
-    return error_response(validation_error(exc))
-
-
-async def on_http_error(request, exc):
-    return error_response(ApiError(str(exc.detail), None, f"http_{exc.status_code}", exc.status_code))
-
-
 def create_app(engines_or_models, tokenizer, config=None):
-    """The FastAPI app: the routes above over a new ChatServer (one replica per Engine or model). The replicas'
-    worker threads start and stop with the app's lifespan, i.e. when uvicorn serves it."""
+    """The routes over a new ChatServer; its replicas' threads start and stop with the app's lifespan."""
     server = ChatServer(engines_or_models, tokenizer, config)
 
     @asynccontextmanager
@@ -319,18 +286,15 @@ def create_app(engines_or_models, tokenizer, config=None):
     app = FastAPI(title="nanochat", lifespan=lifespan)
     app.state.chat = server
     app.include_router(router)
-    app.add_exception_handler(ApiError, on_api_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(ApiError, lambda request, exc: error_response(exc))
+    app.add_exception_handler(RequestValidationError, lambda request, exc: error_response(validation_error(exc)))
+    app.add_exception_handler(StarletteHTTPException, lambda request, exc: error_response(
+        ApiError(str(exc.detail), None, f"http_{exc.status_code}", exc.status_code)))
     return app
 
 
 class BackgroundServer:
-    """Serve an app with uvicorn from a background thread (tests, benchmarks). port=0 picks a free port.
-
-        with BackgroundServer(app) as server:
-            httpx.get(server.url + "/health")
-    """
+    """Serve an app with uvicorn from a background thread (tests, benchmarks); port=0 picks a free port."""
 
     def __init__(self, app, host="127.0.0.1", port=0, log_level="warning"):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -402,13 +366,11 @@ def main(argv=None):
         devices = [compute.device] * replicas
     if replicas < 1:
         raise SystemExit(f"--replicas must be >= 1, got {replicas}")
-    engines, meta, tokenizer = [], None, None
+    engines = []
     for device in devices:
-        if engines and device.type != "cuda":
-            # CPU/MPS replicas share one set of weights: inference only reads them; each has its own KV cache.
-            engines.append(Engine(engines[0].model, tokenizer, max_batch_size=args.max_batch_size))
-            continue
-        model, tokenizer, meta = load_model(args.source, device, args.model_tag, args.step)
+        # CPU/MPS replicas share one set of weights: inference only reads them; each has its own KV cache.
+        if not engines or device.type == "cuda":
+            model, tokenizer, meta = load_model(args.source, device, args.model_tag, args.step)
         engines.append(Engine(model, tokenizer, max_batch_size=args.max_batch_size))
     name = f"nanochat-{args.source}-{os.path.basename(meta['checkpoint_dir'])}-step{meta['step']}"
     config = ServerConfig(model_name=name, max_batch_size=args.max_batch_size, temperature=args.temperature,

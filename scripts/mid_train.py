@@ -1,23 +1,7 @@
 """
-Midtraining: teach the base model the chat format, multiple choice, tool calls and its identity.
-
-    python -m scripts.mid_train --mixture=synthetic ...                      # one process (CPU or 1 GPU)
-    torchrun --standalone --nproc_per_node=8 -m scripts.mid_train -- --model-tag=d24
-
-Starts from a base checkpoint (--source base, --model-tag, --step) and keeps pretraining, same
-optimizer and learning rates, on conversations instead of web text. Conversations are rendered with
-the chat template and packed best-fit into full rows, each starting with <|bos|>, exactly like
-pretraining rows (nanochat/chat_data.py), so no compute goes to padding.
-
-Loss on every token (--loss-on=all, the default): midtraining is still mostly language modelling,
-and the user turns of SmolTalk, the MMLU questions and the template's special tokens are useful text
-for a model that will see them in every chat. SFT (scripts/chat_sft.py) then narrows the loss to the
-assistant's tokens. --loss-on=assistant trains (and validates) on the render mask instead.
-
-Mixtures (`full` from the hub, `synthetic` offline): tasks/mixtures.py. Validation: bits per byte
-(nanochat/loss_eval.py) on the held-out splits. The horizon, unless
---num-iterations is given, is one pass over the training mixture, estimated from a sample.
-Resumable like base_train (--resume, SIGTERM); the last line printed is `val_bpb: X`.
+Midtraining: teach the base model the chat format, multiple choice, tool calls and its identity, by continuing
+pretraining (same optimizer and lrs) on conversations packed best-fit into full rows (nanochat/chat_data.py).
+Mixtures: tasks/mixtures.py. Resumable like base_train.
 """
 
 import argparse
@@ -37,18 +21,14 @@ def parse_args(argv=None):
     p.add_argument("--max-seq-len", type=int, default=-1, help="row length (-1: the model's context length)")
     p.add_argument("--total-batch-size", type=positive(int), default=524288, help="tokens per optimizer step")
     p.add_argument("--init-lr-frac", type=float, default=1.0, help="learning rates as a fraction of pretraining's")
+    # Loss on every token by default: midtraining is still mostly language modelling, and user turns, MMLU
+    # questions and special tokens are useful text for a model that sees them in every chat. SFT narrows it.
     p.add_argument("--loss-on", default="all", choices=("all", "assistant"),
                    help="train on every token, or only where the chat template's mask is 1")
     p.add_argument("--eval-tokens", type=positive(int), default=20 * 524288,
                    help="tokens per validation bpb evaluation")
     p.add_argument("--compile", type=int, default=-1, help="torch.compile the model (1/0; -1: on for CUDA)")
     return p.parse_args(argv)
-
-
-def mean_tokens(dataset, render, sample=1000):
-    """Mean rendered length of the first `sample` conversations (a mixture is shuffled, so they are typical)."""
-    n = min(sample, len(dataset))
-    return sum(len(render(dataset[i])[0]) for i in range(n)) / n
 
 
 def train(args):
@@ -62,9 +42,10 @@ def train(args):
         accum = grad_accum_steps(args.total_batch_size, args.device_batch_size, seq_len, compute.world_size)
     except ValueError as e:
         raise BadInput(str(e)) from None
-    train_ds, val_ds = mid_mixtures(args.mixture, args.synthetic_size, args.identity_path, base_dir,
-                                    args.seed)
-    est_tokens = mean_tokens(train_ds, render) * len(train_ds)
+    train_ds, val_ds = mid_mixtures(args.mixture, args.synthetic_size, args.identity_path, base_dir, args.seed)
+    # The horizon: one pass over the mixture, from the mean length of its first conversations (it is shuffled)
+    n = min(1000, len(train_ds))
+    est_tokens = sum(len(render(train_ds[i])[0]) for i in range(n)) / n * len(train_ds)
     num_iterations = args.num_iterations if args.num_iterations > 0 else \
         max(1, round(est_tokens / args.total_batch_size))
     resolved = {**vars(args), "max_seq_len": seq_len, "num_iterations": num_iterations, "grad_accum_steps": accum,
