@@ -1,18 +1,7 @@
 """
-Pretrain the base model.
-
-    python -m scripts.base_train --depth=4 --max-seq-len=256 ...            # one process (CPU or 1 GPU)
-    torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=24
-
-One dial: --depth. The model's width and heads follow from it (gpt.config_from_depth); so do the
-training horizon (tokens = 10.5 x the parameters in matmuls, a compute-optimal ratio) and, unless given, the total
-batch size (a power of two near the compute-optimal batch). Every derived value is printed and
-saved with the checkpoint. The model is not wrapped in DDP: the optimizer averages gradients
-across ranks inside its step (nanochat/optim.py).
-
-Resumable: checkpoints every --save-every steps and on SIGTERM/SIGINT; --resume continues from the
-newest complete one with exactly the batches, optimizer state and schedule it would have had.
-The last line printed is `val_bpb: X` (the stage's metric).
+Pretrain the base model. One dial, --depth: the width and heads follow from it (gpt.config_from_depth), so do the
+horizon (tokens = 10.5 x the parameters in matmuls, compute-optimal) and the total batch; all printed and saved.
+Resumable (--resume), exactly. Not wrapped in DDP: the optimizer averages gradients inside its step (optim.py).
 """
 
 import argparse
@@ -148,9 +137,8 @@ def train(args):
     flops_per_token = model.estimate_flops()
     target_tokens = horizon_tokens(scaling_params, args.data_param_ratio)
     if compute.device_type == "cuda" and args.auto_batch:
-        def try_batch(b):
-            probe_step(model, b, args.max_seq_len, compute)
-        fitted = fit_device_batch_size(try_batch, args.device_batch_size)
+        fitted = fit_device_batch_size(lambda b: probe_step(model, b, args.max_seq_len, compute),
+                                       args.device_batch_size)
         fitted = -int(all_ranks_max(-fitted, compute.device))   # every rank uses the smallest that fits anywhere
         if fitted != args.device_batch_size:
             print0(f"--device-batch-size {args.device_batch_size} does not fit in GPU memory: using {fitted}")
@@ -172,12 +160,11 @@ def train(args):
     weight_decay = args.weight_decay if args.weight_decay >= 0 else \
         muon_weight_decay(args.decay_per_run, args.matrix_lr, num_iterations, *schedule)
     resolved = {**vars(args), "total_batch_size": total_batch, "num_iterations": num_iterations,
-                "weight_decay": weight_decay,
-                "grad_accum_steps": accum, "world_size": compute.world_size, "model_tag": model_tag}
+                "weight_decay": weight_decay, "grad_accum_steps": accum, "world_size": compute.world_size,
+                "model_tag": model_tag}
     print0(f"model: {asdict(config)}")
     print0(f"compute dtype: {compute.dtype} matmuls{' (fp8 in the blocks)' if args.fp8 else ''}, fp32 weights")
-    print0(f"parameters: {num_params:,} ({scaling_params:,} in matmuls); "
-           f"FLOPs/token: {flops_per_token:.3e}")
+    print0(f"parameters: {num_params:,} ({scaling_params:,} in matmuls); FLOPs/token: {flops_per_token:.3e}")
     print0(f"batch: {total_batch:,} tokens = {args.device_batch_size} seqs x {args.max_seq_len} tokens "
            f"x {compute.world_size} processes x {accum} accumulation steps")
     print0(f"horizon: {num_iterations:,} steps" + (f" or {args.time_budget:.0f}s" if args.time_budget > 0 else "")
@@ -187,10 +174,9 @@ def train(args):
 
     optimizer = build_optimizer(model, args.matrix_lr, args.embedding_lr, args.unembedding_lr, args.scalar_lr,
                                 weight_decay=weight_decay, muon=args.muon)
-    train_paths = split_shards(data_dir(base_dir), "train")
     val_paths = split_shards(data_dir(base_dir), "val")
-    loader = PackedLoader(tokenizer, train_paths, args.device_batch_size, args.max_seq_len,
-                          compute.rank, compute.world_size, compute.device)
+    loader = PackedLoader(tokenizer, split_shards(data_dir(base_dir), "train"), args.device_batch_size,
+                          args.max_seq_len, compute.rank, compute.world_size, compute.device)
 
     use_compile = args.compile == 1 or (args.compile == -1 and compute.device_type == "cuda")
     run = Run("base_train", args, compute, base_dir, ckpt_dir, model, optimizer, loader, num_iterations,
@@ -248,8 +234,7 @@ def train(args):
             model.zero_grad(set_to_none=True)
             train_loss = (loss_sum / accum).item()
             if not math.isfinite(train_loss):
-                raise FloatingPointError(f"training loss became {train_loss} at step {step}; "
-                                         "lower the learning rates")
+                raise FloatingPointError(f"training loss became {train_loss} at step {step}; lower the learning rates")
         smooth = run.metrics["smooth_loss"] = train_loss if step == 0 else \
             0.9 * run.metrics["smooth_loss"] + 0.1 * train_loss
         tok_per_s = total_batch / run.dt
@@ -270,8 +255,8 @@ def train(args):
 
 
 def measure_core(model, tokenizer, base_dir, args, compute):
-    """CORE of the model now (bf16 matmuls even under --fp8), or None when no eval bundle can be had: a
-    missing bundle must not cost a finished run, so it is reported and skipped."""
+    """CORE of the model now (bf16 matmuls even under --fp8), or None without an eval bundle (a missing bundle
+    must not cost a finished run)."""
     try:
         bundle = download_eval_bundle(base_dir, args.eval_bundle or EVAL_BUNDLE_URL)
     except (OSError, RuntimeError, ValueError) as e:

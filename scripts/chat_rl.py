@@ -1,21 +1,8 @@
 """
-Reinforcement learning on math word problems, with the calculator tool.
-
-    python -m scripts.chat_rl --task=synthetic --num-steps=40 ...           # one process (CPU or 1 GPU)
-    torchrun --standalone --nproc_per_node=8 -m scripts.chat_rl -- --task=gsm8k
-
-From the SFT model, each step: every rank takes its share of --examples-per-step training problems, samples
---num-samples completions of each with the engine (calculator calls executed, as at chat time), rewards each
-with the task's own check (1 for the right "#### N", else 0), and takes one optimizer step on
--sum(advantage * log p(token)) over the tokens the model sampled, advantage = reward - its group's mean.
-
-That is REINFORCE with the group mean as baseline: GRPO (Shao et al. 2024) without the parts that do nothing
-here. Each batch is used for exactly one update by the policy that drew it: no importance ratio, no clipping,
-no KL penalty. The advantage is not divided by the group's std by default, which would up-weight problems the
-model almost always or almost never solves (Liu et al. 2025, "Dr. GRPO"; --std-normalize turns it on).
-
-Exactly resumable: problems and sampling seeds follow from (--seed, step). Every --eval-every steps: pass@1..k
-on --eval-examples test problems (Chen et al. 2021's unbiased estimator). The last line is `pass@1: X`.
+Reinforcement learning on math word problems, with the calculator tool: from the SFT model, sample
+--num-samples completions per problem, reward each with the task's check, and step on
+-sum(advantage * log p(token)), advantage = reward - its group's mean. That is GRPO (Shao et al. 2024) without
+the parts that do nothing when each batch gets one update: no importance ratio, clipping or KL penalty.
 Deliberately not here: several updates per batch (PPO), reward shaping or partial credit, a learned value.
 """
 
@@ -30,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from nanochat.checkpoint import load_model
-from nanochat.common import BadInput, cli, compute_init, get_base_dir, print0
+from nanochat.common import BadInput, cli, compute_init, get_base_dir, positive, print0
 from nanochat.engine import Engine, SamplingParams
 from nanochat.run import Run
 from nanochat.training import add_training_args, build_optimizer, set_schedule
@@ -49,19 +36,12 @@ def load_tasks(name, eval_examples, train_path=None, test_path=None):
             SyntheticMath(size=max(1, eval_examples), seed=SYNTHETIC_TEST_SEED))
 
 
-TASKS = ("gsm8k", "synthetic")
-
-
 # -----------------------------------------------------------------------------
 # The pure parts: which problems, the seeds, advantages, the batch, the loss, pass@k (tests/test_chat_rl.py)
 
 def example_indices(step, rank, world_size, examples_per_step, num_examples, seed):
-    """Indices of the training problems rank `rank` works on at `step`.
-
-    The whole run walks through the examples in a random order drawn afresh for every epoch; step s takes
-    positions s*E .. (s+1)*E - 1 of that walk and rank r the r-th contiguous share of them. A function of
-    the step alone, so a resumed run continues with exactly the problems the interrupted one would have taken.
-    """
+    """Rank `rank`'s share of positions step*E .. (step+1)*E - 1 of a walk in a fresh random order per epoch.
+    A function of the step alone, so a resumed run takes exactly the problems the interrupted one would have."""
     per_rank = examples_per_step // world_size
     first = step * examples_per_step + rank * per_rank
     orders, out = {}, []
@@ -74,14 +54,13 @@ def example_indices(step, rank, world_size, examples_per_step, num_examples, see
 
 
 def sample_seed(*parts):
-    """A 56-bit seed from any hashable description ("train", step, example). The engine adds the sample
-    number to it, so the samples of one prompt differ and still reproduce."""
+    """A 56-bit seed from any hashable description; the engine adds the sample number to it."""
     return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=7).digest(), "big")
 
 
 def advantages(rewards, group_size, std_normalize=False, eps=1e-6):
-    """rewards (N,) in groups of `group_size` consecutive rows (the samples of one prompt) -> (N,)
-    reward minus its group's mean, optionally divided by the group's (population) standard deviation."""
+    """rewards (N,) in groups of `group_size` consecutive rows -> (N,) reward minus its group's mean, optionally
+    divided by the group's std. Off by default: it up-weights problems almost always or never solved (Dr. GRPO)."""
     r = rewards.view(-1, group_size)
     adv = r - r.mean(dim=1, keepdim=True)
     if std_normalize:
@@ -90,12 +69,8 @@ def advantages(rewards, group_size, std_normalize=False, eps=1e-6):
 
 
 def build_batch(prompts, completions, sampled, pad_id):
-    """Rows of prompt + completion -> (inputs, targets), both (B, T) long, for one forward pass.
-
-    targets[b, t] is the token at position t + 1 of row b when the model sampled it (sampled[b][j] == 1 for
-    completion token j), else -1: prompt tokens, the tool's forced tokens and padding are never trained on.
-    The final <|assistant_end|> is: stopping is a choice of the model like any other token.
-    """
+    """Rows of prompt + completion -> (inputs, targets), both (B, T) long. targets is -1 except where the model
+    sampled the token (the final <|assistant_end|> included): prompt, tool-forced tokens and padding are not trained."""
     seqs = [list(p) + list(c) for p, c in zip(prompts, completions)]
     weights = [[0] * len(p) + list(s) for p, s in zip(prompts, sampled)]
     T = max(len(s) for s in seqs) - 1
@@ -109,13 +84,8 @@ def build_batch(prompts, completions, sampled, pad_id):
 
 
 def policy_gradient_loss(logprobs, targets, advantages, num_tokens):
-    """-(sum of advantage * log p(token) over the sampled tokens) / num_tokens.
-
-    logprobs (B, T): log-probability of each target (any value where targets == -1, it is masked out);
-    advantages (B,): one per row; num_tokens: what to normalise by, the number of sampled tokens of the
-    whole step (so splitting a step into micro-batches does not change its gradient). Minimising it raises
-    the log-probability of tokens with a positive advantage and lowers it for a negative one.
-    """
+    """-(sum of advantage * log p(token) over the sampled tokens) / num_tokens. logprobs (B, T), masked where
+    targets == -1; advantages (B,); num_tokens: the whole step's, so micro-batching leaves the gradient unchanged."""
     mask = (targets >= 0).to(logprobs.dtype)
     return -(advantages[:, None].to(logprobs.dtype) * logprobs * mask).sum() / num_tokens
 
@@ -129,8 +99,7 @@ def pass_at_k(n, c, k):
 # Sampling and evaluation
 
 def sample_completions(engine, prompts, params, num_samples):
-    """(tokens, sampled) per row, rows prompt-major. Unlike Engine.generate_batch, a final stop token is kept:
-    sampled[i][j] is 1 where the model chose token j, 0 where the calculator forced it."""
+    """(tokens, sampled) per row, prompt-major, final stop token kept; sampled is 0 where the calculator forced."""
     tokens, sampled = None, None
     for outputs in engine.generate(prompts, params, num_samples):
         if tokens is None:
@@ -156,8 +125,7 @@ def all_reduce_sum(values, device):
 
 @torch.no_grad()
 def evaluate_pass_at_k(engine, tokenizer, task, num_examples, k, params, seed, compute):
-    """{1: pass@1, ..., k: pass@k} over the first num_examples problems of `task`, each rank its share.
-    Sampling seeds depend on the problem only, so every evaluation of a run sees the same random draws."""
+    """{1: pass@1, ..., k: pass@k} over the first num_examples problems; seeds depend on the problem only."""
     stop_ids = engine.always_stop
     indices = list(range(compute.rank, min(num_examples, len(task)), compute.world_size))
     sums = [0.0] * (k + 1)  # [problems, sum of pass@1, ..., sum of pass@k]
@@ -186,32 +154,32 @@ def parse_args(argv=None):
     p.add_argument("--model-tag", default="", help="checkpoint tag to start from (default: the newest); "
                    "the RL checkpoints go to chatrl_checkpoints/<the same tag>")
     p.add_argument("--step", type=int, default=-1, help="checkpoint step to start from (-1: newest)")
-    p.add_argument("--task", default="gsm8k", choices=TASKS, help="math problems to train and evaluate on")
+    p.add_argument("--task", default="gsm8k", choices=("gsm8k", "synthetic"),
+                   help="math problems to train and evaluate on")
     p.add_argument("--train-path", default=None, help="--task=gsm8k offline: the train split as a local .jsonl/.json/"
                    ".parquet file with the hub's columns (question, answer)")
     p.add_argument("--test-path", default=None, help="--task=gsm8k offline: the test split, same format")
     p.add_argument("--num-epochs", type=float, default=1.0, help="passes over the training problems")
     p.add_argument("--num-steps", type=int, default=-1, help="optimizer steps (-1: from --num-epochs)")
-    p.add_argument("--examples-per-step", type=int, default=16, help="problems per step, over all ranks")
-    p.add_argument("--num-samples", type=int, default=16, help="completions sampled per problem (the group)")
-    p.add_argument("--device-batch-size", type=int, default=8, help="rows per forward pass, sampling and training")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="most tokens per completion")
+    p.add_argument("--examples-per-step", type=positive(int), default=16, help="problems per step, over all ranks")
+    p.add_argument("--num-samples", type=positive(int), default=16, help="completions sampled per problem (the group)")
+    p.add_argument("--device-batch-size", type=positive(int), default=8,
+                   help="rows per forward pass, sampling and training")
+    p.add_argument("--max-new-tokens", type=positive(int), default=256, help="most tokens per completion")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (training and eval)")
     p.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (0: all)")
     p.add_argument("--std-normalize", action="store_true", help="divide advantages by the group's std (GRPO)")
     p.add_argument("--init-lr-frac", type=float, default=0.05, help="starting lr as a fraction of the lrs above; "
                    "it then decays linearly to 0")
     p.add_argument("--weight-decay", type=float, default=0.0, help="Muon weight decay")
-    p.add_argument("--eval-every", type=int, default=60, help="pass@k every N steps (and at the start and end)")
-    p.add_argument("--eval-examples", type=int, default=400, help="test problems per pass@k evaluation")
-    p.add_argument("--eval-samples", type=int, default=8, help="k: samples per test problem")
-    p.add_argument("--save-every", type=int, default=60, help="checkpoint every N steps (and always at the end)")
+    p.add_argument("--eval-every", type=positive(int), default=60,
+                   help="pass@k every N steps (and at the start and end)")
+    p.add_argument("--eval-examples", type=positive(int), default=400, help="test problems per pass@k evaluation")
+    p.add_argument("--eval-samples", type=positive(int), default=8, help="k: samples per test problem")
+    p.add_argument("--save-every", type=positive(int), default=60,
+                   help="checkpoint every N steps (and always at the end)")
     p.add_argument("--seed", type=int, default=42, help="seeds the order of the problems and every sample")
     args = p.parse_args(argv)
-    for name in ("examples_per_step", "num_samples", "device_batch_size", "max_new_tokens", "eval_every",
-                 "eval_examples", "eval_samples", "save_every"):
-        if getattr(args, name) <= 0:
-            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.temperature < 0 or args.top_k < 0:
         p.error(f"--temperature and --top-k must be >= 0, got {args.temperature} and {args.top_k}")
     if args.task != "gsm8k" and (args.train_path or args.test_path):
@@ -255,7 +223,6 @@ def train(args):
               time_budget=args.time_budget)
     if run.finished:
         return run.finished
-    stop_ids = engine.always_stop
     while True:
         if run.due(args.eval_every):
             model.eval()
@@ -278,7 +245,7 @@ def train(args):
                 tokens, sampled = sample_completions(engine, prompts, row_params, args.num_samples)
             G = args.num_samples
             rewards = torch.tensor([train_task.evaluate(conversations[r // G],
-                                                        completion_text(tokenizer, t, stop_ids))
+                                                        completion_text(tokenizer, t, engine.always_stop))
                                     for r, t in enumerate(tokens)], dtype=torch.float32)
             adv = advantages(rewards, G, args.std_normalize).to(compute.device)
             row_prompts = [prompts[r // G] for r in range(len(tokens))]

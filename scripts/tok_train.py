@@ -1,30 +1,23 @@
 """
-Train the tokenizer on the training shards of base_data and save it to $NANOCHAT_BASE_DIR/tokenizer.
-
-    python -m scripts.tok_train --vocab-size 32768 --max-chars 2000000000
-
-The training text streams from parquet into rustbpe (memory grows with the number of distinct
-pre-token chunks, not with the corpus). The validation shard is never read here.
+Train the tokenizer on the training shards of base_data and save it to $NANOCHAT_BASE_DIR/tokenizer. The text
+streams from parquet into rustbpe (memory grows with distinct pre-token chunks, not the corpus); val is never read.
 """
 
 import argparse
 import time
 
-from nanochat.common import get_base_dir
+from nanochat.common import get_base_dir, positive
 from nanochat.dataset import data_dir, iter_texts
 from nanochat.report import get_report
 from nanochat.tokenizer import SPECIAL_TOKENS, Tokenizer, tokenizer_dir
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Train the BPE tokenizer")
-    parser.add_argument("--vocab-size", type=int, default=32768, help="vocabulary size including special tokens")
-    parser.add_argument("--max-chars", type=int, default=2_000_000_000, help="characters of training text to use")
-    parser.add_argument("--doc-cap", type=int, default=10_000, help="crop each document to this many characters")
-    args = parser.parse_args(argv)
-    for name in ("vocab_size", "max_chars", "doc_cap"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    p = argparse.ArgumentParser(description="Train the BPE tokenizer")
+    p.add_argument("--vocab-size", type=positive(int), default=32768, help="vocabulary size including special tokens")
+    p.add_argument("--max-chars", type=positive(int), default=2_000_000_000, help="characters of training text to use")
+    p.add_argument("--doc-cap", type=positive(int), default=10_000, help="crop each document to this many characters")
+    args = p.parse_args(argv)
 
     base_dir = get_base_dir()
     t0 = time.time()
@@ -47,13 +40,10 @@ def main(argv=None):
     if tok.get_vocab_size() < args.vocab_size:
         print(f"note: the corpus ran out of pairs to merge before reaching --vocab-size {args.vocab_size}")
     get_report(base_dir).log("Tokenizer training", [vars(args), {
-        "train_chars": seen["chars"],
-        "train_time_s": round(train_time, 2),
+        "train_chars": seen["chars"], "train_time_s": round(train_time, 2),
         "trained_vocab_size": tok.get_vocab_size(),   # below --vocab-size if the corpus ran out of pairs
-        "num_special_tokens": len(SPECIAL_TOKENS),
-        "token_bytes_min": int(nonzero.min()),
-        "token_bytes_max": int(nonzero.max()),
-        "token_bytes_mean": round(float(nonzero.mean()), 3),
+        "num_special_tokens": len(SPECIAL_TOKENS), "token_bytes_min": int(nonzero.min()),
+        "token_bytes_max": int(nonzero.max()), "token_bytes_mean": round(float(nonzero.mean()), 3),
     }])
 
 
