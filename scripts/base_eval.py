@@ -1,16 +1,7 @@
 """
-Evaluate a pretrained base model: bits per byte on the train and validation shards, a few greedy
-samples, and the CORE benchmark (nanochat/core_eval.py).
-
-    python -m scripts.base_eval                                   # newest base checkpoint, full CORE
-    python -m scripts.base_eval --max-per-task=100                # a quick estimate
-    python -m scripts.base_eval --eval-bundle=/path/eval_bundle.zip   # offline: a zip copied by hand
-    torchrun --standalone --nproc_per_node=8 -m scripts.base_eval -- --model-tag=d20
-
-Under torchrun every rank takes its share of the examples and of the bpb batches. Writes eval/base.json
-(train_bpb, val_bpb, core: what the research harness reads), eval/base_core.csv (task, accuracy, centered;
-a last row CORE) and the report section "Base model evaluation". The last line printed is `core: X`, or
-`val_bpb: X` with --skip-core.
+Evaluate a pretrained base model: bits per byte on the train and validation shards, a few greedy samples, and the
+CORE benchmark (nanochat/core_eval.py). Writes eval/base.json (what the research harness reads), eval/base_core.csv
+and the report section "Base model evaluation".
 """
 
 import argparse

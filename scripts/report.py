@@ -1,10 +1,6 @@
 """
-The report card's two ends (nanochat/report.py does the work):
-
-    python -m scripts.report reset                           # start of a run: clear report/, record start + system
-    python -m scripts.report generate [--gpu-hour-rate=3.0]  # end of a run: write report/report.md and its plots
-
-Between the two, every stage logs its section into $NANOCHAT_BASE_DIR/report/. Prints the path it wrote.
+The report card's two ends (nanochat/report.py does the work): `reset` at the start of a run, `generate`
+(report/report.md and its plots) at the end; between the two, every stage logs its section.
 """
 
 import argparse

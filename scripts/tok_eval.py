@@ -1,12 +1,6 @@
 """
-Evaluate the trained tokenizer: compression (bytes per token, higher is better) on several kinds
-of text, next to GPT-2's and GPT-4's tokenizers when tiktoken can load them (it fetches their rank
-files from the internet on first use; offline they are skipped with a note).
-
-    python -m scripts.tok_eval
-
-Prints a table, writes eval/tokenizer.json and a report section, and ends with the line
-`val_bytes_per_token: X` (the metric of the tokenizer stage).
+Evaluate the trained tokenizer: compression (bytes per token, higher is better) on several kinds of text, next to
+GPT-2's and GPT-4's when tiktoken can load them (it fetches them on first use; offline they are skipped with a note).
 """
 
 import argparse
@@ -70,8 +64,7 @@ def load_reference_encodings():
     refs, notes = {}, []
     for label, name in (("gpt2", "gpt2"), ("gpt4", "cl100k_base")):
         try:
-            enc = tiktoken.get_encoding(name)
-            refs[label] = enc.encode_ordinary
+            refs[label] = tiktoken.get_encoding(name).encode_ordinary
         except Exception as e:  # offline: tiktoken cannot fetch the rank file
             notes.append(f"skipped {label} ({name}): tiktoken could not load it ({type(e).__name__}); "
                          "it needs internet on first use")
@@ -100,9 +93,8 @@ def evaluate(args):
     print(header)
     print("-" * len(header))
     for label, text in texts.items():
-        row = f"{label:<10} {len(text.encode('utf-8')):>10,}"
-        row += "".join(f" {results[n][label]:>12.3f}" for n in encoders)
-        print(row)
+        print(f"{label:<10} {len(text.encode('utf-8')):>10,}"
+              + "".join(f" {results[n][label]:>12.3f}" for n in encoders))
     for note in notes:
         print(note)
 
