@@ -40,7 +40,6 @@ class Options:
     confirm: bool = False
     max_experiments: int | None = None  # per invocation
     gpus: list = field(default_factory=lambda: [None])  # one worker each; None leaves CUDA_VISIBLE_DEVICES alone
-    agent_timeout: float = 3600.0
     program: str = ""                 # default <repo>/research/program.md, re-read for every prompt
 
 
@@ -448,7 +447,7 @@ def main(argv=None):
     repo = git(args.repo, "rev-parse", "--show-toplevel")
     opts = Options(repo=repo, run_dir=args.run_dir or os.path.join(repo, ".autoresearch", tag), tag=tag,
                    budget=args.budget, inputs=args.inputs, baseline_runs=args.baseline_runs, min_delta=args.min_delta,
-                   confirm=args.confirm, max_experiments=args.max_experiments, agent_timeout=args.agent_timeout,
+                   confirm=args.confirm, max_experiments=args.max_experiments,
                    gpus=detect_gpus(os.environ) if args.parallel else [None], program=args.program)
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the runs in flight too
     try:

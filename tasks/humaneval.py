@@ -31,11 +31,10 @@ def extract_code(completion):
 
 
 class HumanEval(Task):
-    def __init__(self, data_path=None, timeout=10.0, **view):
+    def __init__(self, data_path=None, **view):
         data_path = data_path or bundled_path()
         self.rows = load_rows("HumanEval", "openai_humaneval", None, "test", data_path,
                               columns=("task_id", "prompt", "canonical_solution", "test", "entry_point"))
-        self.timeout = timeout
         super().__init__(name="HumanEval", **view)
 
     def conversation(self, row):
@@ -46,4 +45,4 @@ class HumanEval(Task):
     def evaluate(self, conversation, completion):
         program = "\n".join([conversation["prompt"], extract_code(completion), conversation["test"],
                              f"check({conversation['entry_point']})", ""])
-        return 1.0 if execute_code(program, timeout=self.timeout).success else 0.0
+        return 1.0 if execute_code(program, timeout=10.0).success else 0.0
