@@ -126,7 +126,6 @@ def all_reduce_sum(values, device):
 @torch.no_grad()
 def evaluate_pass_at_k(engine, tokenizer, task, num_examples, k, params, seed, compute):
     """{1: pass@1, ..., k: pass@k} over the first num_examples problems; seeds depend on the problem only."""
-    stop_ids = engine.always_stop
     indices = list(range(compute.rank, min(num_examples, len(task)), compute.world_size))
     sums = [0.0] * (k + 1)  # [problems, sum of pass@1, ..., sum of pass@k]
     if indices:
@@ -136,7 +135,7 @@ def evaluate_pass_at_k(engine, tokenizer, task, num_examples, k, params, seed, c
         with compute.autocast():
             tokens, _ = sample_completions(engine, prompts, row_params, k)
         for p, conversation in enumerate(conversations):
-            c = int(sum(task.evaluate(conversation, completion_text(tokenizer, t, stop_ids))
+            c = int(sum(task.evaluate(conversation, completion_text(tokenizer, t, engine.always_stop))
                         for t in tokens[p * k:(p + 1) * k]))
             sums[0] += 1
             for j in range(1, k + 1):

@@ -238,8 +238,6 @@ async def openai_chat(req: OpenAIChatRequest, request: Request):
     headers = {"X-Dropped-Turns": str(dropped)}
     job = Job(prompt, params)
     if req.stream:
-        include_usage = req.stream_options is not None and req.stream_options.include_usage
-
         async def chunks():
             def chunk(choices, **extra):
                 return sse({**head, "object": "chat.completion.chunk", "choices": choices, **extra})
@@ -253,7 +251,7 @@ async def openai_chat(req: OpenAIChatRequest, request: Request):
             except GenerationError as e:
                 yield sse(server_error(e))
                 return
-            if include_usage:
+            if req.stream_options is not None and req.stream_options.include_usage:
                 yield chunk([], usage=usage(prompt, job))
             yield "data: [DONE]\n\n"
 
