@@ -1,26 +1,8 @@
 """
-Batches of conversations for midtraining and SFT.
-
-A conversation is rendered by the chat template (Tokenizer.render_conversation) to (ids, mask):
-mask[i] == 1 where ids[i] is a token the model should learn to write. A row of a batch is a list
-of ids; inputs are row[:-1] and targets row[1:], with target -1 ("ignore", see GPT.forward) wherever
-the mask of the target token is 0. Two ways to fill rows:
-
-- `pad_batch` / `PaddedLoader` (SFT): one conversation per row, cropped to seq_len + 1 tokens,
-  rows padded to the longest row of the batch; padding is never a target.
-- `PackedConversationLoader` (midtraining): conversations packed best-fit into rows of exactly
-  seq_len + 1 tokens, each starting with its own <|bos|>, like the pretraining loader
-  (nanochat/dataloader.py); only when nothing in the buffer fits is one conversation cropped.
-
-Distributed: rank r of W reads conversations r, r + W, r + 2W, ... of the dataset, cycling forever
-(`RankCursor`), so ranks never share a conversation within a pass. Exact resume: `state_dict()`
-is the cursor (plus the packing buffer), and restoring it reproduces the batches an uninterrupted
-run would see.
-
-A dataset is anything with len() and [i] returning a conversation (a tasks/ Task, or a list):
-this module knows the chat template only through the `render` function it is handed, and never
-imports tasks/. Deliberately left out: shuffling (a TaskMixture is already shuffled), and
-background workers (rendering is cheap next to a training step).
+Batches of conversations for midtraining and SFT: `pad_batch`/`PaddedLoader` (one conversation per row,
+padded) and `PackedConversationLoader` (best-fit packed rows of seq_len + 1). Targets are -1 where the mask
+is 0. Rank r of W reads conversations r, r + W, ...; state_dict() gives exact resume.
+Deliberately left out: shuffling, background workers, importing tasks/ (render is handed in).
 """
 
 import torch

@@ -1,25 +1,8 @@
 """
-Chat evaluation: how often a chat model answers a task's problems right, and ChatCORE, one number over tasks.
-
-Tasks come in two kinds (their `eval_type`, see the Task interface in tasks/common.py):
-- categorical (multiple choice: ARC, MMLU): the conversation is rendered up to the assistant's turn and the
-  model runs one forward pass; its answer is the allowed letter with the highest logit at the last prompt
-  position. No sampling, so the result is exact, and many questions share one right-padded forward pass.
-- generative (GSM8K, HumanEval, SpellingBee): the engine samples `num_samples` replies per problem, running
-  calculator calls as it goes, and the task's `evaluate` checks each reply. A problem passes when any of its
-  samples does: pass@k with k = num_samples.
-
-ChatCORE is the mean over tasks of the centered accuracy (acc - b) / (1 - b): 0 at chance, 1 when perfect.
-b is what guessing scores: for a categorical task the mean of 1 / (number of choices) over the questions
-asked (0.25 when all have four), for a generative task 0.
-
-Under torchrun every rank takes problems rank, rank + world_size, ... and the counts are summed with
-all_reduce, so every rank returns the same numbers. Sampling seeds depend on the problem's index only, so
-the result does not depend on how many ranks share the work.
-
-Tasks are used only through their interface (len, get, evaluate, eval_type), so this module does not import
-tasks/. Deliberately not here: picking tasks and loading checkpoints (scripts/chat_eval.py), per-subject
-breakdowns, and unbiased pass@k estimates for k < num_samples.
+Chat evaluation: accuracy of a chat model on a task (categorical: argmax over the allowed letters in one
+forward; generative: pass@k, any of num_samples sampled replies) and ChatCORE, the mean centered accuracy.
+Ranks split problems and all_reduce the counts; seeds depend on the problem index only.
+Deliberately not here: picking tasks, loading checkpoints, per-subject breakdowns, unbiased pass@k.
 """
 
 import time

@@ -1,20 +1,8 @@
 """
-The pretraining data loader: documents from parquet shards -> token rows packed best-fit -> batches.
-
-Every row of a batch has T+1 tokens (inputs are the first T, targets the last T) and is built from
-whole documents, each starting with <|bos|>: the loader keeps a buffer of tokenized documents and
-fills each row with the largest document that still fits, again and again; only when nothing fits
-does it crop one document to fill the gap. No padding, little cropping, and the model never
-attends across a document boundary without a BOS in between.
-
-Distributed: the (shard, row group) pairs are dealt round-robin to ranks, so each rank reads only
-its share and, over one epoch, every document is read by exactly one rank.
-
-Exact resume: `state_dict()` is (epoch, position in this rank's row-group list, the buffer of
-leftover documents). Restoring it reproduces exactly the batches an uninterrupted run would see.
-
-Deliberately left out: shuffling (the shards are pre-shuffled) and multi-process workers (tiktoken
-already tokenizes a batch of documents on threads).
+The pretraining data loader: parquet documents -> token rows of T+1 packed best-fit from whole documents
+(each starting with <|bos|>, cropping only when nothing fits) -> batches. Row groups are dealt round-robin to
+ranks; state_dict() gives exact resume.
+Deliberately left out: shuffling (shards are pre-shuffled) and worker processes (tiktoken already threads).
 """
 
 import bisect

@@ -1,14 +1,9 @@
 """
-The inference engine: a model and a tokenizer turned into streams of sampled tokens, for many requests at once.
-
-A `Session` owns a KV cache with a few rows: `add()` prefills a prompt into a free row, `step()` advances every
-active row by one token with one batched forward, `remove()` frees a row. Evals and RL loop over a session
-(`Engine.generate`); the web server keeps one alive and adds requests as they arrive. Each row has its own
-sampling parameters and generator (a seeded request gives the same tokens whatever shares the batch), stop
-tokens, the calculator tool (forced <|output_start|>result<|output_end|>) and an incremental UTF-8 decoder.
-
-Deliberately not here: threads, prefix caching, speculative decoding, paged KV memory, beam search, and
-device/dtype setup (the caller's).
+The inference engine: a model and a tokenizer turned into streams of sampled tokens, many requests at once.
+A `Session` owns a KV cache: add() prefills a prompt into a free row, step() advances every row by one
+batched forward, remove() frees a row. Each row has its own sampling params, generator, stop tokens,
+calculator tool and UTF-8 decoder. Deliberately not here: threads, prefix caching, speculative decoding,
+paged KV memory, beam search, device/dtype setup.
 """
 
 import codecs

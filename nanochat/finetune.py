@@ -1,9 +1,6 @@
 """
-What midtraining (scripts/mid_train.py) and SFT (scripts/chat_sft.py) share: their common flags and
-`Finetune`, the model loaded from an earlier stage's checkpoint, its optimizer and one optimizer step.
-
-The loop around the step (resume, checkpoints, logging) is nanochat/run.py; the data is each script's
-own (tasks/mixtures.py, nanochat/chat_data.py).
+What midtraining and SFT share: their common flags and `Finetune` (model from an earlier checkpoint, its
+optimizer, one optimizer step). The loop is nanochat/run.py; the data is each script's own.
 """
 
 import math

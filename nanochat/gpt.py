@@ -1,16 +1,8 @@
 """
-The GPT model: a decoder-only transformer written as plain math and shapes.
-
-What is in it: a token embedding, n_layer pre-norm blocks (attention + MLP), an untied lm_head;
-rotary positions, parameter-free RMSNorm (on the embedding, before attention and MLP, before lm_head),
-QK-norm, a ReLU^2 MLP, no biases, a tanh logit softcap and grouped-query attention; and the recipe's
-optional pieces (GPTConfig switches, each starting as the identity): sliding windows, value embeddings,
-per-layer scalars, smear and backout. Attention is SDPA, or flash-attention-3 on Hopper GPUs when
-importable. KVCache holds keys/values for incremental decoding, with every batch row at its own position.
-
-What it deliberately does not do: know about optimizers (param_groups() only sorts parameters by role),
-data, ranks or devices. The caller moves the model to a device, wraps forward in torch.autocast on GPUs
-(weights stay fp32), syncs gradients (nanochat/optim.py) and samples tokens (the engine).
+The GPT model: a decoder-only transformer (rotary, RMSNorm, QK-norm, ReLU^2, GQA, logit softcap) written as
+plain math and shapes, with the recipe's optional pieces as GPTConfig switches, and KVCache for decoding.
+Deliberately not here: optimizers (param_groups() only sorts parameters by role), data, ranks, devices,
+autocast and sampling; the caller does those.
 """
 
 from dataclasses import dataclass

@@ -1,10 +1,6 @@
 """
-Bits per byte: the validation loss that does not depend on the tokenizer.
-
-Cross-entropy in nats per *token* changes when the vocabulary changes, so it cannot compare two
-tokenizers. Dividing the total loss by the number of UTF-8 bytes those tokens stand for (and by
-ln 2) gives bits per byte, which can. Special tokens stand for no bytes and are left out of both
-sums, as are targets marked -1 (ignored).
+Bits per byte: the validation loss that does not depend on the tokenizer (nats / ln 2 / UTF-8 bytes);
+special tokens and -1 targets count in neither sum.
 """
 
 import math

@@ -1,32 +1,11 @@
 """
 MuonAdamW: one optimizer for the whole model, which also does the data-parallel gradient sync.
-
-Every param group names its update rule with "kind":
-  "adamw": lr, betas, eps, weight_decay            (embeddings, lm_head, scalars: any shape)
-  "muon":  lr, momentum, nesterov, ns_steps, polar, beta2, weight_decay, cautious   (2-D matrices only)
-           polar: Polar Express coefficients instead of the fixed Newton-Schulz quintic; beta2 > 0: NorMuon's
-           per-row second moment; cautious: weight decay only where it agrees with the update.
-and keeps "initial_lr" (the lr at construction), so a training loop schedules with
-group["lr"] = group["initial_lr"] * multiplier.
-
-One process (torch.distributed not initialised, or world size 1): plain updates, no communication.
-Several processes (torchrun): the model is NOT wrapped in DDP, so after backward each rank holds only
-its own local gradient, and step() averages gradients itself, ZeRO-2 style:
-  - AdamW: the gradient is reduce-scattered along dim 0 (padded to a multiple of the world size), each
-    rank updates only its slice of rows and keeps exp_avg/exp_avg_sq for that slice, then the updated
-    slices are all-gathered back into the full parameter.
-  - Muon: same-shape matrices of a group are stacked (K, m, n), K padded to a multiple of the world
-    size; after the reduce-scatter each rank owns whole matrices, keeps momentum for those only,
-    orthogonalises and applies their update, then the updated matrices are all-gathered.
-  - All reduce-scatters are launched first; then jobs are processed in order, each launching its
-    all-gather as soon as its update is done, so one job's communication overlaps the next job's compute.
-NCCL uses reduce_scatter_tensor / all_gather_into_tensor. Other backends (gloo on CPU) lack those or
-ReduceOp.AVG, so _Comm swaps in all_reduce(SUM) / world_size and a list all_gather with the same results:
-the CPU tests run the very same step().
-
-What it deliberately does not do: know about models, schedule learning rates, clip gradients, or
-reshard its state. state_dict() holds this rank's shard only; resuming needs the same world size
-(and each rank loading its own file), which load_state_dict() checks.
+Every param group names its rule with "kind" ("adamw" or "muon", 2-D matrices only) and keeps "initial_lr",
+so a loop schedules with group["lr"] = group["initial_lr"] * multiplier.
+Several processes (no DDP): step() reduce-scatters gradients, each rank updates and keeps state for its own
+slice (AdamW rows, or whole stacked Muon matrices), then all-gathers the result, ZeRO-2 style; each job's
+all-gather overlaps the next job's compute. _Comm gives gloo the same results, so CPU tests run this step().
+Deliberately not here: models, lr schedules, gradient clipping, resharding (resume needs the same world size).
 """
 
 import math

@@ -1,20 +1,8 @@
 """
-The tokenizer: byte-level BPE trained by `rustbpe`, encoded at inference time by `tiktoken`,
-plus the chat template that turns a conversation into token ids and a training mask.
-
-Training happens once (scripts/tok_train.py) in Rust. Everything after that (data loading,
-evaluation, chat) only needs to *encode*, which tiktoken does fast from the learned ranks, so this
-is the only module in the project that imports rustbpe.
-
-Conversations are dicts: {"messages": [{"role": ..., "content": ...}, ...]} with an optional
-leading "system" message, then user/assistant turns alternating, starting with the user.
-Assistant content is either a string or a list of parts {"type": "text" | "python" |
-"python_output", "text": str}: the assistant's own words, a calculator call it wrote, and the
-tool's output that was fed back to it. `check_messages` is the one check of a conversation from
-outside (a data file, an HTTP request); the renderer assumes it.
-
-Deliberately left out: byte-fallback for unknown tokens (byte-level BPE has none), training in
-Python (tests/bpe_reference.py has a slow reference), and normalisation of the input text.
+The tokenizer: byte-level BPE trained by rustbpe (the only module importing it), encoded by tiktoken, plus the
+chat template that turns a conversation into ids and a training mask. `check_messages` is the one check of
+a conversation from outside; the renderer assumes it.
+Deliberately left out: byte-fallback, training in Python (tests/bpe_reference.py), text normalisation.
 """
 
 import base64

@@ -1,12 +1,7 @@
 """
-The math every training stage (base, mid, SFT, RL) shares: building the optimizer from a model's
-parameter groups, the learning-rate and momentum schedules, gradient accumulation arithmetic, fp8,
-fitting the micro-batch into GPU memory, the peak FLOP/s for MFU, and the depth dial's pure functions
-(horizon, batch size, weight decay from the model's size). The loop around it (resume,
-checkpoints, logging) is nanochat/run.py.
-
-This module knows both the model and the optimizer; gpt.py and optim.py know neither each other
-nor this. It never parses argv.
+The math every training stage shares: the optimizer from a model's param groups, lr/momentum schedules,
+gradient accumulation, fp8, micro-batch fitting, peak FLOP/s for MFU, and the depth dial's pure functions.
+The loop around it is nanochat/run.py; this module never parses argv.
 """
 
 import math
