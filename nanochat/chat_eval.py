@@ -119,13 +119,9 @@ def evaluate_task(task, model, tokenizer, engine=None, device="cpu", max_problem
 def run_chat_eval(model, tokenizer, tasks, engine=None, *, device=None, max_problems=None, batch_size=8,
                   num_samples=1, temperature=0.0, top_k=None, max_new_tokens=256, seed=0, rank=0, world_size=1,
                   autocast=None, log=None):
-    """Evaluate a chat model on several tasks. tasks: {name: Task}. Returns
-    {"accuracy": {name: acc}, "baseline": {...}, "centered": {...}, "correct": {...}, "total": {...},
-     "chatcore": mean centered accuracy}.
-
-    The model must be in eval mode; `engine` (built from model and tokenizer when None) is only needed for
-    generative tasks. Under torchrun pass the rank and world size: every rank must call this with the same
-    arguments. log: optional callable given one line per finished task.
+    """Evaluate an eval-mode chat model on tasks ({name: Task}). Returns {"accuracy"|"baseline"|"centered"|
+    "correct"|"total": {name: value}, "chatcore": mean centered accuracy}. Under torchrun every rank calls this
+    with the same arguments; `engine` (built when None) serves generative tasks; log gets one line per task.
     """
     if device is None:
         device = next(model.parameters()).device

@@ -110,13 +110,11 @@ class Engine:
         return Session(self, self.max_batch_size if batch_size is None else batch_size)
 
     def generate(self, prompts, params, num_samples=1):
-        """Stream completions for every (prompt, sample): yields, once per step, a list with one entry per
-        row, a StepOutput or None (the row has not started yet, or has finished).
+        """Stream completions: yields, once per step, one StepOutput or None (not started / finished) per row.
 
-        prompts: one prompt (list of ids) or a list of prompts. params: one SamplingParams for all, or one per
-        prompt. Rows are prompt-major: [p0 sample 0, p0 sample 1, ..., p1 sample 0, ...]. With a seed, sample j
-        uses seed + j, so samples differ but reproduce. More rows than max_batch_size wait in a queue and take a
-        slot as soon as one frees up; since rows are independent, the outputs are the same either way.
+        prompts: one prompt or a list; params: one SamplingParams or one per prompt. Rows are prompt-major
+        [p0 s0, p0 s1, ..., p1 s0, ...]; with a seed, sample j uses seed + j. Rows beyond max_batch_size queue
+        for a free slot; rows are independent, so the outputs are the same either way.
         """
         jobs = self._jobs(prompts, params, num_samples)
         session = self.session(min(len(jobs), self.max_batch_size))
@@ -163,11 +161,10 @@ class Engine:
 
 
 class Session:
-    """A batch of up to `batch_size` rows sharing one KVCache; rows come and go between steps.
+    """Up to `batch_size` rows sharing one KVCache; rows come and go between steps. Not thread-safe.
 
-    Active rows always occupy cache rows 0..n-1 in order (removing a row moves the last one into its place),
-    so each step's forward runs on exactly the n active rows. Row ids handed out by add() never change.
-    Not thread-safe: drive a session from one thread.
+    Active rows occupy cache rows 0..n-1 (removing a row moves the last one into its place), so each step's
+    forward runs on exactly the n active rows. Row ids handed out by add() never change.
     """
 
     def __init__(self, engine, batch_size):
@@ -293,11 +290,10 @@ class Session:
 # Conversations around the engine
 
 def fit_conversation(tokenizer, conversation, max_prompt_tokens):
-    """Make a conversation's completion prompt fit in max_prompt_tokens. Returns (conversation, dropped_turns).
+    """Fit a conversation's completion prompt in max_prompt_tokens. Returns (conversation, messages dropped).
 
-    Drops the oldest user/assistant pairs first, always keeping the system message and the last user message;
-    if even that is too long, crops the last user message from the left (its end is what the reply answers).
-    dropped_turns counts the messages removed (a pair is two), so the caller can tell the user.
+    Drops the oldest user/assistant pairs, keeping the system and last user message; if still too long, crops
+    the last user message from the left (its end is what the reply answers).
     """
     messages = conversation["messages"]
     assert max_prompt_tokens >= 1 and messages[-1]["role"] == "user", "a user message to answer"

@@ -40,12 +40,9 @@ def evaluate_bpb(model, batches, steps, token_bytes, autocast=None):
 
 @torch.no_grad()
 def check_model_is_honest(model, x, y, autocast=None, tol=2e-2):
-    """Raise unless the model's loss on (x, y) is a causal language model's: the loss it reports equals the
-    cross-entropy of its own logits, and the logits of the first half of each row do not change when the
-    second half of the input does (a model that looks ahead reads its targets off its inputs).
-
-    The evaluation of a model whose code an agent may edit (research/autoresearch.py's base stage) calls this
-    before trusting evaluate_bpb. `tol`: bf16 rounding, far below what looking ahead changes.
+    """Raise unless the model is a causal LM on (x, y): its reported loss is the cross-entropy of its own logits,
+    and first-half logits ignore the second half of the input (else it reads targets off its inputs). Run on
+    agent-edited models before trusting evaluate_bpb; `tol` is bf16 rounding, far below what lookahead changes.
     """
     from contextlib import nullcontext
     autocast = autocast or nullcontext

@@ -107,11 +107,8 @@ class Tokenizer:
         return tok if isinstance(tok, int) else self.encode_special(tok)
 
     def encode(self, text, prepend=None, append=None, num_threads=8):
-        """Encode a string (-> list of ids) or a list of strings (-> list of lists).
-
-        Text is always encoded as ordinary text: a literal "<|bos|>" in it becomes the ids of those
-        characters, never the special token. `prepend`/`append` add one special token (name or id).
-        """
+        """Encode a string (-> ids) or a list of strings (-> lists), always as ordinary text (a literal "<|bos|>"
+        is never the special token). `prepend`/`append` add one special token (name or id)."""
         pre = [self._as_id(prepend)] if prepend is not None else []
         post = [self._as_id(append)] if append is not None else []
         if isinstance(text, str):
@@ -128,9 +125,6 @@ class Tokenizer:
     def decode_bytes(self, ids):
         """Raw bytes of a token sequence (may end in the middle of a UTF-8 character)."""
         return self.enc.decode_bytes(ids)
-
-    def id_to_token(self, token_id):
-        return self.enc.decode_single_token_bytes(token_id).decode("utf-8", errors="replace")
 
     def token_bytes(self):
         """int32 tensor (vocab,): bytes per token id, 0 for specials (so they do not count in bits-per-byte)."""
@@ -181,11 +175,7 @@ class Tokenizer:
         return ids, mask
 
     def render_for_completion(self, conversation):
-        """Ids that prime the model to write the next assistant turn.
-
-        The conversation must end with a user message, or with an assistant message (e.g. a task's
-        reference answer), which is then dropped.
-        """
+        """Ids that prime the model to write the next assistant turn; a final assistant message is dropped."""
         messages = conversation["messages"]
         if messages[-1]["role"] == "assistant":
             messages = messages[:-1]

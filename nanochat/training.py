@@ -22,14 +22,11 @@ MUON_RECIPE = dict(momentum=0.95, polar=True, beta2=0.95, cautious=True)   # cau
 
 def build_optimizer(model, matrix_lr=0.02, embedding_lr=0.2, unembedding_lr=0.004, scalar_lr=0.02,
                     weight_decay=0.0, adam_betas=(0.8, 0.95), muon=None):
-    """Muon for the hidden matrices, AdamW for the rest, in one MuonAdamW object.
+    """Muon for the hidden matrices, AdamW for the rest, in one MuonAdamW. `muon` overrides MUON_RECIPE entries.
 
-    The AdamW learning rates were tuned at width 768; wider models get them scaled by
-    (768 / n_embd) ** 0.5, the usual 1/sqrt(width) rule for Adam on embedding-like parameters.
-    Muon needs no such rescaling: its update is orthogonalised, so its size does not grow with width.
-    Value embeddings are lookup tables like wte and share its lr. Gates read a fixed 32 channels
-    and scalars are single numbers, so their lr needs no width scaling: an Adam step moves each by
-    about scalar_lr. `muon` overrides entries of MUON_RECIPE (for ablations).
+    AdamW lrs were tuned at width 768 and scale by (768 / n_embd) ** 0.5 (the 1/sqrt(width) rule for Adam on
+    embedding-like parameters); Muon's orthogonalised update needs no rescaling. Value embeddings share wte's
+    lr; gates (32 channels) and scalars need no width scaling: an Adam step moves each by about scalar_lr.
     """
     groups = model.param_groups()
     scale = (768 / model.config.n_embd) ** 0.5
@@ -47,12 +44,11 @@ def build_optimizer(model, matrix_lr=0.02, embedding_lr=0.2, unembedding_lr=0.00
 
 
 def convert_to_fp8(model):
-    """Train the blocks' big matmuls in fp8 with torchao's float8 training (tensorwise scaling), in place.
+    """Convert the blocks' big Linears to torchao float8 training (tensorwise), in place; returns their names.
 
-    Converted: every Linear of the blocks whose sides are multiples of 16 (the fp8 kernels' rule) and at
-    least 128 wide; the small gates, lm_head (the logits want the precision) and everything outside the
-    blocks stay in bf16. Weights stay fp32 parameters, so checkpoints do not change. Returns the converted
-    module names. Needs a GPU with fp8 matmuls (compute capability 8.9+: H100, L40S, 4090).
+    Converted: sides multiples of 16 (the fp8 kernels' rule) and >= 128; gates, lm_head (logits want the
+    precision) and non-block modules stay bf16. Weights stay fp32, so checkpoints do not change. Needs compute
+    capability 8.9+ (H100, L40S, 4090).
     """
     from torchao.float8 import Float8LinearConfig, convert_to_float8_training
 
