@@ -15,9 +15,8 @@ from nanochat.dataset import iter_documents
 def rank_row_groups(paths, rank, world_size):
     """This rank's share of the data: a list of (shard index, row group index, first doc, doc stride).
 
-    Normally whole row groups are dealt round-robin across all shards (stride 1). With fewer row
-    groups than ranks (e.g. a small validation shard), every rank reads every row group and keeps
-    every world_size-th document instead, so each document still belongs to exactly one rank.
+    Whole row groups are dealt round-robin (stride 1); with fewer row groups than ranks (a small val shard),
+    every rank reads every row group and keeps every world_size-th document, so each still has one rank.
     """
     import pyarrow.parquet as pq
     if not paths:

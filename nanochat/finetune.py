@@ -40,11 +40,7 @@ def add_finetune_args(p, source_default):
 
 
 class Finetune:
-    """The model loaded from an earlier stage's checkpoint, its optimizer, and one optimizer step.
-
-    `step(batches, lrm)` does one optimizer step with the loss averaged over every target token of every
-    micro-batch on every rank. The loop around it (resume, checkpoints, logging) is nanochat/run.py.
-    """
+    """The model loaded from an earlier stage's checkpoint, its optimizer, and one optimizer step."""
 
     def __init__(self, args, compute, base_dir, stage, ckpt_subdir, init_lr_frac):
         self.args, self.compute, self.base_dir, self.stage = args, compute, base_dir, stage
