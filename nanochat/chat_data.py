@@ -18,11 +18,10 @@ def shift_targets(ids, mask):
 
 
 def pad_batch(docs, seq_len, pad_id):
-    """(inputs, targets, num_cropped) from rendered conversations, one per row.
+    """(inputs, targets, num_cropped) from docs, a list of rendered (ids, mask), one per row.
 
-    docs: list of (ids, mask). Each is cropped to seq_len + 1 tokens (its tail is lost, and counted in
-    num_cropped); rows are padded with pad_id to the longest, and padded positions get target IGNORE.
-    Shapes: (B, T) with T = min(longest conversation, seq_len + 1) - 1.
+    Each is cropped to seq_len + 1 tokens (num_cropped: how many lost a tail); rows are padded with
+    pad_id, target IGNORE. Shapes: (B, T) with T = min(longest conversation, seq_len + 1) - 1.
     """
     assert docs, "a batch of at least one conversation"
     rows = [(ids[:seq_len + 1], mask[:seq_len + 1]) for ids, mask in docs]
@@ -92,11 +91,8 @@ class PaddedLoader:
 
 
 class PackedConversationLoader:
-    """Infinite iterator of midtraining micro-batches (inputs, targets), (B, T), conversations packed best-fit.
-
-    Packed like pretraining rows (nanochat/dataloader.py's BestFit over `buffer_size` rendered
-    conversations). With `use_mask=False` every token is a target (the mask is ignored).
-    """
+    """Infinite iterator of midtraining micro-batches (inputs, targets), (B, T), packed by BestFit over
+    `buffer_size` rendered conversations. With `use_mask=False` every token is a target."""
 
     def __init__(self, dataset, render, batch_size, seq_len, rank=0, world_size=1, device="cpu",
                  use_mask=True, buffer_size=64):

@@ -355,7 +355,6 @@ def completion_to_parts(tokenizer, tokens):
     return parts
 
 
-
 class ToolRenderer:
     """StepOutputs -> readable pieces (text, is_tool). A calculator call reads "[calc 6*7 = 42]", or
     "[calc 6*7 (no result)]" when the tool returned nothing (the terminal chat and the web server show calls alike).
