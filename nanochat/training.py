@@ -148,10 +148,7 @@ def peak_flops(device_type):
     if device_type != "cuda":
         return None
     name = torch.cuda.get_device_name()
-    for key, flops in PEAK_BF16_FLOPS.items():
-        if key in name:
-            return flops
-    return None
+    return next((flops for key, flops in PEAK_BF16_FLOPS.items() if key in name), None)
 
 
 # -----------------------------------------------------------------------------
