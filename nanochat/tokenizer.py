@@ -83,11 +83,8 @@ class Tokenizer:
             meta = json.load(f)
         if meta["special_tokens"] != SPECIAL_TOKENS:
             raise ValueError(f"{meta_path} was saved with different special tokens; retrain the tokenizer")
-        ranks = {}
         with open(os.path.join(tokenizer_dir, RANKS_FILE)) as f:
-            for line in f:
-                tok, rank = line.split()
-                ranks[base64.b64decode(tok)] = int(rank)
+            ranks = {base64.b64decode(tok): int(rank) for tok, rank in map(str.split, f)}
         return cls(ranks, meta["pattern"])
 
     # ---------------------------------------------------------------- basics
