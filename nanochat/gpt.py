@@ -307,10 +307,7 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def init_weights(self):
-        """Fill every weight and the rotary tables, deterministically given torch's seed.
-
-        Built on the meta device and moved with to_empty()? Call this again afterwards.
-        """
+        """Fill every weight and the rotary tables (deterministic given torch's seed); call again after to_empty()."""
         # Embeddings N(0, 1): the RMSNorm right after the lookup fixes their scale anyway.
         nn.init.normal_(self.wte.weight, std=1.0)
         # Input projections std 1/sqrt(fan_in): unit-RMS inputs give unit-RMS outputs.
