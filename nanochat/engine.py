@@ -153,11 +153,8 @@ class Engine:
         if isinstance(params, SamplingParams):
             params = [params] * len(prompts)
         assert prompts and len(params) == len(prompts) and num_samples >= 1, "one SamplingParams, or one each"
-        jobs = []
-        for prompt, p in zip(prompts, params):
-            for j in range(num_samples):
-                jobs.append((prompt, p if p.seed is None or j == 0 else replace(p, seed=p.seed + j)))
-        return jobs
+        return [(prompt, p if p.seed is None or j == 0 else replace(p, seed=p.seed + j))
+                for prompt, p in zip(prompts, params) for j in range(num_samples)]
 
 
 class Session:
