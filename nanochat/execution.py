@@ -1,13 +1,15 @@
 """
 Run model-written Python away from the host: HumanEval solutions (`execute_code`) and the chat model's calculator
-tool (`eval_calculator`). A guard against accidents and a misbehaving model, NOT a jail against an attacker: each
-program gets a fresh `python -I` in its own session, a scratch directory, an empty environment, rlimits and an
-in-process guard, but code that undoes the guard (ctypes, closure cells) can still read any file or use the network.
+tool (`eval_calculator`). Each program gets a fresh `python -I` in its own session, a scratch directory, an empty
+environment, rlimits and an in-process guard, all inside the jail of nanochat/jail.py (namespaces: no network, no
+host files) where bubblewrap can start; without it only the guard remains, which code that undoes it (ctypes,
+closure cells) gets past. A program passes only if it ran to its last line (docs/SANDBOX.md).
 Deliberately not here: a pool of parallel runs (callers use threads), Windows, other languages.
 """
 
 import ast
 import contextlib
+import functools
 import json
 import math
 import os
@@ -51,10 +53,11 @@ _BOOTSTRAP = (
 )
 
 
-def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512,
-                 max_output_bytes: int = 1_000_000) -> ExecutionResult:
-    """Run `code` as a script in a sandboxed process. `error` holds an uncaught exception, `stderr` its traceback;
-    stdout+stderr together are cut at `max_output_bytes` (status "output_limit")."""
+def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512, max_output_bytes: int = 1_000_000,
+                 jail: bool | None = None) -> ExecutionResult:
+    """Run `code` as a script in a sandboxed process; "pass" only if it ran to its last line. `error` holds an
+    uncaught exception, `stderr` its traceback; stdout+stderr together are cut at `max_output_bytes` (status
+    "output_limit"). `jail`: True requires the jail, False runs guarded only, None follows NANOCHAT_JAIL."""
     if not isinstance(code, str):
         raise TypeError(f"code must be a str of Python source, got {type(code).__name__}")
     if not (timeout > 0 and math.isfinite(timeout)):
@@ -64,6 +67,10 @@ def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512,
                          f"use at least {_MIN_MEMORY_MB}")
     if max_output_bytes < 1:
         raise ValueError(f"max_output_bytes={max_output_bytes} must be at least 1")
+    jailed = _use_jail(jail)
+    # The child proves it reached the end by echoing a secret it reads from stdin before the program starts: an
+    # exit with status 0 (SystemExit(0), os._exit(0)) before the tests ran is then a fail, not a pass.
+    nonce = os.urandom(16).hex()
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nanochat_sandbox_", ignore_cleanup_errors=True) as scratch:
         scratch = os.path.realpath(scratch)
@@ -73,14 +80,17 @@ def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512,
         # the last line of stderr instead would break on multi-line messages and on output the script prints.
         status_read, status_write = os.pipe()
         try:
-            proc = _spawn_child("script", scratch, max_memory_mb, cpu_s=math.ceil(timeout) + 1,
-                                stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, status_fd=status_write)
+            proc = _spawn_child("script", scratch, max_memory_mb, cpu_s=math.ceil(timeout) + 1, jailed=jailed,
+                                stdin=subprocess.PIPE, stderr=subprocess.PIPE, status_fd=status_write)
         except BaseException:
             os.close(status_read)
             raise
         finally:
             os.close(status_write)  # the child holds its own copy; ours must go or EOF would never come
         try:
+            with contextlib.suppress(OSError):  # the child may already be gone
+                proc.stdin.write(nonce.encode() + b"\n")
+            proc.stdin.close()
             stdout, stderr, status, reason = _collect(proc, status_read, time.monotonic() + timeout,
                                                       max_output_bytes)
         finally:
@@ -91,22 +101,52 @@ def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512,
             os.close(status_read)
     stdout = stdout[:max_output_bytes]
     stderr = stderr[:max_output_bytes - len(stdout)]
-    status_name, error = _classify(proc.returncode, reason, status.decode("utf-8", "replace"),
+    status_name, error = _classify(proc.returncode, reason, status.decode("utf-8", "replace"), nonce,
                                    timeout, max_memory_mb, max_output_bytes)
     return ExecutionResult(status_name, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"),
                            error, time.monotonic() - start)
 
 
-def _spawn_child(mode, scratch, memory_mb, cpu_s, stdin, stderr, status_fd=-1):
-    """Start `python -I` running _child_main in `mode` ("script" or "calculator") inside `scratch`."""
-    config = json.dumps({"mode": mode, "scratch": scratch, "memory_bytes": memory_mb * 1024 * 1024,
+def _use_jail(jail):
+    """`jail` if given, else NANOCHAT_JAIL: "off" (guard only), "require" (fail without the jail), or by default
+    the jail where it starts and the guard, with a loud warning once, where it does not."""
+    from nanochat import jail as _jail  # not at the top: the child loads this file without the nanochat package
+    mode = {None: os.environ.get(_jail.REQUIRE_ENV, "auto"), True: "require", False: "off"}[jail]
+    if mode not in ("auto", "require", "off"):
+        raise ValueError(f"{_jail.REQUIRE_ENV}={mode!r}: use auto, require or off")
+    problem = None if mode == "off" else _jail.jail_problem()
+    if problem and mode == "require":
+        raise RuntimeError(f"model-written code must run in the jail, which cannot start here: {problem} "
+                           f"(or set {_jail.REQUIRE_ENV}=off to accept the weaker guard)")
+    if problem:
+        _warn_unjailed(problem)
+    return mode != "off" and problem is None
+
+
+@functools.cache
+def _warn_unjailed(problem):
+    print(f"WARNING: model-written code runs WITHOUT the jail ({problem}): only the in-process guard protects this "
+          f"machine. See docs/SANDBOX.md; set NANOCHAT_JAIL=require to refuse instead.", file=sys.stderr)
+
+
+def _spawn_child(mode, scratch, memory_mb, cpu_s, stdin, stderr, status_fd=-1, jailed=False):
+    """Start `python -I` running _child_main in `mode` ("script" or "calculator") in the host dir `scratch`, or,
+    jailed, in the jail's tmpfs with a script's `scratch` mounted read-only at /input."""
+    from nanochat import jail as _jail
+    inside, module = (_jail.SCRATCH, "/nanochat_sandbox.py") if jailed else (scratch, os.path.abspath(__file__))
+    source = "/input/solution.py" if jailed else os.path.join(scratch, "solution.py")
+    config = json.dumps({"mode": mode, "scratch": inside, "source": source, "memory_bytes": memory_mb * 1024 * 1024,
                          "cpu_s": cpu_s, "status_fd": status_fd})
+    command = [_jail.PYTHON if jailed else sys.executable, "-I", "-c", _BOOTSTRAP, module, config]
+    if jailed:
+        # The calculator's host scratch is gone once it has started: bwrap may come too late to mount it.
+        ro_paths = [(os.path.abspath(__file__), module)] + ([(scratch, "/input")] if mode == "script" else [])
+        command = _jail.jail_argv(command, _FILE_SIZE_LIMIT // (1024 * 1024), ro_paths)
     # The environment is built from nothing rather than filtered from ours: a filter has to know every secret's
     # name, an empty start does not. TMPDIR keeps the tempfile module inside the scratch directory.
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": scratch, "TMPDIR": scratch}
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": inside, "TMPDIR": inside}
     return subprocess.Popen(
-        [sys.executable, "-I", "-c", _BOOTSTRAP, os.path.abspath(__file__), config],
-        cwd=scratch, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr,
+        command, cwd=scratch, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr,
         pass_fds=() if status_fd < 0 else (status_fd,),
         start_new_session=True,  # own session and process group: one killpg reaches everything it forks
     )
@@ -145,14 +185,14 @@ def _collect(proc, status_fd, deadline, max_output_bytes):
     return bytes(buffers[proc.stdout.fileno()]), bytes(buffers[proc.stderr.fileno()]), buffers[status_fd], reason
 
 
-def _classify(returncode, reason, status, timeout, max_memory_mb, max_output_bytes):
+def _classify(returncode, reason, status, nonce, timeout, max_memory_mb, max_output_bytes):
     """(status, error) for an ExecutionResult from how the child ended."""
     if reason == "timeout":
         return "timeout", f"timed out after {timeout} s (wall clock)"
     if reason == "output_limit":
         return "output_limit", f"output exceeded {max_output_bytes} bytes"
     if returncode == 0:
-        return "pass", None
+        return ("pass", None) if status == f"end {nonce}" else ("fail", "exited (status 0) before its last line")
     if status.startswith("MemoryError"):
         return "memory", f"{status} (memory limit {max_memory_mb} MB)"
     if returncode == -signal.SIGXCPU:
@@ -279,7 +319,7 @@ class _CalculatorWorker:
         # The worker never writes files, so its scratch directory may disappear as soon as it has started in it.
         with tempfile.TemporaryDirectory(prefix="nanochat_calc_") as scratch:
             self._proc = _spawn_child("calculator", os.path.realpath(scratch), _CALC_MEMORY_MB, _CALC_CPU_S,
-                                      stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                      stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, jailed=_use_jail(None))
         self._owner_pid = os.getpid()
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._proc.stdout, selectors.EVENT_READ)
@@ -337,9 +377,9 @@ def _child_main(config_json):
     _child_set_limits(config["memory_bytes"], config["cpu_s"])
     _child_install_guard(config["scratch"])
     if config["mode"] == "script":
-        with open("solution.py", encoding="utf-8") as f:  # reading inside the scratch directory is allowed
+        with open(config["source"], encoding="utf-8") as f:
             source = f.read()
-        _child_run_script(source, config["status_fd"])
+        _child_run_script(source, config["status_fd"], nonce=sys.stdin.readline().strip())
     else:
         _child_calculator_loop()
 
@@ -425,8 +465,9 @@ def _child_install_guard(scratch):
             setattr(module, name, refuse(f"{module.__name__}.{name}"))
 
 
-def _child_run_script(source, status_fd):
-    """Run `source` like `python solution.py`; on an exception write "Type: message" to `status_fd`."""
+def _child_run_script(source, status_fd, nonce):
+    """Run `source` like `python solution.py`; write "end <nonce>" to `status_fd` if it ran to its end, else
+    "Type: message" for the exception that stopped it."""
     import traceback
     namespace = {"__name__": "__main__", "__file__": "solution.py"}
     try:
@@ -441,6 +482,7 @@ def _child_run_script(source, status_fd):
         os.write(status_fd, traceback.format_exception_only(type(e), e)[-1].strip()[:1000].encode())
         traceback.print_exception(type(e), e, e.__traceback__.tb_next)  # tb_next: hide this function's frame
         raise SystemExit(1) from None
+    os.write(status_fd, f"end {nonce}".encode())
 
 
 def _child_calculator_loop():

@@ -60,5 +60,14 @@ if [ "$(cat "$_stamp_file" 2>/dev/null || true)" != "$_stamp" ]; then
     echo "$_stamp" > "$_stamp_file"
 fi
 
+# The jail for model-written code (nanochat/jail.py) needs bubblewrap; without it execution falls back to a weaker
+# guard and says so. Installed here when we are root on a Debian-like machine, as tests/run.sh does for chromium.
+if ! command -v bwrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup_env: installing bubblewrap (the jail for model-written code)"
+    apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; } \
+        || echo "setup_env: could not install bubblewrap; model-written code will run in the weaker guarded mode" >&2
+fi
+
 export NANOCHAT_PY="$_venv/bin/python"
 export PATH="$_venv/bin:$PATH"

@@ -19,8 +19,21 @@ import pytest
 from nanochat.execution import ExecutionResult, close_calculator, eval_calculator, execute_code
 
 
+@pytest.fixture
+def guarded_mode():
+    """These tests are about the in-process guard: without the jail, so they hold where it cannot start too
+    (tests/test_jail.py covers the jail). Not monkeypatch: host_unharmed must see the same value before and after."""
+    previous = os.environ.get("NANOCHAT_JAIL")
+    os.environ["NANOCHAT_JAIL"] = "off"
+    yield
+    if previous is None:
+        del os.environ["NANOCHAT_JAIL"]
+    else:
+        os.environ["NANOCHAT_JAIL"] = previous
+
+
 @pytest.fixture(autouse=True)
-def host_unharmed():
+def host_unharmed(guarded_mode):
     def environment():  # pytest itself rewrites PYTEST_CURRENT_TEST around every phase
         return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
 
