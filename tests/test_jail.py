@@ -30,12 +30,17 @@ def jailed(code, timeout=10.0, **kwargs):
 
 
 def sandbox_processes():
-    """Host processes that are jailed scripts (the calculator's worker is a different mode)."""
+    """Live host processes running a sandboxed script (the calculator's worker is another mode), except those of
+    another test run on the same machine. One that escaped its namespace has no pytest above it: it counts."""
     found = []
     for p in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(p.info["cmdline"] or [])
-        if '"mode": "script"' in cmdline and p.status() != psutil.STATUS_ZOMBIE:
-            found.append(p.pid)
+        try:
+            if '"mode": "script"' not in " ".join(p.info["cmdline"] or []) or p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if not any(a.pid != os.getpid() and "pytest" in " ".join(a.cmdline()) for a in p.parents()):
+                found.append(p.pid)
+        except psutil.Error:  # exited while we looked
+            pass
     return found
 
 
