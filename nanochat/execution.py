@@ -111,13 +111,13 @@ def _use_jail(jail):
     """`jail` if given, else NANOCHAT_JAIL: "off" (guard only), "require" (fail without the jail), or by default
     the jail where it starts and the guard, with a loud warning once, where it does not."""
     from nanochat import jail as _jail  # not at the top: the child loads this file without the nanochat package
-    mode = {None: os.environ.get(_jail.REQUIRE_ENV, "auto"), True: "require", False: "off"}[jail]
+    mode = {None: os.environ.get(_jail.MODE_ENV, "auto"), True: "require", False: "off"}[jail]
     if mode not in ("auto", "require", "off"):
-        raise ValueError(f"{_jail.REQUIRE_ENV}={mode!r}: use auto, require or off")
+        raise ValueError(f"{_jail.MODE_ENV}={mode!r}: use auto, require or off")
     problem = None if mode == "off" else _jail.jail_problem()
     if problem and mode == "require":
         raise RuntimeError(f"model-written code must run in the jail, which cannot start here: {problem} "
-                           f"(or set {_jail.REQUIRE_ENV}=off to accept the weaker guard)")
+                           f"(or set {_jail.MODE_ENV}=off to accept the weaker guard)")
     if problem:
         _warn_unjailed(problem)
     return mode != "off" and problem is None
@@ -126,7 +126,7 @@ def _use_jail(jail):
 @functools.cache
 def _warn_unjailed(problem):
     print(f"WARNING: model-written code runs WITHOUT the jail ({problem}): only the in-process guard protects this "
-          f"machine. See docs/SANDBOX.md; set NANOCHAT_JAIL=require to refuse instead.", file=sys.stderr)
+          f"machine. See docs/SANDBOX.md; set NANOCHAT_JAIL=require to refuse instead.", file=sys.stderr, flush=True)
 
 
 def _spawn_child(mode, scratch, memory_mb, cpu_s, stdin, stderr, status_fd=-1, jailed=False):

@@ -12,7 +12,7 @@ import sys
 
 SCRATCH = "/tmp"  # the jail's private tmpfs, its cwd, HOME and TMPDIR
 PYTHON = os.path.realpath(sys._base_executable)  # not a venv's python: the jailed program needs only the stdlib
-REQUIRE_ENV = "NANOCHAT_JAIL"  # auto (default) | require | off: see execution._use_jail
+MODE_ENV = "NANOCHAT_JAIL"  # auto (default) | require | off: see execution._use_jail
 
 
 def jail_argv(command, scratch_mb, ro_paths=()):

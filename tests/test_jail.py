@@ -219,7 +219,8 @@ def test_thread_and_process_floods_are_cleaned_up():
 @pytest.mark.parametrize("exit_code", ["raise SystemExit(0)", "import os\n    os._exit(0)",
                                        "import sys\n    sys.exit()", "import ctypes\n    ctypes.CDLL(None)._exit(0)"])
 @pytest.mark.parametrize("jail", [True, False])
-def test_early_exit_scores_zero(exit_code, jail):
+def test_early_exit_scores_zero(exit_code, jail, monkeypatch):
+    monkeypatch.setenv("NANOCHAT_JAIL", "require" if jail else "off")  # HumanEval.evaluate follows it
     human = HumanEval(stop=1)
     conversation = human[0]
     cheat = f"    {exit_code}\n"  # the body of the first problem's function, run when the tests call it
