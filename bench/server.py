@@ -26,7 +26,8 @@ from nanochat.engine import Engine
 from nanochat.gpt import GPT, config_from_depth
 from nanochat.synthetic import generate_documents
 from nanochat.tokenizer import Tokenizer
-from scripts.chat_web import BackgroundServer, ServerConfig, create_app
+from scripts.chat_web import ServerConfig, create_app
+from tests.web_utils import BackgroundServer
 
 
 async def stream_one(ac, prompt, max_tokens, seed):

@@ -11,8 +11,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -289,40 +287,6 @@ def create_app(engines_or_models, tokenizer, config=None):
     app.add_exception_handler(StarletteHTTPException, lambda request, exc: error_response(
         ApiError(str(exc.detail), None, f"http_{exc.status_code}", exc.status_code)))
     return app
-
-
-class BackgroundServer:
-    """Serve an app with uvicorn from a background thread (tests, benchmarks); port=0 picks a free port."""
-
-    def __init__(self, app, host="127.0.0.1", port=0, log_level="warning"):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.url = f"http://{host}:{self.sock.getsockname()[1]}"
-        # A short graceful shutdown: open streams are cut after a second instead of blocking stop().
-        config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def start(self, timeout=30.0):
-        self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start serving {self.url} within {timeout} s")
-            time.sleep(0.01)
-        return self
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.sock.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 # -----------------------------------------------------------------------------

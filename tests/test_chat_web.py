@@ -17,9 +17,9 @@ import pytest
 
 from nanochat.checkpoint import save_checkpoint
 from nanochat.engine import Engine
-from scripts.chat_web import BackgroundServer, ServerConfig, create_app
+from scripts.chat_web import ServerConfig, create_app
 from tests.engine_utils import byte_tokenizer, random_model
-from tests.web_utils import SCRIPTED_REPLY, SCRIPTED_TOOL_TEXT, scripted_model, scripted_tokenizer
+from tests.web_utils import SCRIPTED_REPLY, SCRIPTED_TOOL_TEXT, BackgroundServer, scripted_model, scripted_tokenizer
 
 MAX_LEN = 1024  # the random model's context: long enough that a runaway row would be noticed
 

@@ -12,9 +12,9 @@ import time
 import httpx
 import pytest
 
-from scripts.chat_web import BackgroundServer, ServerConfig, create_app
+from scripts.chat_web import ServerConfig, create_app
 from tests.engine_utils import byte_tokenizer, random_model
-from tests.web_utils import SCRIPTED_REPLY, SCRIPTED_TOOL_TEXT, scripted_model, scripted_tokenizer
+from tests.web_utils import SCRIPTED_REPLY, SCRIPTED_TOOL_TEXT, BackgroundServer, scripted_model, scripted_tokenizer
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),

@@ -1,9 +1,15 @@
-"""Models for the web server and UI tests: a random one (tests/engine_utils.random_model) and a scripted one
+"""Helpers for the web server and UI tests (and bench/server.py): `BackgroundServer`, and a scripted model
 whose reply is fixed, contains HTML that would run script if it were inserted as HTML, and calls the calculator.
 
 The scripted reply is written with a few whole-phrase tokens added to the byte tokenizer, so that a bigram model
 (the next token depends only on the current one) can emit a text whose characters repeat.
 """
+
+import socket
+import threading
+import time
+
+import uvicorn
 
 from nanochat.tokenizer import Tokenizer
 from tests.engine_utils import bigram_model
@@ -38,3 +44,37 @@ def scripted_model(tokenizer, sequence_len=256):
     transitions[sp("<|output_end|>")] = p[3]
     transitions[p[3]] = sp("<|assistant_end|>")
     return bigram_model(transitions, vocab_size=tokenizer.get_vocab_size(), sequence_len=sequence_len)
+
+
+class BackgroundServer:
+    """Serve an app with uvicorn from a background thread (tests, benchmarks); port=0 picks a free port."""
+
+    def __init__(self, app, host="127.0.0.1", port=0, log_level="warning"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.url = f"http://{host}:{self.sock.getsockname()[1]}"
+        # A short graceful shutdown: open streams are cut after a second instead of blocking stop().
+        config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self, timeout=30.0):
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start serving {self.url} within {timeout} s")
+            time.sleep(0.01)
+        return self
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.sock.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
