@@ -34,7 +34,8 @@ class ServerConfig:
 
 
 class ChatServer:
-    """The replicas of one model (Engines, or bare GPT models wrapped here), defaults, limits and counters."""
+    """The replicas of one model (Engines, or bare GPT models wrapped here), defaults, limits and counters.
+    Each job goes whole to the least-loaded live replica."""
 
     def __init__(self, engines_or_models, tokenizer, config=None):
         import torch
@@ -43,8 +44,8 @@ class ChatServer:
         engines = [e if isinstance(e, Engine) else Engine(e, tokenizer, max_batch_size=self.config.max_batch_size)
                    for e in items]
         bf16 = partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
-        self.pool = ReplicaPool([Replica(e, str(i), bf16 if e.device.type == "cuda" else nullcontext)
-                                 for i, e in enumerate(engines)])
+        self.replicas = [Replica(e, str(i), bf16 if e.device.type == "cuda" else nullcontext)
+                         for i, e in enumerate(engines)]
         self.max_len = min(e.max_len for e in engines)  # the KV cache: prompt + reply must fit in it
         self.counters = {"requests_served": 0, "requests_active": 0}
         self.started = int(time.time())
@@ -68,7 +69,10 @@ class ChatServer:
         """Submit a job; whatever ends the request (done, error, client gone) frees its rows at once."""
         self.counters["requests_active"] += 1
         try:
-            self.pool.submit(job)
+            live = [r for r in self.replicas if r.alive]
+            if not live:
+                raise GenerationError("no model replica is running; see the server log")
+            min(live, key=lambda r: len(r.rows) + len(r.pending)).submit(job)
             yield job
         finally:
             job.cancel()
@@ -77,13 +81,23 @@ class ChatServer:
 
     def health(self):
         """(body, ok): ok while any replica runs; "degraded" when some do not."""
-        replicas = [{"name": r.name, "device": str(r.engine.device), "alive": r.alive} for r in self.pool.replicas]
+        replicas = [{"name": r.name, "device": str(r.engine.device), "alive": r.alive} for r in self.replicas]
         ok = any(r["alive"] for r in replicas)
         status = "ok" if all(r["alive"] for r in replicas) else "degraded" if ok else "down"
         return {"status": status, "model": self.config.model_name, "replicas": replicas}, ok
 
+    def start(self):
+        for r in self.replicas:
+            r.start()
+
+    def stop(self):
+        for r in self.replicas:
+            r.stop()
+
     def stats(self):
-        return {**self.counters, **self.pool.stats()}
+        per = [r.stats() for r in self.replicas]
+        totals = {k: sum(s[k] for s in per) for k in ("active_rows", "queued_rows", "tokens_generated")}
+        return {**self.counters, **totals, "replicas": per}
 
 
 def usage(prompt, job):
@@ -145,10 +159,6 @@ class Replica:
         self.tokens_generated = self.rows_finished = self.errors = 0
         self.stopping = False
         self.thread = None
-
-    @property
-    def load(self):
-        return len(self.rows) + len(self.pending)
 
     @property
     def alive(self):
@@ -233,33 +243,6 @@ class Replica:
         return {"name": self.name, "device": str(self.engine.device), "alive": self.alive,
                 "active_rows": len(self.rows), "queued_rows": len(self.pending), "capacity": self.engine.max_batch_size,
                 "tokens_generated": self.tokens_generated, "rows_finished": self.rows_finished, "errors": self.errors}
-
-
-class ReplicaPool:
-    """Replicas behind one queue discipline: each job goes whole to the least-loaded live replica."""
-
-    def __init__(self, replicas):
-        assert replicas
-        self.replicas = list(replicas)
-
-    def start(self):
-        for r in self.replicas:
-            r.start()
-
-    def stop(self):
-        for r in self.replicas:
-            r.stop()
-
-    def submit(self, job):
-        live = [r for r in self.replicas if r.alive]
-        if not live:
-            raise GenerationError("no model replica is running; see the server log")
-        min(live, key=lambda r: r.load).submit(job)
-
-    def stats(self):
-        per = [r.stats() for r in self.replicas]
-        return {"active_rows": sum(s["active_rows"] for s in per), "queued_rows": sum(s["queued_rows"] for s in per),
-                "tokens_generated": sum(s["tokens_generated"] for s in per), "replicas": per}
 
 
 # -----------------------------------------------------------------------------

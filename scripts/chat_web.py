@@ -153,7 +153,7 @@ def prepare(server, req, n=1):
         raise ApiError(f"{name}={asked} is more than this model's context of {max_len} tokens", name, "invalid_value")
     if not 1 <= n <= config.max_choices:
         raise ApiError(f"n={n} is out of range: ask for 1 to {config.max_choices} choices", "n", "invalid_value")
-    if not any(r.alive for r in server.pool.replicas):
+    if not any(r.alive for r in server.replicas):
         raise ApiError("no model replica is running; see the server log", None, "unavailable", 503, "server_error")
     try:
         return server.prepare([{"role": m.role, "content": m.content} for m in req.messages], n, asked,
@@ -275,9 +275,9 @@ def create_app(engines_or_models, tokenizer, config=None):
 
     @asynccontextmanager
     async def lifespan(app):
-        server.pool.start()
+        server.start()
         yield
-        await asyncio.to_thread(server.pool.stop)
+        await asyncio.to_thread(server.stop)
 
     app = FastAPI(title="nanochat", lifespan=lifespan)
     app.state.chat = server
