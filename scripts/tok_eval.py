@@ -7,7 +7,7 @@ import argparse
 import os
 
 from nanochat.common import BadInput, atomic_write_json, cli, get_base_dir, positive
-from nanochat.dataset import data_dir, iter_documents, split_shards
+from nanochat.dataset import data_dir, iter_texts
 from nanochat.report import get_report
 from nanochat.tokenizer import get_tokenizer
 
@@ -46,18 +46,6 @@ SAMPLES = {
 }
 
 
-def shard_sample(paths, max_chars):
-    """The first documents of the first shard, up to max_chars."""
-    out, n = [], 0
-    for _, _, docs in iter_documents(paths):
-        for d in docs:
-            out.append(d)
-            n += len(d)
-            if n >= max_chars:
-                return "\n".join(out)
-    return "\n".join(out)
-
-
 def load_reference_encodings():
     """GPT-2 and GPT-4 (cl100k_base) tokenizers, or a note saying why they were skipped."""
     import tiktoken
@@ -75,8 +63,8 @@ def evaluate(args):
     base_dir = get_base_dir()
     tok = get_tokenizer(base_dir)
     texts = dict(SAMPLES)
-    texts["train"] = shard_sample(split_shards(data_dir(base_dir), "train"), args.sample_chars)
-    texts["val"] = shard_sample(split_shards(data_dir(base_dir), "val"), args.sample_chars)
+    for split in ("train", "val"):   # the first documents of the split, up to sample_chars
+        texts[split] = "\n".join(iter_texts(data_dir(base_dir), split, max_chars=args.sample_chars))
 
     refs, notes = load_reference_encodings()
     encoders = {"ours": tok.encode, **refs}

@@ -171,7 +171,7 @@ def test_fewshot_indices_are_deterministic_and_exclude_the_example():
         assert idx not in picks and len(set(picks)) == 5 and all(0 <= j < n for j in picks)
     assert sorted(fewshot_indices(4, 2, 3)) == [0, 1, 3]  # k = n - 1: all the others
     assert len({tuple(fewshot_indices(n, i, 5)) for i in range(n)}) > n // 2   # examples differ
-    with pytest.raises(ValueError, match="cannot draw 4"):
+    with pytest.raises(ValueError):   # random.sample: more than the other examples
         fewshot_indices(4, 0, 4)
 
 
@@ -358,10 +358,10 @@ def test_download_from_local_zip_by_racing_threads(tmp_path):
     assert [m["label"] for m, _ in load_core_tasks(dirs[0])] == ["mc", "schema", "lm"]
     assert sorted(os.listdir(base)) == ["eval_bundle", "eval_bundle.lock"]   # no temp dirs left, no zip copy
     assert os.path.exists(zip_path)                                          # the user's zip is left alone
-    # idempotent: a second call (here via file://) finds the bundle and unpacks nothing
+    # idempotent: a second call finds the bundle and unpacks nothing
     marker = base / "eval_bundle" / "marker"
     marker.write_text("kept")
-    assert download_eval_bundle(str(base), "file://" + zip_path) == str(base / "eval_bundle")
+    assert download_eval_bundle(str(base), zip_path) == str(base / "eval_bundle")
     assert marker.read_text() == "kept"
 
 
