@@ -25,11 +25,8 @@ KIND_DEFAULTS = {"adamw": ADAMW_DEFAULTS, "muon": MUON_DEFAULTS}
 
 
 def adamw_update_(p, grad, state, group):
-    """One AdamW step on p (a whole parameter or this rank's rows of one), in place.
-
-    Bias-corrected Adam with decoupled weight decay, in the same order of operations as
-    torch.optim.AdamW's single-tensor path, so the two agree to the last few bits.
-    """
+    """One AdamW step on p (a whole parameter or this rank's rows of one), in place, in the same order of
+    operations as torch.optim.AdamW's single-tensor path, so the two agree to the last few bits."""
     if not state:
         state["step"] = 0
         state["exp_avg"] = torch.zeros_like(p)
@@ -121,22 +118,17 @@ def muon_update_(params, grads, bufs, row_moments, group):
 # Communication: one small object, chosen by backend
 
 
-class _Done:
-    """The handle of a collective that needed no communication."""
+class _Pending:
+    """An async collective's handle (None: no communication) plus the local work that finishes it (fallbacks)."""
 
-    def wait(self):
-        pass
-
-
-class _Then:
-    """An async collective's handle plus the local work that finishes it (for the fallbacks)."""
-
-    def __init__(self, work, finish):
+    def __init__(self, work=None, finish=None):
         self.work, self.finish = work, finish
 
     def wait(self):
-        self.work.wait()
-        self.finish()
+        if self.work is not None:
+            self.work.wait()
+        if self.finish is not None:
+            self.finish()
 
 
 @dataclass
@@ -155,7 +147,7 @@ class _Comm:
         """Start averaging inp (W*n, ...) over ranks; this rank gets rows [rank*n, (rank+1)*n).
         Returns (handle, out); out is valid after handle.wait(). inp itself is left unchanged."""
         if self.world_size == 1:
-            return _Done(), inp
+            return _Pending(), inp
         n = inp.size(0) // self.world_size
         out = inp.new_empty((n, *inp.shape[1:]))
         if self.native:
@@ -163,17 +155,15 @@ class _Comm:
         total = inp.clone()  # all_reduce works in place; the caller's gradient must stay the local one
         work = dist.all_reduce(total, op=dist.ReduceOp.SUM, async_op=True)
         mine = total[self.rank * n:(self.rank + 1) * n]
-        return _Then(work, lambda: torch.div(mine, self.world_size, out=out)), out
+        return _Pending(work, lambda: torch.div(mine, self.world_size, out=out)), out
 
     def all_gather(self, inp, out=None):
         """Start gathering every rank's inp (n, ...) into out (W*n, ...), rank order. inp may be a
         view of out (this rank's rows). Returns (handle, out); out is valid after handle.wait()."""
         if self.world_size == 1:
-            if out is None:
-                return _Done(), inp
-            if out.data_ptr() != inp.data_ptr():
+            if out is not None and out.data_ptr() != inp.data_ptr():
                 out.copy_(inp)
-            return _Done(), out
+            return _Pending(), inp if out is None else out
         if out is None:
             out = inp.new_empty((self.world_size * inp.size(0), *inp.shape[1:]))
         if self.native:
@@ -206,11 +196,7 @@ class MuonAdamW(torch.optim.Optimizer):
         super().__init__(groups, defaults={})
 
     @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+    def step(self):
         comm = _Comm.current()
         # Each job is a generator that runs up to a communication point and yields while the
         # collective is in flight. Three passes: start every reduce-scatter; then, in order, wait
@@ -220,12 +206,14 @@ class MuonAdamW(torch.optim.Optimizer):
             params = self._params_with_grads(group, comm)
             if group["kind"] == "adamw":
                 jobs += [self._adamw_job(p, group, comm) for p in params]
-            else:
-                jobs += [self._muon_job(same, group, comm) for same in _same_shape_buckets(params)]
+            else:   # one job per shape, in order of first appearance (the same on every rank)
+                buckets = {}
+                for p in params:
+                    buckets.setdefault(tuple(p.shape), []).append(p)
+                jobs += [self._muon_job(same, group, comm) for same in buckets.values()]
         for _ in range(3):
             for job in jobs:
                 next(job, None)
-        return loss
 
     @staticmethod
     def _params_with_grads(group, comm):
@@ -308,11 +296,3 @@ class MuonAdamW(torch.optim.Optimizer):
                                  "saved state: build the groups in the same order as the saved run")
         state_dict = {k: v for k, v in state_dict.items() if k not in ("world_size", "rank")}
         super().load_state_dict(state_dict)
-
-
-def _same_shape_buckets(params):
-    """Params grouped by shape, buckets in order of first appearance (the same on every rank)."""
-    buckets = {}
-    for p in params:
-        buckets.setdefault(tuple(p.shape), []).append(p)
-    return list(buckets.values())
