@@ -25,12 +25,6 @@ class ServerConfig:
     temperature: float = 0.8      # defaults for requests that do not say
     top_k: int = 50
     max_tokens: int = 512         # capped by the model's context
-    # request limits: generous for a person chatting, small enough that no request can hog the server
-    max_messages: int = 500
-    max_message_chars: int = 8000
-    max_total_chars: int = 32000
-    max_choices: int = 8
-    max_stops: int = 4
 
 
 class ChatServer:

@@ -49,6 +49,11 @@ def error_response(err):
                         status_code=err.status)
 
 
+# Request limits (these and the sizes in the models below): generous for a person chatting, small enough that no
+# request can hog the server.
+MAX_TOTAL_CHARS = 32000
+MAX_STOPS = 4
+
 # strict: no silent coercion ("0.5" is not a temperature, true is not a top_k); unknown fields are ignored, as
 # OpenAI clients send some we do not use (user, presence_penalty, ...).
 STRICT = ConfigDict(strict=True, extra="ignore")
@@ -57,13 +62,13 @@ STRICT = ConfigDict(strict=True, extra="ignore")
 class Message(BaseModel):
     model_config = STRICT
     role: str
-    content: str
+    content: str = Field(max_length=8000)
 
 
 class ChatRequest(BaseModel):
-    """The UI's request; limits that depend on the server are checked in prepare()."""
+    """The UI's request; limits on several fields, or that depend on the server, are checked in prepare()."""
     model_config = STRICT
-    messages: list[Message]
+    messages: list[Message] = Field(max_length=500)
     temperature: float | None = Field(None, ge=0, le=2)
     top_k: int | None = Field(None, ge=0, le=200)   # 0 = no top-k filter
     max_tokens: int | None = Field(None, ge=1)
@@ -80,36 +85,16 @@ class OpenAIChatRequest(ChatRequest):
     top_p: float | None = Field(None, gt=0, le=1)
     max_completion_tokens: int | None = Field(None, ge=1)  # the newer name of max_tokens
     stop: Any = None                                # a string or a list of strings, checked by check_stop
-    n: int = Field(1, ge=1)
+    n: int = Field(1, ge=1, le=8)
     stream: bool = False
     stream_options: StreamOptions | None = None
 
 
-def check_messages(messages, config):
-    """Sizes, then the chat template's rules ([system], user, assistant, ..., user: the one check of them)."""
-    if len(messages) > config.max_messages:
-        raise ApiError(f"{len(messages)} messages is more than the limit of {config.max_messages}; start a new "
-                       "conversation", "messages", "too_many_messages")
-    for i, m in enumerate(messages):
-        if len(m.content) > config.max_message_chars:
-            raise ApiError(f"messages[{i}].content has {len(m.content)} characters, more than the limit of "
-                           f"{config.max_message_chars}", f"messages[{i}].content", "message_too_long")
-    total = sum(len(m.content) for m in messages)
-    if total > config.max_total_chars:
-        raise ApiError(f"the messages have {total} characters in all, more than the limit of "
-                       f"{config.max_total_chars}; drop old turns", "messages", "messages_too_long")
-    try:
-        check_messages_format([m.model_dump() for m in messages], last="user")
-    except BadConversation as e:
-        raise ApiError(str(e), e.where, "invalid_messages") from None
-
-
-def check_stop(stop, config):
-    """OpenAI's stop: None, a string, or a list of up to max_stops strings. Returns a list."""
+def check_stop(stop):
+    """OpenAI's stop: None, a string, or a list of up to MAX_STOPS strings. Returns a list."""
     stops = [] if stop is None else [stop] if isinstance(stop, str) else stop
-    if not isinstance(stops, list) or len(stops) > config.max_stops \
-            or not all(isinstance(s, str) and s for s in stops):
-        raise ApiError(f"stop must be a non-empty string or a list of at most {config.max_stops} non-empty "
+    if not isinstance(stops, list) or len(stops) > MAX_STOPS or not all(isinstance(s, str) and s for s in stops):
+        raise ApiError(f"stop must be a non-empty string or a list of at most {MAX_STOPS} non-empty "
                        f"strings, got {stop!r:.100}", "stop", "invalid_stop")
     return stops
 
@@ -144,19 +129,25 @@ def server_error(e):
 
 def prepare(server, req, n=1):
     """A validated request -> ChatServer.prepare's triple, or an ApiError for what only the server can judge."""
-    config, max_len = server.config, server.max_len
-    check_messages(req.messages, config)
+    total = sum(len(m.content) for m in req.messages)
+    if total > MAX_TOTAL_CHARS:
+        raise ApiError(f"the messages have {total} characters in all, more than the limit of {MAX_TOTAL_CHARS}; drop "
+                       "old turns", "messages", "messages_too_long")
+    messages = [m.model_dump() for m in req.messages]
+    try:  # the chat template's rules ([system], user, assistant, ..., user): the one check of them
+        check_messages_format(messages, last="user")
+    except BadConversation as e:
+        raise ApiError(str(e), e.where, "invalid_messages") from None
     asked, name = req.max_tokens, "max_tokens"
     if getattr(req, "max_completion_tokens", None) is not None:
         asked, name = req.max_completion_tokens, "max_completion_tokens"
-    if asked is not None and asked > max_len:
-        raise ApiError(f"{name}={asked} is more than this model's context of {max_len} tokens", name, "invalid_value")
-    if not 1 <= n <= config.max_choices:
-        raise ApiError(f"n={n} is out of range: ask for 1 to {config.max_choices} choices", "n", "invalid_value")
+    if asked is not None and asked > server.max_len:
+        raise ApiError(f"{name}={asked} is more than this model's context of {server.max_len} tokens", name,
+                       "invalid_value")
     if not any(r.alive for r in server.replicas):
         raise ApiError("no model replica is running; see the server log", None, "unavailable", 503, "server_error")
     try:
-        return server.prepare([{"role": m.role, "content": m.content} for m in req.messages], n, asked,
+        return server.prepare(messages, n, asked,
                               req.temperature, req.top_k, getattr(req, "top_p", None), req.seed)
     except ValueError as e:  # e.g. the system message alone is longer than the context
         raise ApiError(str(e), "messages", "context_length_exceeded") from None
@@ -230,7 +221,7 @@ async def choice_pieces(job, stops, tokenizer):
 @router.post("/v1/chat/completions")
 async def openai_chat(req: OpenAIChatRequest, request: Request):
     server = request.app.state.chat
-    stops = check_stop(req.stop, server.config)
+    stops = check_stop(req.stop)
     prompt, params, dropped = await asyncio.to_thread(prepare, server, req, req.n)
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": server.config.model_name}
     headers = {"X-Dropped-Turns": str(dropped)}
