@@ -8,6 +8,7 @@ Deliberately not here: sandboxing the agent (it runs with your permissions), sev
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -19,7 +20,7 @@ import statistics
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from research.agents import ACTIVE_GROUPS, Reject, detect_gpus, git, git_ok, make_agent, run_group, signal_group, tail
 from research.stages import STAGES, Stage, lookup, matches, read_memory
@@ -42,9 +43,6 @@ class Options:
     gpus: list = field(default_factory=lambda: [None])  # one worker each; None leaves CUDA_VISIBLE_DEVICES alone
     program: str = ""                 # default <repo>/research/program.md, re-read for every prompt
 
-
-# -----------------------------------------------------------------------------
-# the loop
 
 @dataclass
 class Outcome:
@@ -75,25 +73,25 @@ class Research:
             if not os.path.exists(os.path.join(opts.inputs, name)):
                 raise FileNotFoundError(f"stage '{stage.name}' needs {os.path.join(opts.inputs, name)}; make it "
                                         f"with: {cmd} (or point --inputs at a base dir that has it)")
-        for d in ("logs", "prompts", "patches", "worktrees", "base"):
+        for d in ("logs", "prompts", "patches", "base"):
             os.makedirs(os.path.join(self.run_dir, d), exist_ok=True)
         with open(os.path.join(self.run_dir, ".gitignore"), "w") as f:
             f.write("*\n")  # the run dir ignores itself, so `git status` of a repo holding it stays clean
         config = {"stage": asdict(stage), "budget": opts.budget}
         config_path = os.path.join(self.run_dir, "config.json")
-        if os.path.exists(config_path):
-            if json.load(open(config_path)) != config:
-                raise ValueError(f"{self.run_dir} was started with a different stage or budget "
-                                 f"(see {config_path}); use a new --tag for a new run")
-        else:
+        if not os.path.exists(config_path):
             with open(config_path, "w") as f:
                 json.dump(config, f, indent=2)
+        if json.load(open(config_path)) != config:
+            raise ValueError(f"{self.run_dir} was started with a different stage or budget "
+                             f"(see {config_path}); use a new --tag for a new run")
         if not git_ok(self.repo, "rev-parse", "--verify", "-q", f"refs/heads/{self.branch}")[0]:
             if not git_ok(self.repo, "rev-parse", "--verify", "-q", "HEAD^{commit}")[0]:
                 raise ValueError(f"{self.repo} has no commit yet; experiments start from HEAD, so commit first")
             git(self.repo, "branch", self.branch, "HEAD")
             print(f"created branch {self.branch} at HEAD; uncommitted changes in your checkout are not part of it")
         self.tip = git(self.repo, "rev-parse", f"refs/heads/{self.branch}")
+        shutil.rmtree(os.path.join(self.run_dir, "worktrees"), ignore_errors=True)  # a killed run's leftovers
         git(self.repo, "worktree", "prune")
         self.tsv = os.path.join(self.run_dir, "results.tsv")
         if not os.path.exists(self.tsv):
@@ -139,19 +137,19 @@ class Research:
         return path
 
     # ---- one run of the stage
-    def add_worktree(self, name, commit):
+    @contextlib.contextmanager
+    def worktree(self, name, commit):
+        """A detached checkout of `commit` at worktrees/<name>; on exit it and the run's base/<name> are removed."""
         path = os.path.join(self.run_dir, "worktrees", name)
-        self.remove_worktree(path)
-        with self.git_lock:
-            git(self.repo, "worktree", "add", "--detach", "-q", path, commit)
-        return path
-
-    def remove_worktree(self, path):
         with self.git_lock:  # git's worktree bookkeeping is not safe against itself in parallel
-            if os.path.exists(path):
-                git_ok(self.repo, "worktree", "remove", "--force", path)
+            git(self.repo, "worktree", "add", "--detach", "-q", path, commit)
+        try:
+            yield path
+        finally:
+            with self.git_lock:
                 shutil.rmtree(path, ignore_errors=True)
-            git_ok(self.repo, "worktree", "prune")
+                git_ok(self.repo, "worktree", "prune")  # forgets the worktrees whose folder is gone
+            shutil.rmtree(os.path.join(self.run_dir, "base", name), ignore_errors=True)
 
     def env(self, name, gpu):
         base = os.path.join(self.run_dir, "base", name)
@@ -199,12 +197,9 @@ class Research:
         with open(os.path.join(self.run_dir, "logs", f"{name}.metrics.json"), "w") as f:
             json.dump(data, f, indent=1)
         text = open(log, errors="replace").read()
-        value, out.guard = lookup(data, s.metric), lookup(data, s.guard) if s.guard else None
+        value, out.guard = lookup(data, s.metric), lookup(data, s.guard)  # no guard: key "" is never there
         out.memory = mem if mem is not None else out.memory
-        try:
-            out.metric = float(value)
-        except (TypeError, ValueError):
-            out.metric = math.nan
+        out.metric = float(value) if isinstance(value, (int, float)) else math.nan
         if timed_out:
             out.status, out.note = "timeout", f"killed after {budget + s.grace:g}s: {tail(log)}"
         elif rc != 0:
@@ -218,19 +213,16 @@ class Research:
 
     # ---- baseline and experiments
     def baseline(self, name, slot, gpu):
-        wt = self.add_worktree(name, self.tip)
-        try:
+        with self.worktree(name, self.tip) as wt:
             out = self.measure(wt, name, slot, gpu)
-            self.log_row(name, self.tip, out, "baseline" if out.status == "ok" else out.status, "baseline")
-        finally:
-            self.remove_worktree(wt)
+        self.log_row(name, self.tip, out, "baseline" if out.status == "ok" else out.status, "baseline")
 
     def experiment(self, exp, slot, gpu):
         name = f"{exp:04d}"
         with self.lock:
             base = self.tip
-        wt = self.add_worktree(name, base)
-        try:
+        cand = "-"
+        with self.worktree(name, base) as wt:
             try:
                 description = self.agent.propose(wt, self.write_prompt(name), exp, self.env(name, gpu),
                                                  os.path.join(self.run_dir, "logs", f"{name}.agent.log"))
@@ -241,27 +233,20 @@ class Research:
                 files = git(wt, "diff", "--cached", "--name-only", "--no-renames", base).splitlines()
                 if not files:
                     raise Reject("no change")
+                git(wt, *self.ident, "commit", "-q", "--no-verify", "-m", description)
+                git(wt, "clean", "-ffdxq")  # what runs is exactly the commit: no ignored files left by the agent
+                cand = git(wt, "rev-parse", "HEAD")
+                with open(os.path.join(self.run_dir, "patches", f"{name}.patch"), "w") as f:
+                    f.write(description + "\n\n" + git(wt, "diff", "--binary", base, cand, strip=False))
+                if evaluation := [f for f in files if matches(f, self.stage.protected)]:
+                    raise Reject(f"{description} -- edits the evaluation: {', '.join(evaluation)}")
+                if outside := [f for f in files if not matches(f, self.stage.editable)]:
+                    raise Reject(f"{description} -- edits outside the stage's files: {', '.join(outside)}")
             except Reject as e:
-                return self.log_row(name, "-", Outcome("reject"), "reject", str(e))
-            git(wt, *self.ident, "commit", "-q", "--no-verify", "-m", description)
-            git(wt, "clean", "-ffdxq")  # what runs is exactly the commit: no ignored files left by the agent
-            cand = git(wt, "rev-parse", "HEAD")
-            with open(os.path.join(self.run_dir, "patches", f"{name}.patch"), "w") as f:
-                f.write(description + "\n\n" + git(wt, "diff", "--binary", base, cand, strip=False))
-            evaluation = [f for f in files if matches(f, self.stage.protected)]
-            if evaluation:
-                return self.log_row(name, cand, Outcome("reject"), "reject",
-                                    f"{description} -- edits the evaluation: {', '.join(evaluation)}")
-            outside = [f for f in files if not matches(f, self.stage.editable)]
-            if outside:
-                return self.log_row(name, cand, Outcome("reject"), "reject",
-                                    f"{description} -- edits outside the stage's files: {', '.join(outside)}")
+                return self.log_row(name, cand, Outcome("reject"), "reject", str(e))
             out = self.measure(wt, name, slot, gpu)
             with self.lock:
                 self.decide(name, base, cand, out, description, slot, gpu)
-        finally:
-            self.remove_worktree(wt)
-            shutil.rmtree(os.path.join(self.run_dir, "base", name), ignore_errors=True)
 
     def decide(self, name, base, cand, out, description, slot, gpu):
         """Keep or discard a measured candidate (called under the lock, so decisions never interleave)."""
@@ -276,17 +261,13 @@ class Research:
         if self.opts.confirm or stale:
             # Re-run on the current tip: once more to confirm, or because another change was kept meanwhile
             # (--parallel), in which case the candidate is cherry-picked and only the new run counts.
-            wt = self.add_worktree(name + "c", self.tip if stale else cand)
-            try:
+            with self.worktree(name + "c", self.tip if stale else cand) as wt:
                 if stale:
-                    ok, err = git_ok(wt, *self.ident, "cherry-pick", cand)
-                    if not ok:
+                    if not git_ok(wt, *self.ident, "cherry-pick", cand)[0]:
                         out.note = "conflicts with a change kept meanwhile"
                         return self.log_row(name, cand, out, "discard", description)
                     cand = git(wt, "rev-parse", "HEAD")
                 again = self.measure(wt, name + "c", slot, gpu)
-            finally:
-                self.remove_worktree(wt)
             first = out.metric
             out.seconds += again.seconds
             if again.status != "ok" or (self.stage.guard and str(again.guard) != self.guard):
@@ -316,12 +297,12 @@ class Research:
             self.started += 1
             return exp
 
-    def _pool(self, next_job):
-        """One worker thread per GPU slot; each takes next_job() (a callable of slot, gpu, or None: done)."""
+    def _pool(self, next_item, work):
+        """One worker thread per GPU slot, each calling work(item, slot, gpu) for next_item() until it is None."""
         def worker(slot, gpu):
             try:
-                while not self.stopping and (job := next_job()) is not None:
-                    job(slot, gpu)
+                while not self.stopping and (item := next_item()) is not None:
+                    work(item, slot, gpu)
             except BaseException as e:  # stop everybody; re-raised in the main thread
                 self.errors.append(e)
                 self.stopping = True
@@ -346,13 +327,8 @@ class Research:
     def run(self):
         done = sum(r["status"] == "baseline" for r in self.rows)
         n = sum(r["exp"].startswith("b") for r in self.rows)
-        pending = [f"b{k}" for k in range(n, n + self.opts.baseline_runs - done)]
-
-        def next_baseline():
-            with self.lock:
-                name = pending.pop(0) if pending else None
-            return name and (lambda slot, gpu: self.baseline(name, slot, gpu))
-        self._pool(next_baseline)
+        pending = iter([f"b{k}" for k in range(n, n + self.opts.baseline_runs - done)])  # (threads may share it)
+        self._pool(lambda: next(pending, None), self.baseline)
         runs = [r for r in self.rows if r["status"] == "baseline"]
         if len(runs) < self.opts.baseline_runs:
             raise RuntimeError(f"the baseline itself does not run cleanly: see {self.tsv} and the logs beside it")
@@ -369,11 +345,7 @@ class Research:
             self.guard = guards.pop()
         print(f"baseline {self.stage.name}: {statistics.mean(values):.6g} over {len(values)} runs, noise margin "
               f"{self.margin:.4g}; best {self.best:.6g} at {self.tip[:9]}", flush=True)
-
-        def next_experiment():
-            exp = self.claim()
-            return exp and (lambda slot, gpu: self.experiment(exp, slot, gpu))
-        self._pool(next_experiment)
+        self._pool(self.claim, self.experiment)
         if self.reject_streak >= MAX_REJECT_STREAK:
             raise RuntimeError(f"{MAX_REJECT_STREAK} rejects in a row: the agent is not producing candidates "
                                f"(see {self.run_dir}/logs/*.agent.log)")
@@ -385,23 +357,18 @@ def plot_progress(rows, path, stage):
     from matplotlib.figure import Figure  # no pyplot: no global state, safe from worker threads
     fig = Figure(figsize=(10, 5))
     ax = fig.subplots()
-    styles = {"baseline": ("tab:blue", 40), "keep": ("tab:green", 80), "discard": ("silver", 20)}
-    baseline = [float(r["metric"]) for r in rows if r["status"] == "baseline"]
-    steps = [(0, statistics.mean(baseline))] if baseline else []
+    points = {status: [(i, float(r["metric"])) for i, r in enumerate(rows) if r["status"] == status]
+              for status in ("baseline", "keep", "discard")}
+    for (status, xy), color, size in zip(points.items(), ("tab:blue", "tab:green", "silver"), (40, 80, 20)):
+        if xy:
+            ax.scatter(*zip(*xy), c=color, s=size, zorder=3, label=status)
     for i, r in enumerate(rows):
-        if r["status"] in styles:
-            ax.scatter([i], [float(r["metric"])], c=styles[r["status"]][0], s=styles[r["status"]][1], zorder=3,
-                       label=r["status"])
-        elif r["status"] in ("crash", "timeout", "reject"):
+        if r["status"] in ("crash", "timeout", "reject"):
             ax.axvline(i, color="tab:red", alpha=0.15, lw=1)
-        if r["status"] == "keep":
-            steps.append((i, float(r["metric"])))
-    if steps:
-        xs, ys = zip(*steps, (len(rows) - 1, steps[-1][1]))
-        ax.step(xs, ys, where="post", color="tab:green", lw=1, label="best")
-    handles = {label: h for h, label in zip(*ax.get_legend_handles_labels())}
-    if handles:
-        ax.legend(handles.values(), handles.keys())
+    if points["baseline"]:  # the best so far: the baselines' mean, then each kept metric
+        steps = [(0, statistics.mean(y for _, y in points["baseline"])), *points["keep"]]
+        ax.step(*zip(*steps, (len(rows) - 1, steps[-1][1])), where="post", color="tab:green", lw=1, label="best")
+        ax.legend()
     ax.set(xlabel="attempt (red lines: crash / timeout / reject)", title=f"autoresearch: {stage.name}",
            ylabel=f"{stage.metric} ({'higher' if stage.higher_is_better else 'lower'} is better)")
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -421,8 +388,9 @@ def main(argv=None):
     p.add_argument("--inputs", default=os.environ.get("NANOCHAT_BASE_DIR") or os.path.expanduser("~/.cache/nanochat"),
                    help="base dir holding the stage's prerequisites (default $NANOCHAT_BASE_DIR)")
     p.add_argument("--command", default=None, help="override the stage's command line ('' for none)")
-    p.add_argument("--evaluate", default="", help="override the stage's evaluation command line")
-    p.add_argument("--grace", type=float, default=-1, help="seconds past the budget before a kill (-1: the stage's)")
+    p.add_argument("--evaluate", default=None, help="override the stage's evaluation command line")
+    p.add_argument("--grace", type=float, default=None, help="seconds past the budget before a kill (default: the "
+                   "stage's)")
     p.add_argument("--baseline-runs", type=int, default=2, help="baseline repeats, to measure the noise")
     p.add_argument("--min-delta", type=float, default=0.0, help="smallest margin a gain must beat")
     p.add_argument("--confirm", action="store_true", help="re-run a winner once and judge the worse of the two")
@@ -437,12 +405,8 @@ def main(argv=None):
     if args.baseline_runs < 1 or args.budget <= 0:
         p.error("--baseline-runs must be >= 1 and --budget > 0")
     stage = Stage(**json.load(open(args.stage_file))) if args.stage_file else STAGES[args.stage]
-    if args.command is not None:
-        stage.command = args.command
-    if args.evaluate:
-        stage.evaluate = args.evaluate
-    if args.grace >= 0:
-        stage.grace = args.grace
+    overrides = {k: getattr(args, k) for k in ("command", "evaluate", "grace") if getattr(args, k) is not None}
+    stage = replace(stage, **overrides)  # a copy: STAGES stays as written
     tag = args.tag or stage.name
     repo = git(args.repo, "rev-parse", "--show-toplevel")
     opts = Options(repo=repo, run_dir=args.run_dir or os.path.join(repo, ".autoresearch", tag), tag=tag,
