@@ -27,18 +27,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def stream_reply(engine, prompt, params, write):
-    """Sample one reply to `prompt` (ids), writing it as it comes. Returns its tokens, without the stop token."""
-    renderer = ToolRenderer(engine.tokenizer)
-    tokens = []
-    for (out,) in engine.generate(prompt, params):
-        if out.finish_reason != "stop":
-            tokens.append(out.token)
-        for text, _ in renderer.feed(out):   # the stop token may still flush a cut-off character
-            write(text)
-    return tokens
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.max_tokens < 1:
@@ -61,8 +49,13 @@ def main(argv=None):
         conversation, dropped = fit_conversation(tokenizer, {"messages": messages}, max_prompt_tokens)
         if dropped:
             note(f"dropped the {dropped} oldest messages to fit the model's {engine.max_len}-token context")
+        renderer, tokens = ToolRenderer(tokenizer), []  # the reply's tokens, without the stop token
         with compute.autocast():
-            tokens = stream_reply(engine, tokenizer.render_for_completion(conversation), params, write)
+            for (out,) in engine.generate(tokenizer.render_for_completion(conversation), params):
+                if out.finish_reason != "stop":
+                    tokens.append(out.token)
+                for text, _ in renderer.feed(out):  # the stop token may still flush a cut-off character
+                    write(text)
         write("\n")
         return conversation["messages"] + [{"role": "assistant", "content": completion_to_parts(tokenizer, tokens)}]
 
