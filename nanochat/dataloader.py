@@ -83,8 +83,6 @@ class PackedLoader:
         if state is not None:
             self.load_state_dict(state)
 
-    # --------------------------------------------------------------- state
-
     def state_dict(self):
         return {"epoch": self.epoch, "pos": self.pos, "docs": [ids for ids, in self.buffer.state_dict()],
                 "num_row_groups": len(self.share)}
@@ -96,8 +94,6 @@ class PackedLoader:
         self.epoch, self.pos = state["epoch"], state["pos"]
         self.buffer.load_state_dict([(ids,) for ids in state["docs"]])
 
-    # --------------------------------------------------------------- filling the buffer
-
     def _read_next_row_group(self):
         si, rg, first, stride = self.share[self.pos]
         _, _, texts = next(iter_documents(self.paths, start_shard=si, start_row_group=rg))
@@ -107,8 +103,6 @@ class PackedLoader:
             self.epoch, self.pos = self.epoch + 1, 0
         for ids in self.tokenizer.encode(texts, prepend=self.bos, num_threads=self.threads):
             self.buffer.add((ids,))
-
-    # --------------------------------------------------------------- batches
 
     def __iter__(self):
         return self

@@ -4,6 +4,7 @@ special tokens and -1 targets count in neither sum.
 """
 
 import math
+from contextlib import nullcontext
 
 import torch
 import torch.distributed as dist
@@ -17,14 +18,12 @@ def evaluate_bpb(model, batches, steps, token_bytes, autocast=None):
     model(x, y, loss_reduction="none") must return the per-position loss in nats, shape (B*T,).
     token_bytes: (vocab,) int tensor of bytes per token id (0 for special tokens).
     """
-    from contextlib import nullcontext
-    autocast = autocast or nullcontext
     token_bytes = token_bytes.to(next(model.parameters()).device)
     total_nats = torch.zeros((), dtype=torch.float64, device=token_bytes.device)
     total_bytes = torch.zeros((), dtype=torch.int64, device=token_bytes.device)
     for _ in range(steps):
         x, y = next(batches)
-        with autocast():
+        with (autocast or nullcontext)():
             loss = model(x, y, loss_reduction="none").view(-1).double()   # (B*T,)
         y = y.reshape(-1)
         nbytes = torch.where(y >= 0, token_bytes[y.clamp(min=0)], 0)      # (B*T,) bytes per target
@@ -44,10 +43,8 @@ def check_model_is_honest(model, x, y, autocast=None, tol=2e-2):
     and first-half logits ignore the second half of the input (else it reads targets off its inputs). Run on
     agent-edited models before trusting evaluate_bpb; `tol` is bf16 rounding, far below what lookahead changes.
     """
-    from contextlib import nullcontext
-    autocast = autocast or nullcontext
     T, V = x.size(1), model.config.vocab_size
-    with autocast():
+    with (autocast or nullcontext)():
         logits = model(x).float()
         loss = model(x, y, loss_reduction="none").float()
         shifted = x.clone()

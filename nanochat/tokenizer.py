@@ -140,33 +140,28 @@ class Tokenizer:
         forces it), and tool outputs with their delimiters (the tool, not the model, wrote them).
         """
         ids, mask = [], []
+        sid, text = self.special_ids, self.enc.encode_ordinary
 
-        def add(tokens, m):
-            tokens = [tokens] if isinstance(tokens, int) else tokens
-            ids.extend(tokens)
-            mask.extend([m] * len(tokens))
+        def add(m, *tokens):   # each a token id or a list of ids; m is their mask
+            for t in tokens:
+                t = [t] if isinstance(t, int) else t
+                ids.extend(t)
+                mask.extend([m] * len(t))
 
-        add(self.bos_id, 0)
+        add(0, self.bos_id)
         for msg in _normalize_messages(conversation):
             if msg["role"] == "user":
-                add(self.special_ids["<|user_start|>"], 0)
-                add(self.enc.encode_ordinary(msg["content"]), 0)
-                add(self.special_ids["<|user_end|>"], 0)
-            else:
-                add(self.special_ids["<|assistant_start|>"], 0)
-                for part in msg["content"]:
-                    text = self.enc.encode_ordinary(part["text"])
-                    if part["type"] == "text":
-                        add(text, 1)
-                    elif part["type"] == "python":
-                        add(self.special_ids["<|python_start|>"], 1)
-                        add(text, 1)
-                        add(self.special_ids["<|python_end|>"], 1)
-                    else:  # python_output
-                        add(self.special_ids["<|output_start|>"], 0)
-                        add(text, 0)
-                        add(self.special_ids["<|output_end|>"], 0)
-                add(self.special_ids["<|assistant_end|>"], 1)
+                add(0, sid["<|user_start|>"], text(msg["content"]), sid["<|user_end|>"])
+                continue
+            add(0, sid["<|assistant_start|>"])
+            for part in msg["content"]:
+                if part["type"] == "text":
+                    add(1, text(part["text"]))
+                elif part["type"] == "python":
+                    add(1, sid["<|python_start|>"], text(part["text"]), sid["<|python_end|>"])
+                else:  # python_output
+                    add(0, sid["<|output_start|>"], text(part["text"]), sid["<|output_end|>"])
+            add(1, sid["<|assistant_end|>"])
         if max_tokens is not None:
             ids, mask = ids[:max_tokens], mask[:max_tokens]
         return ids, mask
