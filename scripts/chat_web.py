@@ -41,12 +41,12 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no pro
 class ApiError(Exception):
     def __init__(self, message, param=None, code=None, status=400, type="invalid_request_error"):
         super().__init__(message)
-        self.message, self.param, self.code, self.status, self.type = message, param, code, status, type
+        self.status = status
+        self.body = {"error": {"message": message, "type": type, "param": param, "code": code}}  # OpenAI's shape
 
 
 def error_response(err):
-    return JSONResponse({"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}},
-                        status_code=err.status)
+    return JSONResponse(err.body, status_code=err.status)
 
 
 # Request limits (these and the sizes in the models below): generous for a person chatting, small enough that no
@@ -75,11 +75,6 @@ class ChatRequest(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
 
 
-class StreamOptions(BaseModel):
-    model_config = STRICT
-    include_usage: bool = False
-
-
 class OpenAIChatRequest(ChatRequest):
     model: str | None = None                        # accepted and ignored: one model is loaded
     top_p: float | None = Field(None, gt=0, le=1)
@@ -87,7 +82,7 @@ class OpenAIChatRequest(ChatRequest):
     stop: Any = None                                # a string or a list of strings, checked by check_stop
     n: int = Field(1, ge=1, le=8)
     stream: bool = False
-    stream_options: StreamOptions | None = None
+    stream_options: dict[str, bool] | None = None   # include_usage: end the stream with a usage chunk
 
 
 def check_stop(stop):
@@ -124,7 +119,7 @@ def sse(obj):
 
 
 def server_error(e):
-    return {"error": {"message": str(e), "type": "server_error", "param": None, "code": None}}
+    return ApiError(str(e), status=500, type="server_error")
 
 
 def prepare(server, req, n=1):
@@ -195,7 +190,7 @@ async def chat(req: ChatRequest, request: Request):
                         yield sse({"token": text, "tool": True} if tool else {"token": text})
                     finish_reason = out.finish_reason or finish_reason
         except GenerationError as e:
-            yield sse(server_error(e))
+            yield sse(server_error(e).body)
             return
         yield sse({"done": True, "finish_reason": finish_reason, "usage": usage(prompt, job),
                    "dropped_turns": dropped})
@@ -238,9 +233,9 @@ async def openai_chat(req: OpenAIChatRequest, request: Request):
                     async for i, text, reason in choice_pieces(job, stops, server.tokenizer):
                         yield chunk([{"index": i, "delta": {"content": text} if text else {}, "finish_reason": reason}])
             except GenerationError as e:
-                yield sse(server_error(e))
+                yield sse(server_error(e).body)
                 return
-            if req.stream_options is not None and req.stream_options.include_usage:
+            if (req.stream_options or {}).get("include_usage"):
                 yield chunk([], usage=usage(prompt, job))
             yield "data: [DONE]\n\n"
 
@@ -253,7 +248,7 @@ async def openai_chat(req: OpenAIChatRequest, request: Request):
                 texts[i] += text
                 reasons[i] = reason or reasons[i]
     except GenerationError as e:
-        return JSONResponse(server_error(e), status_code=500)
+        return error_response(server_error(e))
     choices = [{"index": i, "message": {"role": "assistant", "content": texts[i]}, "finish_reason": reasons[i],
                 "logprobs": None} for i in range(req.n)]
     return JSONResponse({**head, "object": "chat.completion", "choices": choices, "usage": usage(prompt, job)},
@@ -308,17 +303,12 @@ def main(argv=None):
     compute = compute_init(args.device_type)
     if compute.device_type == "cpu" and args.cpu_threads:
         torch.set_num_threads(args.cpu_threads)  # before any replica thread starts
-    if compute.device_type == "cuda":
-        replicas = args.replicas or torch.cuda.device_count()
-        if replicas > torch.cuda.device_count():
-            raise SystemExit(f"--replicas={replicas} but only {torch.cuda.device_count()} GPUs are visible: one "
-                             "replica per GPU")
-        devices = [torch.device("cuda", i) for i in range(replicas)]
-    else:
-        replicas = args.replicas or 1
-        devices = [compute.device] * replicas
-    if replicas < 1:
-        raise SystemExit(f"--replicas must be >= 1, got {replicas}")
+    gpus = torch.cuda.device_count() if compute.device_type == "cuda" else 0
+    replicas = args.replicas or gpus or 1
+    if not 1 <= replicas <= (gpus or replicas):
+        limit = f"1 to {gpus} (one replica per visible GPU)" if gpus else "at least 1"
+        raise SystemExit(f"--replicas={replicas}: ask for {limit}")
+    devices = [torch.device("cuda", i) for i in range(replicas)] if gpus else [compute.device] * replicas
     engines = []
     for device in devices:
         # CPU/MPS replicas share one set of weights: inference only reads them; each has its own KV cache.
