@@ -4,6 +4,7 @@ each proposing one edit per experiment, and the process and git helpers they sha
 Deliberately not here: running, judging or keeping a candidate (autoresearch.py), and any sandboxing.
 """
 
+import contextlib
 import glob
 import json
 import os
@@ -28,10 +29,8 @@ class Reject(Exception):
 # processes and git
 
 def signal_group(pgid, sig):
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run_group(cmd, cwd, env, timeout, log_path):
@@ -56,8 +55,8 @@ def run_group(cmd, cwd, env, timeout, log_path):
     finally:
         signal_group(proc.pid, signal.SIGKILL)
         ACTIVE_GROUPS.discard(proc.pid)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4 (which also gives the group's RSS)
-    return proc.returncode, time.time() - t0, usage.ru_maxrss / 1024, timed_out
+    # reaped by wait4 (which also gives the group's RSS), so the exit code comes from its status
+    return os.waitstatus_to_exitcode(status), time.time() - t0, usage.ru_maxrss / 1024, timed_out
 
 
 def detect_gpus(env):
@@ -116,9 +115,8 @@ class CommandAgent(Agent):
             raise Reject(f"agent ran past --agent-timeout {self.timeout:g}s")
         if rc != 0:
             raise Reject(f"agent exited with {rc}: {tail(log)}")
-        if os.path.exists(desc_path) and open(desc_path).read().strip():
-            return open(desc_path).read().strip().splitlines()[0]
-        return tail(log, n=1, width=120) or "agent edit"
+        described = open(desc_path).read().strip() if os.path.exists(desc_path) else ""
+        return described.splitlines()[0] if described else tail(log, n=1, width=120)
 
 
 class OpenAIAgent(Agent):
@@ -153,11 +151,8 @@ class OpenAIAgent(Agent):
         diff = extract_diff(reply)
         if not diff:
             raise Reject("the reply holds no unified diff")
-        for strip in ("-p1", "-p0"):
-            ok, err = git_ok(wt, "apply", "--recount", strip, "-", stdin=diff)
-            if ok:
-                break
-        if not ok:
+        ok, err = git_ok(wt, "apply", "--recount", "-", stdin=diff)
+        if not ok and not git_ok(wt, "apply", "--recount", "-p0", "-", stdin=diff)[0]:  # paths without a/ b/
             raise Reject(f"git apply failed: {err[:200]}")
         m = re.search(r"^\W*DESCRIPTION:\s*(.+)$", reply, re.M)
         return m.group(1).strip() if m else "openai edit"

@@ -20,7 +20,8 @@ import statistics
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 
 from research.agents import ACTIVE_GROUPS, Reject, detect_gpus, git, git_ok, make_agent, run_group, signal_group, tail
 from research.stages import STAGES, Stage, lookup, matches, read_memory
@@ -30,10 +31,10 @@ MAX_REJECT_STREAK = 10
 
 
 @dataclass
-class Options:
+class Options:  # the CLI's flags of the same names
     repo: str
-    run_dir: str
-    tag: str
+    run_dir: str = ""                 # default <repo>/.autoresearch/<tag>
+    tag: str = ""                     # default the stage's name
     budget: float = 300.0
     inputs: str = ""                  # the user's NANOCHAT_BASE_DIR, where prerequisites are read from
     baseline_runs: int = 2
@@ -58,11 +59,12 @@ class Research:
     def __init__(self, stage, agent, opts):
         self.stage, self.agent, self.opts = stage, agent, opts
         self.repo = git(opts.repo, "rev-parse", "--show-toplevel")
-        self.branch = f"autoresearch/{opts.tag}"
-        self.run_dir = os.path.abspath(opts.run_dir)
+        tag = opts.tag or stage.name
+        self.branch = f"autoresearch/{tag}"
+        self.run_dir = os.path.abspath(opts.run_dir or os.path.join(self.repo, ".autoresearch", tag))
         self.program = opts.program or os.path.join(self.repo, "research", "program.md")
         self.lock, self.git_lock = threading.RLock(), threading.Lock()
-        self.stopping, self.errors, self.claimed, self.started, self.reject_streak = False, [], set(), 0, 0
+        self.stopping, self.errors, self.claimed, self.reject_streak = False, [], set(), 0
         self.best, self.margin, self.guard, self.best_of = None, 0.0, None, {}
         self.ident = ["-c", "commit.gpgsign=false"]
         if not git_ok(self.repo, "config", "user.email")[0]:
@@ -75,13 +77,11 @@ class Research:
                                         f"with: {cmd} (or point --inputs at a base dir that has it)")
         for d in ("logs", "prompts", "patches", "base"):
             os.makedirs(os.path.join(self.run_dir, d), exist_ok=True)
-        with open(os.path.join(self.run_dir, ".gitignore"), "w") as f:
-            f.write("*\n")  # the run dir ignores itself, so `git status` of a repo holding it stays clean
+        Path(self.run_dir, ".gitignore").write_text("*\n")  # so `git status` of a repo holding it stays clean
         config = {"stage": asdict(stage), "budget": opts.budget}
         config_path = os.path.join(self.run_dir, "config.json")
         if not os.path.exists(config_path):
-            with open(config_path, "w") as f:
-                json.dump(config, f, indent=2)
+            Path(config_path).write_text(json.dumps(config, indent=2))
         if json.load(open(config_path)) != config:
             raise ValueError(f"{self.run_dir} was started with a different stage or budget "
                              f"(see {config_path}); use a new --tag for a new run")
@@ -95,8 +95,7 @@ class Research:
         git(self.repo, "worktree", "prune")
         self.tsv = os.path.join(self.run_dir, "results.tsv")
         if not os.path.exists(self.tsv):
-            with open(self.tsv, "w") as f:
-                f.write("\t".join(COLUMNS) + "\n")
+            Path(self.tsv).write_text("\t".join(COLUMNS) + "\n")
         self.rows = [dict(zip(COLUMNS, ln.rstrip("\n").split("\t"))) for ln in open(self.tsv).readlines()[1:]]
         self.done = {int(r["exp"]) for r in self.rows if r["exp"].isdigit()}
 
@@ -132,8 +131,7 @@ class Research:
                 f"noise margin {self.margin:.4g}: a change is kept only if it beats the best by more than that\n\n"
                 "## Results so far (results.tsv)\n\n" + open(self.tsv).read())
         path = os.path.join(self.run_dir, "prompts", f"{name}.md")
-        with open(path, "w") as f:
-            f.write(text)
+        Path(path).write_text(text)
         return path
 
     # ---- one run of the stage
@@ -194,8 +192,7 @@ class Research:
             mem = read_memory(base, s.memory) if s.memory else None
         finally:
             shutil.rmtree(base, ignore_errors=True)
-        with open(os.path.join(self.run_dir, "logs", f"{name}.metrics.json"), "w") as f:
-            json.dump(data, f, indent=1)
+        Path(self.run_dir, "logs", f"{name}.metrics.json").write_text(json.dumps(data, indent=1))
         text = open(log, errors="replace").read()
         value, out.guard = lookup(data, s.metric), lookup(data, s.guard)  # no guard: key "" is never there
         out.memory = mem if mem is not None else out.memory
@@ -218,10 +215,7 @@ class Research:
         self.log_row(name, self.tip, out, "baseline" if out.status == "ok" else out.status, "baseline")
 
     def experiment(self, exp, slot, gpu):
-        name = f"{exp:04d}"
-        with self.lock:
-            base = self.tip
-        cand = "-"
+        name, base, cand = f"{exp:04d}", self.tip, "-"
         with self.worktree(name, base) as wt:
             try:
                 description = self.agent.propose(wt, self.write_prompt(name), exp, self.env(name, gpu),
@@ -236,8 +230,8 @@ class Research:
                 git(wt, *self.ident, "commit", "-q", "--no-verify", "-m", description)
                 git(wt, "clean", "-ffdxq")  # what runs is exactly the commit: no ignored files left by the agent
                 cand = git(wt, "rev-parse", "HEAD")
-                with open(os.path.join(self.run_dir, "patches", f"{name}.patch"), "w") as f:
-                    f.write(description + "\n\n" + git(wt, "diff", "--binary", base, cand, strip=False))
+                patch = git(wt, "diff", "--binary", base, cand, strip=False)
+                Path(self.run_dir, "patches", f"{name}.patch").write_text(f"{description}\n\n{patch}")
                 if evaluation := [f for f in files if matches(f, self.stage.protected)]:
                     raise Reject(f"{description} -- edits the evaluation: {', '.join(evaluation)}")
                 if outside := [f for f in files if not matches(f, self.stage.editable)]:
@@ -286,7 +280,7 @@ class Research:
     def claim(self):
         with self.lock:
             if self.stopping or self.reject_streak >= MAX_REJECT_STREAK or (
-                    self.opts.max_experiments is not None and self.started >= self.opts.max_experiments):
+                    self.opts.max_experiments is not None and len(self.claimed) >= self.opts.max_experiments):
                 return None
             exp = 1
             while exp in self.done or exp in self.claimed:
@@ -294,7 +288,6 @@ class Research:
             if not self.agent.has(exp):
                 return None
             self.claimed.add(exp)
-            self.started += 1
             return exp
 
     def _pool(self, next_item, work):
@@ -407,12 +400,8 @@ def main(argv=None):
     stage = Stage(**json.load(open(args.stage_file))) if args.stage_file else STAGES[args.stage]
     overrides = {k: getattr(args, k) for k in ("command", "evaluate", "grace") if getattr(args, k) is not None}
     stage = replace(stage, **overrides)  # a copy: STAGES stays as written
-    tag = args.tag or stage.name
-    repo = git(args.repo, "rev-parse", "--show-toplevel")
-    opts = Options(repo=repo, run_dir=args.run_dir or os.path.join(repo, ".autoresearch", tag), tag=tag,
-                   budget=args.budget, inputs=args.inputs, baseline_runs=args.baseline_runs, min_delta=args.min_delta,
-                   confirm=args.confirm, max_experiments=args.max_experiments,
-                   gpus=detect_gpus(os.environ) if args.parallel else [None], program=args.program)
+    opts = Options(**{f.name: getattr(args, f.name) for f in fields(Options) if f.name != "gpus"},
+                   gpus=detect_gpus(os.environ) if args.parallel else [None])
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the runs in flight too
     try:
         research = Research(stage, make_agent(args.agent, args.api_base, args.agent_timeout, stage), opts)
