@@ -12,10 +12,10 @@ import time
 import traceback
 from collections import deque
 from contextlib import asynccontextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
-from nanochat.engine import Engine, SamplingParams, fit_conversation, prompt_budget
+from nanochat.engine import Engine
 
 
 @dataclass
@@ -28,7 +28,7 @@ class ServerConfig:
 
 
 class ChatServer:
-    """The replicas of one model (Engines, or bare GPT models wrapped here), defaults, limits and counters.
+    """The replicas of one model (Engines, or bare GPT models wrapped here), request defaults and counters.
     Each job goes whole to the least-loaded live replica."""
 
     def __init__(self, engines_or_models, tokenizer, config=None):
@@ -43,20 +43,6 @@ class ChatServer:
         self.max_len = min(e.max_len for e in engines)  # the KV cache: prompt + reply must fit in it
         self.counters = {"requests_served": 0, "requests_active": 0}
         self.started = int(time.time())
-
-    def prepare(self, messages, n=1, max_tokens=None, temperature=None, top_k=None, top_p=None, seed=None):
-        """(prompt ids, one SamplingParams per choice, dropped turns): oldest turns go until the reply fits;
-        ValueError when even the last message cannot. Slow (one render per dropped pair): call it off the loop."""
-        c = self.config
-        max_tokens = max_tokens or min(c.max_tokens, self.max_len)
-        conversation, dropped = fit_conversation(self.tokenizer, {"messages": messages},
-                                                 prompt_budget(self.max_len, max_tokens))
-        top_k = c.top_k if top_k is None else top_k
-        params = SamplingParams(temperature=c.temperature if temperature is None else temperature,
-                                top_k=top_k or None, top_p=top_p, max_tokens=max_tokens, seed=seed)
-        # With a seed, choice j uses seed + j: the choices differ, and each one reproduces.
-        choices = [params if seed is None else replace(params, seed=seed + j) for j in range(n)]
-        return self.tokenizer.render_for_completion(conversation), choices, dropped
 
     @asynccontextmanager
     async def running(self, job):

@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -26,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import compute_init, print0
-from nanochat.engine import Engine, ToolRenderer
+from nanochat.engine import Engine, SamplingParams, ToolRenderer, fit_conversation, prompt_budget
 from nanochat.serving import ChatServer, GenerationError, Job, ServerConfig, StopText, usage
 from nanochat.tokenizer import BadConversation
 from nanochat.tokenizer import check_messages as check_messages_format
@@ -123,7 +124,8 @@ def server_error(e):
 
 
 def prepare(server, req, n=1):
-    """A validated request -> ChatServer.prepare's triple, or an ApiError for what only the server can judge."""
+    """A validated request -> (prompt ids, one SamplingParams per choice, dropped turns), or an ApiError for what
+    only the server can judge."""
     total = sum(len(m.content) for m in req.messages)
     if total > MAX_TOTAL_CHARS:
         raise ApiError(f"the messages have {total} characters in all, more than the limit of {MAX_TOTAL_CHARS}; drop "
@@ -141,11 +143,20 @@ def prepare(server, req, n=1):
                        "invalid_value")
     if not any(r.alive for r in server.replicas):
         raise ApiError("no model replica is running; see the server log", None, "unavailable", 503, "server_error")
-    try:
-        return server.prepare(messages, n, asked,
-                              req.temperature, req.top_k, getattr(req, "top_p", None), req.seed)
+    c = server.config
+    max_tokens = asked or min(c.max_tokens, server.max_len)
+    try:  # the oldest turns go until the reply fits (one render per dropped pair: why prepare runs off the loop)
+        conversation, dropped = fit_conversation(server.tokenizer, {"messages": messages},
+                                                 prompt_budget(server.max_len, max_tokens))
     except ValueError as e:  # e.g. the system message alone is longer than the context
         raise ApiError(str(e), "messages", "context_length_exceeded") from None
+    temperature = c.temperature if req.temperature is None else req.temperature
+    top_k = c.top_k if req.top_k is None else req.top_k
+    params = SamplingParams(temperature=temperature, top_k=top_k or None, top_p=getattr(req, "top_p", None),
+                            max_tokens=max_tokens, seed=req.seed)
+    # With a seed, choice j uses seed + j: the choices differ, and each one reproduces.
+    choices = [params if req.seed is None else replace(params, seed=req.seed + j) for j in range(n)]
+    return server.tokenizer.render_for_completion(conversation), choices, dropped
 
 
 router = APIRouter()
