@@ -267,8 +267,8 @@ class Research:
             if again.status != "ok" or (self.stage.guard and str(again.guard) != self.guard):
                 out.note = f"confirmation run failed ({again.status} {again.note})"
                 return self.log_row(name, cand, out, "discard", description)
-            worse = min(first, again.metric) if self.stage.higher_is_better else max(first, again.metric)
-            out.metric = again.metric if stale else worse
+            worse = (min if self.stage.higher_is_better else max)(first, again.metric)
+            out.metric = again.metric if stale else worse  # stale: only the run with the kept change in counts
             out.note = f"runs {first:.6g} and {again.metric:.6g}"
             if not self.better(out.metric, self.best):
                 return self.log_row(name, cand, out, "discard", description)
