@@ -27,8 +27,7 @@ def pad_batch(docs, seq_len, pad_id):
     rows = [(ids[:seq_len + 1], mask[:seq_len + 1]) for ids, mask in docs]
     num_cropped = sum(len(ids) > seq_len + 1 for ids, _ in docs)
     T = max(len(ids) for ids, _ in rows) - 1
-    if T < 1:
-        raise ValueError("every conversation in the batch is a single token: nothing to predict")
+    assert T >= 1, "every conversation in the batch is a single token: nothing to predict"
     inputs = torch.full((len(rows), T), pad_id, dtype=torch.long)
     targets = torch.full((len(rows), T), IGNORE, dtype=torch.long)
     for b, (ids, mask) in enumerate(rows):
@@ -109,17 +108,12 @@ class PackedConversationLoader:
         self.source.cursor = state["cursor"]
         self.buffer.load_state_dict(state["docs"])
 
-    def _next_row(self):
-        ids, mask = self.buffer.row(self.T + 1)
-        if not self.use_mask:
-            mask = [1] * len(ids)
-        return shift_targets(ids, mask)
-
     def __iter__(self):
         return self
 
     def __next__(self):
-        rows = [self._next_row() for _ in range(self.B)]
+        rows = [shift_targets(ids, mask if self.use_mask else [1] * len(ids))
+                for ids, mask in (self.buffer.row(self.T + 1) for _ in range(self.B))]
         x = torch.tensor([r[0] for r in rows], dtype=torch.long)   # (B, T)
         y = torch.tensor([r[1] for r in rows], dtype=torch.long)   # (B, T)
         return _to_device(x, self.device), _to_device(y, self.device)

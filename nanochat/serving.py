@@ -194,8 +194,7 @@ class Replica:
                 session.remove(row_id)
                 del self.rows[row_id]
         with self.cond:  # cancelled rows still waiting leave the queue too, so the stats stay honest
-            if any(job.cancelled[i] for job, i in self.pending):
-                self.pending = deque((job, i) for job, i in self.pending if not job.cancelled[i])
+            self.pending = deque((job, i) for job, i in self.pending if not job.cancelled[i])
 
     def _admit(self, session):
         """Prefill waiting rows into free slots: the new rows join the running batch at the next step."""

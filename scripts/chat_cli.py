@@ -66,13 +66,7 @@ def main(argv=None):
          "on " + compute.device_type + ". /clear starts a new conversation, /quit exits")
     messages = []
     try:
-        while True:
-            try:
-                line = input("\nUser: ").strip()
-            except EOFError:
-                break
-            if line == "/quit":
-                break
+        while (line := input("\nUser: ").strip()) != "/quit":
             if line == "/clear":
                 messages = []
                 note("new conversation")
@@ -81,7 +75,7 @@ def main(argv=None):
             elif line:
                 write("\nAssistant: ")
                 messages = answer(messages + [{"role": "user", "content": line}])
-    except KeyboardInterrupt:
+    except (EOFError, KeyboardInterrupt):
         pass
     print()
     return 0
