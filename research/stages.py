@@ -3,6 +3,7 @@ The stages research/autoresearch.py can improve, each with its command, its prot
 metric that evaluation writes, what the agent may edit, and what must exist first.
 """
 
+import contextlib
 import fnmatch
 import glob
 import json
@@ -97,8 +98,6 @@ def read_memory(base, spec):
     pattern, _, key = spec.rpartition(":")
     values = []
     for path in glob.glob(os.path.join(base, pattern)):
-        try:
+        with contextlib.suppress(OSError, ValueError, TypeError):  # a file cut short by a kill, or without the key
             values.append(float(lookup(json.load(open(path)), key)))
-        except (OSError, ValueError, TypeError):
-            pass
     return max(values, default=None)
