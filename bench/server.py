@@ -84,7 +84,7 @@ def main(argv=None):
         model.lm_head.weight[list(tokenizer.special_ids.values())] = 0.0
     batch = max(args.clients)
     engine = Engine(model, tokenizer, max_batch_size=batch)
-    app = create_app(engine, tokenizer, ServerConfig(temperature=0.6, top_k=50))
+    app = create_app([engine], tokenizer, ServerConfig(temperature=0.6, top_k=50))
     prompts = [" ".join(d.split()[:15]) for d in docs[:64]]  # ~20-token prompts, all different
     print(f"model: depth {config.n_layer}, width {config.n_embd}, {model.num_params():,} parameters, vocab "
           f"{config.vocab_size}, device {device}, torch threads {torch.get_num_threads()}; one replica, batch {batch}")

@@ -15,28 +15,23 @@ from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 
-from nanochat.engine import Engine
+import torch
 
 
 @dataclass
 class ServerConfig:
     model_name: str = "nanochat"
-    max_batch_size: int = 16      # rows per replica batch (used when bare models are wrapped in Engines)
     temperature: float = 0.8      # defaults for requests that do not say
     top_k: int = 50
     max_tokens: int = 512         # capped by the model's context
 
 
 class ChatServer:
-    """The replicas of one model (Engines, or bare GPT models wrapped here), request defaults and counters.
+    """The replicas of one model (a list of Engines), request defaults and counters.
     Each job goes whole to the least-loaded live replica."""
 
-    def __init__(self, engines_or_models, tokenizer, config=None):
-        import torch
+    def __init__(self, engines, tokenizer, config=None):
         self.config, self.tokenizer = config or ServerConfig(), tokenizer
-        items = engines_or_models if isinstance(engines_or_models, (list, tuple)) else [engines_or_models]
-        engines = [e if isinstance(e, Engine) else Engine(e, tokenizer, max_batch_size=self.config.max_batch_size)
-                   for e in items]
         bf16 = partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
         self.replicas = [Replica(e, str(i), bf16 if e.device.type == "cuda" else nullcontext)
                          for i, e in enumerate(engines)]

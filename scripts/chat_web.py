@@ -266,9 +266,9 @@ async def openai_chat(req: OpenAIChatRequest, request: Request):
                         headers=headers)
 
 
-def create_app(engines_or_models, tokenizer, config=None):
+def create_app(engines, tokenizer, config=None):
     """The routes over a new ChatServer; its replicas' threads start and stop with the app's lifespan."""
-    server = ChatServer(engines_or_models, tokenizer, config)
+    server = ChatServer(engines, tokenizer, config)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -327,8 +327,7 @@ def main(argv=None):
             model, tokenizer, meta = load_model(args.source, device, args.model_tag, args.step)
         engines.append(Engine(model, tokenizer, max_batch_size=args.max_batch_size))
     name = f"nanochat-{args.source}-{os.path.basename(meta['checkpoint_dir'])}-step{meta['step']}"
-    config = ServerConfig(model_name=name, max_batch_size=args.max_batch_size, temperature=args.temperature,
-                          top_k=args.top_k, max_tokens=args.max_tokens)
+    config = ServerConfig(model_name=name, temperature=args.temperature, top_k=args.top_k, max_tokens=args.max_tokens)
     app = create_app(engines, tokenizer, config)
     print0(f"serving {name} on {len(engines)} replica(s) ({', '.join(str(d) for d in devices)}) at "
            f"http://{args.host}:{args.port}  (OpenAI base_url: http://{args.host}:{args.port}/v1)")

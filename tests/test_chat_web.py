@@ -31,7 +31,8 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def server(tokenizer):
-    app = create_app(random_model(sequence_len=MAX_LEN), tokenizer, ServerConfig(max_batch_size=8, max_tokens=16))
+    app = create_app([Engine(random_model(sequence_len=MAX_LEN), tokenizer, max_batch_size=8)], tokenizer,
+                     ServerConfig(max_tokens=16))
     with BackgroundServer(app) as s:
         yield s
 
@@ -39,7 +40,7 @@ def server(tokenizer):
 @pytest.fixture(scope="module")
 def scripted():
     tok = scripted_tokenizer()
-    with BackgroundServer(create_app(scripted_model(tok), tok)) as s:
+    with BackgroundServer(create_app([Engine(scripted_model(tok), tok)], tok)) as s:
         yield s
 
 
@@ -349,7 +350,7 @@ def test_32_concurrent_streaming_clients(server):
 
 def test_two_replicas_share_the_load(tokenizer):
     model = random_model(sequence_len=128)
-    app = create_app([model, model], tokenizer, ServerConfig(max_batch_size=2))
+    app = create_app([Engine(model, tokenizer, max_batch_size=2) for _ in range(2)], tokenizer)
 
     async def main(url):
         async with httpx.AsyncClient(base_url=url, timeout=60) as ac:
@@ -368,7 +369,7 @@ def test_engine_failure_is_reported_and_the_server_survives(capsys):
     def broken_calculator(expr):
         raise RuntimeError("calculator exploded")
 
-    app = create_app(Engine(scripted_model(tok), tok, calculator=broken_calculator), tok)
+    app = create_app([Engine(scripted_model(tok), tok, calculator=broken_calculator)], tok)
     with BackgroundServer(app) as s:
         events = ui_chat(s.url, messages=user())
         assert "calculator exploded" in events[-1]["error"]["message"]

@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 
+from nanochat.engine import Engine
 from scripts.chat_web import ServerConfig, create_app
 from tests.engine_utils import byte_tokenizer, random_model
 from tests.web_utils import SCRIPTED_REPLY, SCRIPTED_TOOL_TEXT, BackgroundServer, scripted_model, scripted_tokenizer
@@ -38,14 +39,16 @@ def driver():
 @pytest.fixture(scope="module")
 def scripted():
     tok = scripted_tokenizer()
-    with BackgroundServer(create_app(scripted_model(tok), tok, ServerConfig(model_name="tiny-scripted-model"))) as s:
+    app = create_app([Engine(scripted_model(tok), tok)], tok, ServerConfig(model_name="tiny-scripted-model"))
+    with BackgroundServer(app) as s:
         yield s
 
 
 @pytest.fixture(scope="module")
 def slow_random():
     """A random model with a long context: greedy replies never stop by themselves, so there is time to press Stop."""
-    app = create_app(random_model(sequence_len=2048), byte_tokenizer(), ServerConfig(max_tokens=2000))
+    tok = byte_tokenizer()
+    app = create_app([Engine(random_model(sequence_len=2048), tok)], tok, ServerConfig(max_tokens=2000))
     with BackgroundServer(app) as s:
         yield s
 
@@ -169,7 +172,7 @@ def test_server_errors_are_shown_with_the_servers_message(driver, scripted):
 
 def test_server_down_is_reported(driver):
     tok = scripted_tokenizer()
-    server = BackgroundServer(create_app(scripted_model(tok), tok)).start()
+    server = BackgroundServer(create_app([Engine(scripted_model(tok), tok)], tok)).start()
     open_page(driver, server)
     server.stop()
     send(driver, "anyone there?")
