@@ -16,10 +16,6 @@ pub struct ChunkCounts {
 }
 
 impl ChunkCounts {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.counts.is_empty()
     }
@@ -34,7 +30,14 @@ impl ChunkCounts {
                 splitter.for_each_chunk(text.as_ref(), |chunk| *local.entry(chunk).or_insert(0) += 1)?;
                 Ok::<_, String>(local)
             })
-            .try_reduce(FxHashMap::default, |a, b| Ok(merge_maps(a, b)))?;
+            .try_reduce(FxHashMap::default, |a, b| {
+                // Add the smaller map into the larger one (fewer inserts than always right into left).
+                let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+                for (chunk, n) in small {
+                    *big.entry(chunk).or_insert(0) += n;
+                }
+                Ok(big)
+            })?;
         for (chunk, n) in batch {
             match self.counts.get_mut(chunk) {
                 Some(total) => *total += n,
@@ -55,15 +58,6 @@ impl ChunkCounts {
     }
 }
 
-/// Adds the smaller map into the larger one (fewer inserts than always merging right into left).
-fn merge_maps<'a>(a: FxHashMap<&'a str, i64>, b: FxHashMap<&'a str, i64>) -> FxHashMap<&'a str, i64> {
-    let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-    for (chunk, n) in small {
-        *big.entry(chunk).or_insert(0) += n;
-    }
-    big
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,7 +66,7 @@ mod tests {
     #[test]
     fn counts_chunks_across_texts_and_calls() {
         let re = Splitter::new(GPT4_PATTERN).unwrap();
-        let mut counts = ChunkCounts::new();
+        let mut counts = ChunkCounts::default();
         counts.add_texts(&re, &["a cat, a cat", ""]).unwrap();
         counts.add_texts(&re, &[String::from(" cat")]).unwrap();
         let want: Vec<(Vec<u8>, i64)> =
@@ -84,9 +78,9 @@ mod tests {
     fn result_does_not_depend_on_how_texts_are_batched() {
         let re = Splitter::new(GPT4_PATTERN).unwrap();
         let texts: Vec<String> = (0..500).map(|i| format!("word{} and {} more\n", i % 37, i % 11)).collect();
-        let mut whole = ChunkCounts::new();
+        let mut whole = ChunkCounts::default();
         whole.add_texts(&re, &texts).unwrap();
-        let mut pieces = ChunkCounts::new();
+        let mut pieces = ChunkCounts::default();
         for batch in texts.chunks(7) {
             pieces.add_texts(&re, batch).unwrap();
         }

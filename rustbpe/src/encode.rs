@@ -149,8 +149,7 @@ impl Encoder {
 pub fn token_bytes(merges: &[Pair]) -> Vec<Vec<u8>> {
     let mut bytes: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
     for &(a, b) in merges {
-        let joined = [bytes[a as usize].as_slice(), bytes[b as usize].as_slice()].concat();
-        bytes.push(joined);
+        bytes.push([bytes[a as usize].as_slice(), bytes[b as usize].as_slice()].concat());
     }
     bytes
 }
@@ -165,7 +164,7 @@ mod tests {
 
     fn trained(texts: &[&str], num_merges: usize) -> Encoder {
         let re = Splitter::new(GPT4_PATTERN).unwrap();
-        let mut counts = ChunkCounts::new();
+        let mut counts = ChunkCounts::default();
         counts.add_texts(&re, texts).unwrap();
         let merges = learn_merges(&counts.into_sorted(), num_merges).unwrap();
         Encoder::new(re, &merges)

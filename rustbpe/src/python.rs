@@ -1,9 +1,5 @@
 //! The Python boundary: the `Tokenizer` class. It checks and converts arguments, releases the GIL
 //! around the heavy work, and turns every error into a Python exception (never a panic).
-//!
-//! No algorithm lives here: splitting is in `pattern`, counting in `chunks`, merging in `train`,
-//! encoding in `encode`. Decoding, special tokens and saving to disk are the Python side's job
-//! (nanochat/tokenizer.py builds a tiktoken Encoding from `get_mergeable_ranks`).
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -52,7 +48,7 @@ impl Tokenizer {
         let pattern = pattern.unwrap_or(GPT4_PATTERN);
         let splitter = Splitter::new(pattern).map_err(PyValueError::new_err)?;
 
-        let mut counts = ChunkCounts::new();
+        let mut counts = ChunkCounts::default();
         let mut buffer: Vec<String> = Vec::with_capacity(buffer_size.min(1 << 16));
         let mut n_items = 0;
         for item in iterator.try_iter()? {
@@ -93,14 +89,8 @@ impl Tokenizer {
     /// [(token bytes, rank)] in rank order: the 256 single bytes (rank == byte value), then the
     /// merges in learned order. dict() of it is tiktoken's mergeable_ranks.
     fn get_mergeable_ranks<'py>(&self, py: Python<'py>) -> Vec<(Bound<'py, PyBytes>, u32)> {
-        let untrained;
-        let all = match &self.encoder {
-            Some(e) => e.token_bytes(),
-            None => {
-                untrained = token_bytes(&[]);
-                &untrained
-            }
-        };
+        let untrained = token_bytes(&[]);
+        let all = self.encoder.as_ref().map_or(untrained.as_slice(), |e| e.token_bytes());
         all.iter().enumerate().map(|(rank, b)| (PyBytes::new(py, b), rank as u32)).collect()
     }
 
@@ -122,10 +112,7 @@ impl Tokenizer {
         let views = objects
             .iter()
             .enumerate()
-            .map(|(i, obj)| {
-                let s = obj.cast::<PyString>().map_err(|_| not_a_str("batch_encode", obj, i))?;
-                s.to_str()
-            })
+            .map(|(i, obj)| obj.cast::<PyString>().map_err(|_| not_a_str("batch_encode", obj, i))?.to_str())
             .collect::<PyResult<Vec<&str>>>()?;
         // GIL released: the &str views borrow strings that `objects` keeps alive until we return.
         py.detach(|| views.par_iter().map(|t| encoder.encode(t)).collect::<Result<Vec<_>, _>>())
