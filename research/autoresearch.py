@@ -371,8 +371,9 @@ def plot_progress(rows, path, stage):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Let an agent improve one stage, keeping only measured gains")
-    p.add_argument("--stage", choices=sorted(STAGES), help="what to improve")
-    p.add_argument("--stage-file", default="", help="JSON with a custom Stage's fields (instead of --stage)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stage", choices=sorted(STAGES), help="what to improve")
+    which.add_argument("--stage-file", default="", help="JSON with a custom Stage's fields (instead of --stage)")
     p.add_argument("--agent", required=True, help="a shell command (gets {prompt}), openai:MODEL or replay:DIR")
     p.add_argument("--budget", type=float, default=300, help="seconds each experiment gets")
     p.add_argument("--tag", default="", help="run name: branch autoresearch/<tag> (default: the stage's name)")
@@ -393,8 +394,6 @@ def main(argv=None):
     p.add_argument("--agent-timeout", type=float, default=3600, help="seconds an agent may take per proposal")
     p.add_argument("--program", default="", help="agent instructions (default <repo>/research/program.md)")
     args = p.parse_args(argv)
-    if bool(args.stage) == bool(args.stage_file):
-        p.error("give exactly one of --stage and --stage-file")
     if args.baseline_runs < 1 or args.budget <= 0:
         p.error("--baseline-runs must be >= 1 and --budget > 0")
     stage = Stage(**json.load(open(args.stage_file))) if args.stage_file else STAGES[args.stage]
