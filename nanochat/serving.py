@@ -54,13 +54,6 @@ class ChatServer:
             self.counters["requests_active"] -= 1
             self.counters["requests_served"] += 1
 
-    def health(self):
-        """(body, ok): ok while any replica runs; "degraded" when some do not."""
-        replicas = [{"name": r.name, "device": str(r.engine.device), "alive": r.alive} for r in self.replicas]
-        ok = any(r["alive"] for r in replicas)
-        status = "ok" if all(r["alive"] for r in replicas) else "degraded" if ok else "down"
-        return {"status": status, "model": self.config.model_name, "replicas": replicas}, ok
-
     def start(self):
         for r in self.replicas:
             r.start()
@@ -73,11 +66,6 @@ class ChatServer:
         per = [r.stats() for r in self.replicas]
         totals = {k: sum(s[k] for s in per) for k in ("active_rows", "queued_rows", "tokens_generated")}
         return {**self.counters, **totals, "replicas": per}
-
-
-def usage(prompt, job):
-    return {"prompt_tokens": len(prompt), "completion_tokens": job.completion_tokens,
-            "total_tokens": len(prompt) + job.completion_tokens}
 
 
 class GenerationError(RuntimeError):
@@ -95,6 +83,10 @@ class Job:
         self.queue = asyncio.Queue()
         self.cancelled = [False] * len(self.params)  # written by the loop, read by the worker thread
         self.completion_tokens = 0
+
+    def usage(self):
+        return {"prompt_tokens": len(self.prompt), "completion_tokens": self.completion_tokens,
+                "total_tokens": len(self.prompt) + self.completion_tokens}
 
     def deliver(self, index, item):
         """Called from the worker thread: item is a StepOutput or a GenerationError for choice `index`."""

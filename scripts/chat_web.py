@@ -28,9 +28,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import compute_init, print0
 from nanochat.engine import Engine, SamplingParams, ToolRenderer, fit_conversation, prompt_budget
-from nanochat.serving import ChatServer, GenerationError, Job, ServerConfig, StopText, usage
-from nanochat.tokenizer import BadConversation
-from nanochat.tokenizer import check_messages as check_messages_format
+from nanochat.serving import ChatServer, GenerationError, Job, ServerConfig, StopText
+from nanochat.tokenizer import BadConversation, check_messages
 
 UI_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ui.html")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of the stream
@@ -45,9 +44,8 @@ class ApiError(Exception):
         self.status = status
         self.body = {"error": {"message": message, "type": type, "param": param, "code": code}}  # OpenAI's shape
 
-
-def error_response(err):
-    return JSONResponse(err.body, status_code=err.status)
+    def response(self):
+        return JSONResponse(self.body, status_code=self.status)
 
 
 # Request limits (these and the sizes in the models below): generous for a person chatting, small enough that no
@@ -132,7 +130,7 @@ def prepare(server, req, n=1):
                        "old turns", "messages", "messages_too_long")
     messages = [m.model_dump() for m in req.messages]
     try:  # the chat template's rules ([system], user, assistant, ..., user): the one check of them
-        check_messages_format(messages, last="user")
+        check_messages(messages, last="user")
     except BadConversation as e:
         raise ApiError(str(e), e.where, "invalid_messages") from None
     asked, name = req.max_tokens, "max_tokens"
@@ -170,8 +168,13 @@ async def index():
 
 @router.get("/health")
 async def health(request: Request):
-    body, ok = request.app.state.chat.health()
-    return JSONResponse(body, status_code=200 if ok else 503)
+    """200 "ok" while every replica runs, "degraded" while some do; 503 "down" when none does."""
+    server = request.app.state.chat
+    alive = [r.alive for r in server.replicas]
+    status = "ok" if all(alive) else "degraded" if any(alive) else "down"
+    replicas = [{"name": r.name, "device": str(r.engine.device), "alive": r.alive} for r in server.replicas]
+    return JSONResponse({"status": status, "model": server.config.model_name, "replicas": replicas},
+                        status_code=200 if any(alive) else 503)
 
 
 @router.get("/stats")
@@ -203,7 +206,7 @@ async def chat(req: ChatRequest, request: Request):
         except GenerationError as e:
             yield sse(server_error(e).body)
             return
-        yield sse({"done": True, "finish_reason": finish_reason, "usage": usage(prompt, job),
+        yield sse({"done": True, "finish_reason": finish_reason, "usage": job.usage(),
                    "dropped_turns": dropped})
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -247,7 +250,7 @@ async def openai_chat(req: OpenAIChatRequest, request: Request):
                 yield sse(server_error(e).body)
                 return
             if (req.stream_options or {}).get("include_usage"):
-                yield chunk([], usage=usage(prompt, job))
+                yield chunk([], usage=job.usage())
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(chunks(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
@@ -259,10 +262,10 @@ async def openai_chat(req: OpenAIChatRequest, request: Request):
                 texts[i] += text
                 reasons[i] = reason or reasons[i]
     except GenerationError as e:
-        return error_response(server_error(e))
+        return server_error(e).response()
     choices = [{"index": i, "message": {"role": "assistant", "content": texts[i]}, "finish_reason": reasons[i],
                 "logprobs": None} for i in range(req.n)]
-    return JSONResponse({**head, "object": "chat.completion", "choices": choices, "usage": usage(prompt, job)},
+    return JSONResponse({**head, "object": "chat.completion", "choices": choices, "usage": job.usage()},
                         headers=headers)
 
 
@@ -279,10 +282,10 @@ def create_app(engines, tokenizer, config=None):
     app = FastAPI(title="nanochat", lifespan=lifespan)
     app.state.chat = server
     app.include_router(router)
-    app.add_exception_handler(ApiError, lambda request, exc: error_response(exc))
-    app.add_exception_handler(RequestValidationError, lambda request, exc: error_response(validation_error(exc)))
-    app.add_exception_handler(StarletteHTTPException, lambda request, exc: error_response(
-        ApiError(str(exc.detail), None, f"http_{exc.status_code}", exc.status_code)))
+    app.add_exception_handler(ApiError, lambda request, exc: exc.response())
+    app.add_exception_handler(RequestValidationError, lambda request, exc: validation_error(exc).response())
+    app.add_exception_handler(StarletteHTTPException, lambda request, exc: ApiError(
+        str(exc.detail), None, f"http_{exc.status_code}", exc.status_code).response())
     return app
 
 
