@@ -31,7 +31,7 @@ MAX_REJECT_STREAK = 10
 
 
 @dataclass
-class Options:  # the CLI's flags of the same names
+class Options:  # the CLI's flags of the same names; gpus comes from --parallel
     repo: str
     run_dir: str = ""                 # default <repo>/.autoresearch/<tag>
     tag: str = ""                     # default the stage's name
@@ -256,11 +256,10 @@ class Research:
             # Re-run on the current tip: once more to confirm, or because another change was kept meanwhile
             # (--parallel), in which case the candidate is cherry-picked and only the new run counts.
             with self.worktree(name + "c", self.tip if stale else cand) as wt:
-                if stale:
-                    if not git_ok(wt, *self.ident, "cherry-pick", cand)[0]:
-                        out.note = "conflicts with a change kept meanwhile"
-                        return self.log_row(name, cand, out, "discard", description)
-                    cand = git(wt, "rev-parse", "HEAD")
+                if stale and not git_ok(wt, *self.ident, "cherry-pick", cand)[0]:
+                    out.note = "conflicts with a change kept meanwhile"
+                    return self.log_row(name, cand, out, "discard", description)
+                cand = git(wt, "rev-parse", "HEAD")  # the cherry-pick, when stale
                 again = self.measure(wt, name + "c", slot, gpu)
             first = out.metric
             out.seconds += again.seconds
