@@ -18,11 +18,9 @@ def shift_targets(ids, mask):
 
 
 def pad_batch(docs, seq_len, pad_id):
-    """(inputs, targets, num_cropped) from docs, a list of rendered (ids, mask), one per row.
-
-    Each is cropped to seq_len + 1 tokens (num_cropped: how many lost a tail); rows are padded with
-    pad_id, target IGNORE. Shapes: (B, T) with T = min(longest conversation, seq_len + 1) - 1.
-    """
+    """(inputs, targets, num_cropped) from docs, a list of rendered (ids, mask), one per row. Each is cropped to
+    seq_len + 1 tokens (num_cropped: how many lost a tail); rows are padded with pad_id, target IGNORE.
+    Shapes: (B, T) with T = min(longest conversation, seq_len + 1) - 1."""
     assert docs, "a batch of at least one conversation"
     rows = [(ids[:seq_len + 1], mask[:seq_len + 1]) for ids, mask in docs]
     num_cropped = sum(len(ids) > seq_len + 1 for ids, _ in docs)

@@ -104,10 +104,8 @@ def validation_error(exc):
         return ApiError(f"the request body must be a JSON object with a 'messages' list ({err['msg']})", None,
                         err["type"])
     param = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".")
-    message = f"{param}: {err['msg']}"
-    if err["type"] != "missing":
-        message += f" (got {err['input']!r:.100})"
-    return ApiError(message, param, err["type"])
+    got = "" if err["type"] == "missing" else f" (got {err['input']!r:.100})"
+    return ApiError(f"{param}: {err['msg']}{got}", param, err["type"])
 
 
 # -----------------------------------------------------------------------------
