@@ -94,9 +94,8 @@ class PackedConversationLoader:
     def __init__(self, dataset, render, batch_size, seq_len, rank=0, world_size=1, device="cpu",
                  use_mask=True, buffer_size=64):
         self.source = RankCursor(dataset, render, rank, world_size)
-        self.B, self.T = batch_size, seq_len
+        self.B, self.T, self.use_mask = batch_size, seq_len, use_mask
         self.device = torch.device(device)
-        self.use_mask = use_mask
         self.buffer = BestFit(lambda: self.buffer.add(self.source.next()), buffer_size)   # (ids, mask) each
 
     def state_dict(self):

@@ -54,14 +54,6 @@ class ChatServer:
             self.counters["requests_active"] -= 1
             self.counters["requests_served"] += 1
 
-    def start(self):
-        for r in self.replicas:
-            r.start()
-
-    def stop(self):
-        for r in self.replicas:
-            r.stop()
-
     def stats(self):
         per = [r.stats() for r in self.replicas]
         totals = {k: sum(s[k] for s in per) for k in ("active_rows", "queued_rows", "tokens_generated")}

@@ -273,9 +273,11 @@ def create_app(engines, tokenizer, config=None):
 
     @asynccontextmanager
     async def lifespan(app):
-        server.start()
+        for r in server.replicas:
+            r.start()
         yield
-        await asyncio.to_thread(server.stop)
+        for r in server.replicas:
+            await asyncio.to_thread(r.stop)  # joins the worker thread: off the event loop
 
     app = FastAPI(title="nanochat", lifespan=lifespan)
     app.state.chat = server
