@@ -35,6 +35,9 @@ class SamplingParams:
         self.stop_token_ids = tuple(self.stop_token_ids)
 
 
+GREEDY = SamplingParams(temperature=0)
+
+
 @dataclass
 class StepOutput:
     token: int
@@ -44,26 +47,32 @@ class StepOutput:
     finish_reason: str | None   # "stop" | "length" | None while running
 
 
-def sample_token(logits, params, generator):
-    """One token id (a 1-element long tensor, left on the device) from logits (V,) fp32.
+def sample_tokens(logits, params, generators):
+    """Token ids (B,) long, left on the device, from logits (B, V) fp32, one SamplingParams and generator per row.
 
-    Filters compose as top-k first, then top-p inside what is left, then temperature-scaled sampling.
+    Rows that share temperature/top_k/top_p (usually all) are filtered in one batched op: top-k first, then top-p
+    inside what is left, then temperature-scaled softmax. Only the draw is per row, from the row's own generator,
+    so a row's samples do not depend on which rows share its batch.
     """
-    if params.temperature == 0:
-        return logits.argmax().view(1)
-    V = logits.size(0)
-    k = min(params.top_k or V, V)
-    if k == V and params.top_p is None:
-        probs = torch.softmax(logits / params.temperature, dim=-1)
-        return torch.multinomial(probs, 1, generator=generator)
-    values, ids = torch.topk(logits, k)  # sorted, most likely first
-    probs = torch.softmax(values / params.temperature, dim=-1)
-    if params.top_p is not None:
-        # Keep a token iff the mass strictly before it is below top_p: the smallest prefix reaching top_p.
-        # The first token always stays (mass 0 before it). multinomial renormalises what is left.
-        before = probs.cumsum(0) - probs
-        probs = probs * (before < params.top_p)
-    return ids[torch.multinomial(probs, 1, generator=generator)]
+    choices = logits.argmax(dim=-1)  # greedy rows keep these
+    groups = {}
+    for i, p in enumerate(params):
+        if p.temperature > 0:
+            groups.setdefault((p.temperature, p.top_k, p.top_p), []).append(i)
+    V = logits.size(-1)
+    for (temperature, top_k, top_p), rows in groups.items():
+        idx = torch.tensor(rows, device=logits.device)
+        values, ids = logits[idx], None
+        if min(top_k or V, V) < V or top_p is not None:
+            values, ids = torch.topk(values, min(top_k or V, V))  # sorted, most likely first
+        probs = torch.softmax(values / temperature, dim=-1)  # (rows, k)
+        if top_p is not None:
+            # Keep a token iff the mass strictly before it is below top_p: the smallest prefix reaching top_p.
+            # The first token always stays (mass 0 before it). multinomial renormalises what is left.
+            probs = probs * (probs.cumsum(-1) - probs < top_p)
+        picks = torch.cat([torch.multinomial(probs[j], 1, generator=generators[r]) for j, r in enumerate(rows)])
+        choices[idx] = picks if ids is None else ids.gather(1, picks[:, None])[:, 0]
+    return choices
 
 
 def _rows_view(cache, start, stop):
@@ -228,11 +237,9 @@ class Session:
         engine = self.engine
         inputs = torch.tensor([[r.next_input] for r in self._rows], dtype=torch.long, device=engine.device)
         logits = engine.model(inputs, kv_cache=_rows_view(self.cache, 0, n))[:, -1]  # (n, V)
-        choices = logits.argmax(dim=-1)  # (n,) greedy, overwritten below for rows that sample
-        for i, row in enumerate(self._rows):
-            if row.params.temperature > 0 and not row.forced:
-                choices[i] = sample_token(logits[i], row.params, row.generator)[0]
-        choices = choices.tolist()  # the one host sync of the step
+        # A row with forced tool tokens waiting draws nothing (greedy params), so its generator does not move.
+        params = [GREEDY if r.forced else r.params for r in self._rows]
+        choices = sample_tokens(logits, params, [r.generator for r in self._rows]).tolist()  # the step's host sync
         outputs = {}
         for row, choice in zip(self._rows, choices):
             forced = bool(row.forced)

@@ -9,7 +9,7 @@ from nanochat.engine import (
     SamplingParams,
     completion_to_parts,
     fit_conversation,
-    sample_token,
+    sample_tokens,
 )
 from nanochat.execution import eval_calculator
 from tests.engine_utils import ALL_FEATURES, bigram_model, byte_tokenizer, chain, random_model
@@ -129,11 +129,8 @@ def test_sampling_frequencies_match_the_filtered_softmax():
     g = torch.Generator().manual_seed(0)
     n = 4000
 
-    def frequencies(params):
-        counts = torch.zeros(6)
-        for _ in range(n):
-            counts[sample_token(logits, params, g)] += 1
-        return counts / n
+    def frequencies(params):  # n rows of the same logits in one batch
+        return torch.bincount(sample_tokens(logits.expand(n, 6), [params] * n, [g] * n), minlength=6) / n
 
     def expected(temperature, allowed):
         p = torch.softmax(logits / temperature, dim=0) * torch.tensor([i in allowed for i in range(6)])
@@ -145,7 +142,10 @@ def test_sampling_frequencies_match_the_filtered_softmax():
     # top_p=0.6 at temperature 1: sorted probabilities 0.43, 0.26, ... -> 0.43 < 0.6, 0.69 >= 0.6: two tokens
     assert torch.allclose(frequencies(SamplingParams(top_p=0.6)), expected(1.0, {0, 1}), atol=tol)
     assert torch.allclose(frequencies(SamplingParams(top_k=4, top_p=0.99)), expected(1.0, {0, 1, 2, 3}), atol=tol)
-    assert int(sample_token(logits, SamplingParams(temperature=0), g)) == 0
+    # rows with different params in one batch: each row filtered by its own
+    mixed = sample_tokens(logits.expand(3, 6), [SamplingParams(temperature=0), SamplingParams(top_k=1),
+                                                SamplingParams(temperature=5.0, top_p=1e-6)], [g] * 3)
+    assert mixed.tolist() == [0, 0, 0]
 
 
 @pytest.mark.parametrize("bad", [dict(temperature=-1), dict(temperature=float("nan")), dict(top_k=0),
