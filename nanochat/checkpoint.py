@@ -12,7 +12,7 @@ import re
 
 import torch
 
-from nanochat.common import atomic_torch_save, atomic_write_json, get_base_dir
+from nanochat.common import active_dist, atomic_torch_save, atomic_write_json, get_base_dir
 
 STEP_WIDTH = 6
 
@@ -23,17 +23,12 @@ def _paths(ckpt_dir, step, rank):
             os.path.join(ckpt_dir, f"meta_{s}.json"))
 
 
-def _dist():
-    import torch.distributed as dist
-    return dist if dist.is_available() and dist.is_initialized() else None
-
-
 def save_checkpoint(ckpt_dir, step, model_state, rank_state, meta, rank=0, keep_last=None):
     """Collective when torch.distributed is initialised: every rank must call it."""
     model_path, rank_path, meta_path = _paths(ckpt_dir, step, rank)
     os.makedirs(ckpt_dir, exist_ok=True)
     atomic_torch_save(rank_state, rank_path)
-    dist = _dist()
+    dist = active_dist()
     world_size = dist.get_world_size() if dist else 1
     if dist:
         dist.barrier()   # every rank's file is on disk before the step is declared complete
@@ -60,38 +55,32 @@ def _prune(ckpt_dir, keep_last, rank):
                 os.remove(p)
 
 
-def _try_load(ckpt_dir, step, rank, device, load_rank_state):
-    """(model_state, rank_state, meta) or the reason this step cannot be loaded on this rank."""
-    model_path, rank_path, meta_path = _paths(ckpt_dir, step, rank)
-    try:
-        with open(meta_path) as f:
-            meta = json.load(f)
-        model_state = torch.load(model_path, map_location=device)
-        rank_state = torch.load(rank_path, map_location=device, weights_only=False) if load_rank_state else None
-    except Exception as e:  # truncated zip, missing file, bad JSON: all mean "skip this step"
-        return None, f"{type(e).__name__}: {e}"
-    return (model_state, rank_state, meta), None
-
-
 def load_checkpoint(ckpt_dir, step=None, rank=0, device="cpu", load_rank_state=True, log=print):
     """Load step `step`, or the newest step that loads on every rank. Returns (model_state, rank_state, meta).
 
     Collective when torch.distributed is initialised. Raises FileNotFoundError if nothing loads.
     """
     candidates = [step] if step is not None else complete_steps(ckpt_dir)
-    dist = _dist()
+    dist = active_dist()
     for s in candidates:
-        loaded, why = _try_load(ckpt_dir, s, rank, device, load_rank_state)
-        ok = torch.tensor([1 if loaded else 0])
+        model_path, rank_path, meta_path = _paths(ckpt_dir, s, rank)
+        why = None
+        try:
+            with open(meta_path) as f:
+                meta = json.load(f)
+            model_state = torch.load(model_path, map_location=device)
+            rank_state = torch.load(rank_path, map_location=device, weights_only=False) if load_rank_state else None
+        except Exception as e:  # truncated zip, missing file, bad JSON: all mean "skip this step"
+            why = f"{type(e).__name__}: {e}"
+        ok = torch.tensor([0 if why else 1])
         if dist:
             dist.all_reduce(ok, op=dist.ReduceOp.MIN)   # gloo and nccl both have MIN
         if ok.item() == 1:
-            meta = loaded[2]
             world_size = dist.get_world_size() if dist else 1
             if load_rank_state and meta.get("world_size", 1) != world_size:
                 raise ValueError(f"checkpoint step {s} in {ckpt_dir} was written by {meta['world_size']} ranks, "
                                  f"this run has {world_size}: resume with the same number of processes")
-            return loaded
+            return model_state, rank_state, meta
         if why and log:
             log(f"skipping checkpoint step {s} in {ckpt_dir}: cannot load it on rank {rank} ({why})")
         elif log and rank == 0:

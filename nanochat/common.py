@@ -88,10 +88,9 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    finally:
+        if os.path.exists(tmp):   # the rename did not happen: leave no temp file behind
             os.remove(tmp)
-        raise
 
 
 def atomic_write_text(path, text):
@@ -154,16 +153,14 @@ class Compute:
 
     @property
     def dtype(self):
-        """The compute dtype of matmuls: bf16 on GPUs that have it, fp32 elsewhere. Weights, optimizer
-        state and the loss stay fp32 either way (fp32 master weights)."""
+        """The matmuls' dtype: bf16 on GPUs that have it, else fp32. Weights, optimizer state, loss: always fp32."""
         import torch
         if self.device_type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float32
 
     def autocast(self):
-        """The context forwards run in: autocast to self.dtype (bf16 matmuls on fp32 weights, which
-        autocast casts per op), a no-op where the dtype is fp32."""
+        """The context forwards run in: autocast to self.dtype (casting fp32 weights per op), or a no-op for fp32."""
         import torch
         fp32 = self.dtype == torch.float32
         return nullcontext() if fp32 else torch.autocast(device_type=self.device_type, dtype=self.dtype)
@@ -205,17 +202,22 @@ def compute_init(device_type="", seed=42):
     return Compute(device_type, device, rank, local_rank, world_size, ddp=world_size > 1)
 
 
-def compute_cleanup():
+def active_dist():
+    """torch.distributed when a process group is initialised, else None."""
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def compute_cleanup():
+    if active_dist():
+        active_dist().destroy_process_group()
 
 
 def all_ranks_max(value, device="cpu"):
     """The max of a number over ranks (identity without a process group)."""
     import torch
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()):
+    dist = active_dist()
+    if not dist:
         return value
     t = torch.tensor([float(value)], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)

@@ -46,8 +46,16 @@ class Run:
             return
         self.report = get_report(base_dir)
         self.curves, self.start_step = {}, self.step   # name -> {step: value} seen since this (re)start
-        self.logger = RunLogger(args.run, wandb_project, config, enabled=compute.master)
-        self.stop = StopSignal()
+        self.wandb = None   # wandb when a run name is given (it honours WANDB_MODE=offline)
+        if args.run and args.run != "dummy" and compute.master:
+            import wandb
+            self.wandb = wandb.init(project=wandb_project, name=args.run, config=config)
+        # SIGTERM/SIGINT (spot preemption, Ctrl-C) set a flag the loop checks at a step boundary (end_step)
+        self.signal = None
+        self.previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def _on_signal(self, signum, frame):
+        self.signal = signal.Signals(signum).name
 
     def _resume(self):
         """Restore everything an exact resume needs; returns the final checkpoint's meta when it is there."""
@@ -91,7 +99,8 @@ class Run:
         for name, value in values.items():
             if name in CURVES:
                 self.curves.setdefault(name, {})[self.step] = float(value)
-        self.logger.log(values, step=self.step)
+        if self.wandb is not None:
+            self.wandb.log(values, step=self.step)
 
     def evaluated(self, values):
         """Print and record evaluation results; a name that is also a metric ("val bpb" -> val_bpb) updates it."""
@@ -133,11 +142,12 @@ class Run:
         print0(f"step {self.step:05d}/{self.num_iterations} | {text} | {1000 * self.dt:.0f} ms "
                f"| eta {format_duration(remaining)}")
         self.log({**values, "train/dt": self.dt})
-        if self.stop.should_stop(self.compute.device):
+        if all_ranks_max(1.0 if self.signal else 0.0, self.compute.device) > 0:   # all ranks stop at the same step
             self.save()
-            print0(f"stopped by {self.stop.received or 'a signal on another rank'} at step {self.step}; "
+            print0(f"stopped by {self.signal or 'a signal on another rank'} at step {self.step}; "
                    "rerun with --resume to continue")
-            self.logger.finish()
+            if self.wandb is not None:
+                self.wandb.finish()
             compute_cleanup()
             sys.exit(143)
         if self.step % self.args.save_every == 0 and not self.last:
@@ -160,7 +170,8 @@ class Run:
         """The final checkpoint, the report section (config, then `report` and the metrics), metrics.json (the
         same numbers, e.g. peak_memory_mib), and the last line: `<metric>: <value>`. Returns the metrics."""
         self.save(final=True)
-        self.stop.restore()
+        for sig, handler in self.previous_handlers.items():
+            signal.signal(sig, handler)
         gc.unfreeze()   # frozen objects are never freed: at exit, extensions (triton's) would report them as leaks
         gc.enable()
         numbers = {k: v for k, v in self.metrics.items() if not isinstance(v, dict)}   # tables are the stage's
@@ -170,43 +181,8 @@ class Run:
                                                              "train_time_min": round(self.train_time / 60, 2)}])
         if self.compute.master:
             atomic_write_json(os.path.join(self.ckpt_dir, "metrics.json"), metrics)
-        self.logger.finish()
+        if self.wandb is not None:
+            self.wandb.finish()
         print0(f"{self.metric}: {self.metrics[self.metric]:.6f}")
         return metrics
 
-
-class StopSignal:
-    """Turns SIGTERM/SIGINT (spot preemption, Ctrl-C) into a flag the loop checks at a step boundary;
-    `should_stop()` agrees across ranks, so all stop at the same step."""
-
-    def __init__(self):
-        self.received = None
-        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
-
-    def should_stop(self, device="cpu"):
-        return all_ranks_max(1.0 if self.received else 0.0, device) > 0
-
-    def restore(self):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-class RunLogger:
-    """wandb when a run name is given (honours WANDB_MODE=offline), otherwise nothing."""
-
-    def __init__(self, run, project, config, enabled=True):
-        self.wandb = None
-        if run and run != "dummy" and enabled:
-            import wandb
-            self.wandb = wandb.init(project=project, name=run, config=config)
-
-    def log(self, data, step=None):
-        if self.wandb is not None:
-            self.wandb.log(data, step=step)
-
-    def finish(self):
-        if self.wandb is not None:
-            self.wandb.finish()
