@@ -58,15 +58,8 @@ def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512, max_
     """Run `code` as a script in a sandboxed process; "pass" only if it ran to its last line. `error` holds an
     uncaught exception, `stderr` its traceback; stdout+stderr together are cut at `max_output_bytes` (status
     "output_limit"). `jail`: True requires the jail, False runs guarded only, None follows NANOCHAT_JAIL."""
-    if not isinstance(code, str):
-        raise TypeError(f"code must be a str of Python source, got {type(code).__name__}")
-    if not (timeout > 0 and math.isfinite(timeout)):
-        raise ValueError(f"timeout={timeout!r} must be a positive, finite number of seconds")
-    if max_memory_mb < _MIN_MEMORY_MB:
-        raise ValueError(f"max_memory_mb={max_memory_mb} is too small for a Python interpreter; "
-                         f"use at least {_MIN_MEMORY_MB}")
-    if max_output_bytes < 1:
-        raise ValueError(f"max_output_bytes={max_output_bytes} must be at least 1")
+    assert isinstance(code, str) and timeout > 0 and math.isfinite(timeout), (type(code), timeout)
+    assert max_memory_mb >= _MIN_MEMORY_MB and max_output_bytes >= 1, (max_memory_mb, max_output_bytes)
     jailed = _use_jail(jail)
     # The child proves it reached the end by echoing a secret it reads from stdin before the program starts: an
     # exit with status 0 (SystemExit(0), os._exit(0)) before the tests ran is then a fail, not a pass.
@@ -220,8 +213,7 @@ def eval_calculator(expr: str, timeout: float = 1.0) -> str | None:
     Only numbers, + - * / // % ** (literal exponent up to 100), unary +/-, parentheses and "str".count("s") are
     allowed; anything else, errors (1/0), non-real results and timeouts give None.
     """
-    if not timeout > 0:
-        raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
+    assert timeout > 0, timeout
     source = _calculator_source(expr)
     return None if source is None else _calculator.evaluate(source, timeout)
 
@@ -233,8 +225,7 @@ def close_calculator():
 
 def _calculator_source(expr):
     """The expression to evaluate, with thousands separators removed, or None if it is not allowed."""
-    if not isinstance(expr, str):
-        raise TypeError(f"the calculator takes a str expression, got {type(expr).__name__}: {expr!r}")
+    assert isinstance(expr, str), expr
     expr = expr.strip()
     if not expr or len(expr) > _CALC_MAX_CHARS or "\n" in expr:
         return None
@@ -256,7 +247,11 @@ def _is_number(node):
         if isinstance(node.op, ast.Pow) and not _is_small_literal(node.right):
             return False
         return isinstance(node.op, _ARITHMETIC) and _is_number(node.left) and _is_number(node.right)
-    return _is_count_call(node)
+    match node:  # '"strawberry".count("r")': a string literal's .count with one string-literal argument
+        case ast.Call(func=ast.Attribute(value=ast.Constant(value=str()), attr="count"),
+                      args=[ast.Constant(value=str())], keywords=[]):
+            return True
+    return False
 
 
 def _is_small_literal(node):
@@ -264,14 +259,6 @@ def _is_small_literal(node):
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
         node = node.operand
     return isinstance(node, ast.Constant) and _is_number(node) and abs(node.value) <= _CALC_MAX_EXPONENT
-
-
-def _is_count_call(node):
-    """'"strawberry".count("r")': a string literal's .count with one string-literal argument."""
-    def is_str(n):
-        return isinstance(n, ast.Constant) and type(n.value) is str
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "count"
-            and is_str(node.func.value) and len(node.args) == 1 and is_str(node.args[0]) and not node.keywords)
 
 
 def _format_number(value):
@@ -302,10 +289,11 @@ class _CalculatorWorker:
             try:
                 self._proc.stdin.write(json.dumps(source).encode() + b"\n")
                 self._proc.stdin.flush()
-                reply = self._read_line(timeout)
+                # The worker writes each reply line with one flush, so once it is readable readline does not wait.
+                reply = self._proc.stdout.readline() if self._selector.select(timeout) else b""
             except OSError:  # BrokenPipeError: the worker died under us
-                reply = None
-            if reply is None:  # timed out or crashed: a fresh worker next time
+                reply = b""
+            if not reply:  # timed out, or crashed (EOF): a fresh worker next time
                 self._stop()
                 return None
             return json.loads(reply)
@@ -332,20 +320,6 @@ class _CalculatorWorker:
             self._proc.stdout.close()
             self._selector.close()
         self._proc = self._owner_pid = None
-
-    def _read_line(self, timeout):
-        """The worker's next reply line, or None if it does not come within `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        reply = b""
-        while not reply.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._selector.select(remaining):
-                return None
-            chunk = os.read(self._proc.stdout.fileno(), _READ_CHUNK)
-            if not chunk:
-                return None  # EOF: the worker died
-            reply += chunk
-        return reply
 
 
 _calculator = _CalculatorWorker()  # holds no process until the first call

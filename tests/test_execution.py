@@ -116,15 +116,12 @@ def test_humaneval_style_program(completion, status):
 
 
 def test_bad_arguments_are_rejected():
-    with pytest.raises(TypeError, match="str"):
-        execute_code(b"print(1)")
-    for timeout in [0, -1, float("inf"), float("nan")]:
-        with pytest.raises(ValueError, match="timeout"):
-            execute_code("pass", timeout=timeout)
-    with pytest.raises(ValueError, match="max_memory_mb"):
-        execute_code("pass", max_memory_mb=8)
-    with pytest.raises(ValueError, match="max_output_bytes"):
-        execute_code("pass", max_output_bytes=0)
+    # callers are library code (no user types these): a bad value is a bug, caught by an assert
+    bad = [dict(code=b"print(1)"), dict(max_memory_mb=8), dict(max_output_bytes=0)]
+    bad += [dict(timeout=t) for t in [0, -1, float("inf"), float("nan")]]
+    for kwargs in bad:
+        with pytest.raises(AssertionError):
+            execute_code(**{"code": "pass", **kwargs})
 
 
 # -----------------------------------------------------------------------------
@@ -432,7 +429,7 @@ def test_calculator_is_thread_safe():
 
 
 def test_calculator_rejects_bad_arguments():
-    with pytest.raises(TypeError, match="str"):
+    with pytest.raises(AssertionError):
         eval_calculator(12)
-    with pytest.raises(ValueError, match="timeout"):
+    with pytest.raises(AssertionError):
         eval_calculator("1 + 1", timeout=0)
