@@ -24,15 +24,14 @@ class DatasetUnavailableError(BadInput):
 
 class Task:
     """Base class. Subclasses either set `self.rows` (a sequence of dataset rows: a list of dicts or a
-    `datasets.Dataset`) and implement `conversation(row)`, or override `num_examples()` and `example(index)`."""
+    `datasets.Dataset`) and implement `conversation(row)`, or override `num_examples()` and `example(index)`.
+    Iteration needs no __iter__: Python's fallback calls get(0), get(1), ... until its IndexError."""
 
     eval_type = "generative"
 
     def __init__(self, name=None, start=0, stop=None, step=1):
         self.name = name or type(self).__name__
         self.view = slice(start, stop, step)
-
-    # ---- what subclasses provide
 
     def num_examples(self):
         """Size of the whole underlying dataset, before the start/stop/step view."""
@@ -42,13 +41,8 @@ class Task:
         """The conversation at `index` of the whole dataset (not of the view)."""
         return self.conversation(self.rows[index])
 
-    def conversation(self, row):
-        raise NotImplementedError(f"{type(self).__name__} must implement conversation(row) or example(index)")
-
     def evaluate(self, conversation, completion):
         raise NotImplementedError(f"{self.name} has no automatic check: it is for training only")
-
-    # ---- the view
 
     def _indices(self):
         # range slicing does the start/stop/step arithmetic (negatives, clipping) in O(1) memory
@@ -66,12 +60,6 @@ class Task:
         return self.example(indices[i])
 
     __getitem__ = get
-
-    def __iter__(self):
-        return (self.get(i) for i in range(len(self)))
-
-    def __repr__(self):
-        return f"<{type(self).__name__} {self.name!r}: {len(self)} examples>"
 
 
 class TaskMixture(Task):
@@ -147,16 +135,14 @@ def read_rows(path, name="dataset"):
     with opener(path, "rt", encoding="utf-8") as f:
         text = f.read()
     if text.lstrip().startswith("["):  # one JSON array holding every row
-        rows = _parse_json(text, path)
-        where = [f"{path} row {i}" for i in range(len(rows))]
+        located = [(f"{path} row {i}", row) for i, row in enumerate(_parse_json(text, path))]
     else:
-        numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-        rows = [_parse_json(line, f"{path}:{n}") for n, line in numbered]
-        where = [f"{path}:{n}" for n, _ in numbered]
-    for row, at in zip(rows, where):
+        located = [(f"{path}:{n}", _parse_json(line, f"{path}:{n}"))
+                   for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    for at, row in located:
         if not isinstance(row, dict):
             raise ValueError(f"{at}: expected a JSON object (one row), got {type(row).__name__}")
-    return rows
+    return [row for _, row in located]
 
 
 def _parse_json(text, where):

@@ -17,21 +17,14 @@ def tool_call_parts(answer):
     """Split a GSM8K answer into assistant parts at its <<expr=result>> annotations. Joining the parts' text gives
     `answer` less "<<", the last "=" inside and ">>"; an annotation without "=" stays in the text as written."""
     parts, pos = [], 0
-
-    def text(s):
-        if s:  # an empty text part would render to nothing anyway
-            parts.append({"type": "text", "text": s})
-
     for m in _ANNOTATION.finditer(answer):
         expr, eq, result = m.group(1).rpartition("=")
-        if not eq:
-            continue
-        text(answer[pos:m.start()])
-        parts.append({"type": "python", "text": expr})
-        parts.append({"type": "python_output", "text": result})
-        pos = m.end()
-    text(answer[pos:])
-    return parts
+        if eq:
+            parts += [{"type": "text", "text": answer[pos:m.start()]}, {"type": "python", "text": expr},
+                      {"type": "python_output", "text": result}]
+            pos = m.end()
+    parts.append({"type": "text", "text": answer[pos:]})
+    return [p for p in parts if p["text"] or p["type"] != "text"]  # an empty text part renders to nothing
 
 
 class WordProblems(Task):

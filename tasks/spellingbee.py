@@ -27,9 +27,6 @@ _QUESTIONS = (
 
 def read_words(path):
     """Distinct lower-case ASCII words of at least 2 letters from a one-word-per-line file, sorted."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"word list {path!r} does not exist; pass a file with one word per line "
-                                "(e.g. words_alpha.txt from the english-words project) or words_path=None")
     with open(path, encoding="utf-8", errors="replace") as f:
         words = {w.strip().lower() for w in f}
     return sorted(w for w in words if len(w) >= 2 and w.isascii() and w.isalpha())
