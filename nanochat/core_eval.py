@@ -116,6 +116,9 @@ def _read_baselines(path):
 
 
 def _check_example(ex, task_type, where):
+    """`ex`, unless it is not a well-formed example of task_type (then a ValueError naming `where`)."""
+    if not isinstance(ex, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(ex).__name__}")
     for key, typ in FIELDS[task_type].items():
         if not isinstance(ex.get(key), typ) or isinstance(ex.get(key), bool):
             raise ValueError(f"{where}: a {task_type} example needs {key!r} of type {typ.__name__}, "
@@ -129,18 +132,13 @@ def _check_example(ex, task_type, where):
     continuations = ex["choices"] if task_type == "multiple_choice" else [ex["continuation"]]
     if not all(continuations):
         raise ValueError(f"{where}: an empty continuation cannot be scored")
+    return ex
 
 
 def _read_examples(path, task_type):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"task data {path} is missing; the eval bundle is incomplete, re-download it")
-    examples = []
-    for where, ex in read_jsonl(path):
-        if not isinstance(ex, dict):
-            raise ValueError(f"{where}: expected a JSON object, got {type(ex).__name__}")
-        _check_example(ex, task_type, where)
-        examples.append(ex)
-    return examples
+    return [_check_example(ex, task_type, where) for where, ex in read_jsonl(path)]
 
 
 def _task_meta(entry, baselines, where):

@@ -114,8 +114,6 @@ class Tokenizer:
             return [pre + ids + post for ids in self.enc.encode_ordinary_batch(text, num_threads=num_threads)]
         raise TypeError(f"encode takes a str or a list of str, not {type(text).__name__}")
 
-    __call__ = encode
-
     def decode(self, ids):
         return self.enc.decode(ids)
 

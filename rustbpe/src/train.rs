@@ -19,7 +19,7 @@
 //! Deterministic by construction: choices depend only on counts and pair order, never on hash-map
 //! iteration order or on how rayon split the initial count.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
@@ -27,32 +27,13 @@ use rustc_hash::FxHashMap;
 
 use crate::word::{Pair, Word};
 
-/// A heap entry: ordered by count, then by the *smallest* pair, so `BinaryHeap` (a max-heap)
-/// pops the pair the merge rule picks.
-#[derive(Debug, PartialEq, Eq)]
-struct Candidate {
-    count: i64,
-    pair: Pair,
-}
-
-impl Ord for Candidate {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.count.cmp(&other.count).then_with(|| other.pair.cmp(&self.pair))
-    }
-}
-
-impl PartialOrd for Candidate {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
 pub struct Trainer {
     words: Vec<Word>,
     weights: Vec<i64>, // weights[w]: how often words[w] occurred in the corpus
     counts: FxHashMap<Pair, i64>,
     wheres: FxHashMap<Pair, Vec<u32>>, // word indices, ascending, no duplicates
-    heap: BinaryHeap<Candidate>,
+    // (count, Reverse(pair)): the max-heap pops the highest count, then the *smallest* pair, as the rule says
+    heap: BinaryHeap<(i64, Reverse<Pair>)>,
     merges: Vec<Pair>,
 }
 
@@ -65,7 +46,7 @@ impl Trainer {
         let words: Vec<Word> = chunks.iter().map(|(bytes, _)| Word::from_bytes(bytes)).collect();
         let weights: Vec<i64> = chunks.iter().map(|&(_, n)| n).collect();
         let (counts, wheres) = count_pairs(&words, &weights);
-        let heap = counts.iter().map(|(&pair, &count)| Candidate { count, pair }).collect();
+        let heap = counts.iter().map(|(&pair, &count)| (count, Reverse(pair))).collect();
         Ok(Trainer { words, weights, counts, wheres, heap, merges: Vec::new() })
     }
 
@@ -101,7 +82,7 @@ impl Trainer {
         for (p, (count, list)) in born {
             self.counts.insert(p, count);
             self.wheres.insert(p, list);
-            self.heap.push(Candidate { count, pair: p });
+            self.heap.push((count, Reverse(p)));
         }
         Some(pair)
     }
@@ -109,16 +90,16 @@ impl Trainer {
     /// Pops candidates until one's stored count is exact (see the module docs for why that one is
     /// the true best). Stale ones go back with their true count; dead ones (count 0) are dropped.
     fn pop_best(&mut self) -> Option<Pair> {
-        while let Some(top) = self.heap.pop() {
-            let now = self.counts.get(&top.pair).copied().unwrap_or(0);
-            if now == top.count {
-                return Some(top.pair);
+        while let Some((count, Reverse(pair))) = self.heap.pop() {
+            let now = self.counts.get(&pair).copied().unwrap_or(0);
+            if now == count {
+                return Some(pair);
             }
             if now > 0 {
-                self.heap.push(Candidate { count: now, pair: top.pair });
+                self.heap.push((now, Reverse(pair)));
             } else {
-                self.counts.remove(&top.pair);
-                self.wheres.remove(&top.pair);
+                self.counts.remove(&pair);
+                self.wheres.remove(&pair);
             }
         }
         None
