@@ -24,12 +24,11 @@ import torch.nn.functional as F
 from nanochat.common import atomic_path, file_lock, get_base_dir, read_jsonl
 
 EVAL_BUNDLE_URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
-TASK_TYPES = ("multiple_choice", "schema", "language_modeling")
 FEWSHOT_SEED = 1234        # example i draws its few-shot examples from random.Random(FEWSHOT_SEED + i)
 SHUFFLE_SEED = 1337        # evaluation order of each task's examples (matters only with max_per_task)
 EXAMPLE_SEPARATOR = "\n\n"  # between consecutive examples in a few-shot prompt
 
-# required fields of one jsonl example, per task type
+# the task types, each with the required fields of one of its jsonl examples
 FIELDS = {
     "multiple_choice": {"query": str, "choices": list, "gold": int},
     "schema": {"context_options": list, "continuation": str, "gold": int},
@@ -146,8 +145,8 @@ def _task_meta(entry, baselines, where):
         if key not in entry:
             raise ValueError(f"{where} has no {key!r}")
     label, task_type = entry["label"], entry["icl_task_type"]
-    if task_type not in TASK_TYPES:
-        raise ValueError(f"{where} ({label}): icl_task_type {task_type!r} is not one of {', '.join(TASK_TYPES)}")
+    if task_type not in FIELDS:
+        raise ValueError(f"{where} ({label}): icl_task_type {task_type!r} is not one of {', '.join(FIELDS)}")
     shots = entry["num_fewshot"]
     shots = shots if isinstance(shots, list) else [shots]   # core.yaml writes [10]; accept a bare int too
     if len(shots) != 1 or not isinstance(shots[0], int) or shots[0] < 0:

@@ -19,8 +19,7 @@ def rank_row_groups(paths, rank, world_size):
     every rank reads every row group and keeps every world_size-th document, so each still has one rank.
     """
     import pyarrow.parquet as pq
-    if not paths:
-        raise ValueError("no parquet shards given to the data loader")
+    assert paths, "no parquet shards given to the data loader"
     pairs = [(si, rg) for si, p in enumerate(paths) for rg in range(pq.ParquetFile(p).num_row_groups)]
     if len(pairs) >= world_size:
         return [(si, rg, 0, 1) for si, rg in pairs[rank::world_size]]

@@ -176,16 +176,13 @@ def main(argv=None):
     parser.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
     parser.add_argument("-w", "--workers", type=int, default=8, help="parallel downloads")
     parser.add_argument("--embedded", action="store_true", help="write the offline embedded corpus instead")
-    parser.add_argument("--embedded-shards", type=int, default=8, help="shards of the embedded corpus (incl. val)")
-    parser.add_argument("--embedded-chars", type=int, default=4_000_000, help="characters per embedded shard")
     args = parser.parse_args(argv)
     directory = data_dir()
     try:
         if args.embedded:
             from nanochat.synthetic import write_embedded_corpus
             claim_directory(directory, "embedded")
-            paths = write_embedded_corpus(directory, num_shards=args.embedded_shards,
-                                          chars_per_shard=args.embedded_chars)
+            paths = write_embedded_corpus(directory)
             print(f"embedded corpus: {len(paths)} shards in {directory}")
         else:
             download(args.num_shards, args.dataset, directory, args.workers)
