@@ -67,11 +67,6 @@ def any_passes(task, conversation, completions):
     return 1.0 if any(task.evaluate(conversation, c) >= 1.0 for c in completions) else 0.0
 
 
-def _batches(indices, size):
-    indices = list(indices)
-    return [indices[i:i + size] for i in range(0, len(indices), size)]
-
-
 def evaluate_task(task, model, tokenizer, engine=None, device="cpu", max_problems=None, batch_size=8,
                   num_samples=1, sampling=None, seed=0, rank=0, world_size=1, autocast=None):
     """{"accuracy", "baseline", "correct", "total"} of one task over its first max_problems problems (all: None).
@@ -80,32 +75,31 @@ def evaluate_task(task, model, tokenizer, engine=None, device="cpu", max_problem
     engine then holds batch_size * num_samples rows). sampling: a SamplingParams for the generative replies
     (default greedy, 256 tokens); problem i samples with seeds seed + i * num_samples + j, j < num_samples.
     """
+    assert task.eval_type in ("categorical", "generative"), task.eval_type
     n = len(task) if max_problems is None else min(max_problems, len(task))
     mine = range(rank, n, world_size)
     correct = chance = 0.0
-    if task.eval_type == "categorical":
-        for batch in _batches(mine, batch_size):
-            conversations = [task.get(i) for i in batch]
-            for conversation, letter in zip(conversations, predict_letters(model, tokenizer, conversations,
-                                                                           device, autocast)):
-                correct += task.evaluate(conversation, letter)
-                chance += 1 / len(conversation["letters"])
-    elif task.eval_type == "generative":
+    if task.eval_type == "generative":
         engine = engine or Engine(model, tokenizer, max_batch_size=batch_size * num_samples)
         sampling = sampling or SamplingParams(temperature=0.0)
         # keep room for the reply: a longer prompt keeps its end, but never less than half the context
         max_prompt = prompt_budget(engine.max_len, sampling.max_tokens)
-        for batch in _batches(mine, batch_size):
-            conversations = [task.get(i) for i in batch]
-            prompts = [tokenizer.render_for_completion(c)[-max_prompt:] for c in conversations]
-            params = [replace(sampling, seed=seed + i * num_samples) for i in batch]
-            with (autocast or nullcontext)():
-                completions, _ = engine.generate_batch(prompts, params, num_samples)
-            for j, conversation in enumerate(conversations):
-                replies = [tokenizer.decode(ids) for ids in completions[j * num_samples:(j + 1) * num_samples]]
-                correct += any_passes(task, conversation, replies)
-    else:
-        raise AssertionError(f"eval_type {task.eval_type!r}")
+    for start in range(0, len(mine), batch_size):
+        batch = mine[start:start + batch_size]
+        conversations = [task.get(i) for i in batch]
+        if task.eval_type == "categorical":
+            for conversation, letter in zip(conversations, predict_letters(model, tokenizer, conversations,
+                                                                           device, autocast)):
+                correct += task.evaluate(conversation, letter)
+                chance += 1 / len(conversation["letters"])
+            continue
+        prompts = [tokenizer.render_for_completion(c)[-max_prompt:] for c in conversations]
+        params = [replace(sampling, seed=seed + i * num_samples) for i in batch]
+        with (autocast or nullcontext)():
+            completions, _ = engine.generate_batch(prompts, params, num_samples)
+        for j, conversation in enumerate(conversations):
+            replies = [tokenizer.decode(ids) for ids in completions[j * num_samples:(j + 1) * num_samples]]
+            correct += any_passes(task, conversation, replies)
     counts = torch.tensor([correct, len(mine), chance], dtype=torch.float64, device=device)
     if world_size > 1 and dist.is_available() and dist.is_initialized():
         dist.all_reduce(counts)
@@ -121,10 +115,12 @@ def run_chat_eval(model, tokenizer, tasks, engine=None, *, device=None, max_prob
                   autocast=None, log=None):
     """Evaluate an eval-mode chat model on tasks ({name: Task}). Returns {"accuracy"|"baseline"|"centered"|
     "correct"|"total": {name: value}, "chatcore": mean centered accuracy}. Under torchrun every rank calls this
-    with the same arguments; `engine` (built when None) serves generative tasks; log gets one line per task.
+    with the same arguments; `engine` (built once when None) serves generative tasks; log gets one line per task.
     """
     if device is None:
         device = next(model.parameters()).device
+    if engine is None and any(t.eval_type == "generative" for t in tasks.values()):
+        engine = Engine(model, tokenizer, max_batch_size=batch_size * num_samples)
     sampling = SamplingParams(temperature=temperature, top_k=top_k, max_tokens=max_new_tokens)
     results = {key: {} for key in ("accuracy", "baseline", "centered", "correct", "total")}
     for name, task in tasks.items():

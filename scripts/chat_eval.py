@@ -13,7 +13,6 @@ import os
 from nanochat.chat_eval import run_chat_eval
 from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import BadInput, atomic_write_json, atomic_write_text, cli, compute_init, get_base_dir, print0
-from nanochat.engine import Engine
 from nanochat.report import get_report
 from tasks.common import DatasetUnavailableError
 from tasks.registry import DEFAULT_TASKS, TASKS, TINY_TASKS, build_tasks, parse_task_names
@@ -55,15 +54,15 @@ def parse_args(argv=None):
     return args
 
 
-def results_csv(results, eval_types):
-    """CSV text: one row per task, then the ChatCORE row."""
+def results_csv(per_task, chatcore):
+    """CSV text: one row per task ({name: {"eval_type", "accuracy", ...}}), then the ChatCORE row."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["task", "eval_type", "accuracy", "baseline", "centered", "correct", "total"])
-    for name, acc in results["accuracy"].items():
-        writer.writerow([name, eval_types[name], f"{acc:.6f}", f"{results['baseline'][name]:.6f}",
-                         f"{results['centered'][name]:.6f}", results["correct"][name], results["total"][name]])
-    writer.writerow(["ChatCORE", "", "", "", f"{results['chatcore']:.6f}", "", ""])
+    for name, r in per_task.items():
+        writer.writerow([name, r["eval_type"], *(f"{r[k]:.6f}" for k in ("accuracy", "baseline", "centered")),
+                         r["correct"], r["total"]])
+    writer.writerow(["ChatCORE", "", "", "", f"{chatcore:.6f}", "", ""])
     return buf.getvalue()
 
 
@@ -79,11 +78,8 @@ def evaluate(args):
     model_tag = os.path.basename(meta["checkpoint_dir"])
     print0(f"{args.source} model {model_tag} at step {meta['step']} ({meta['checkpoint_dir']}); "
            f"tasks: {', '.join(f'{n} ({len(t)})' for n, t in tasks.items())}")
-    engine = None
-    if any(t.eval_type == "generative" for t in tasks.values()):
-        engine = Engine(model, tokenizer, max_batch_size=args.batch_size * args.num_samples)
     max_problems = None if args.max_problems < 0 else args.max_problems
-    results = run_chat_eval(model, tokenizer, tasks, engine, device=compute.device, max_problems=max_problems,
+    results = run_chat_eval(model, tokenizer, tasks, device=compute.device, max_problems=max_problems,
                             batch_size=args.batch_size, num_samples=args.num_samples, temperature=args.temperature,
                             top_k=args.top_k or None, max_new_tokens=args.max_new_tokens, seed=args.seed,
                             rank=compute.rank, world_size=compute.world_size, autocast=compute.autocast, log=print0)
@@ -91,15 +87,14 @@ def evaluate(args):
     settings = {"source": args.source, "model_tag": model_tag, "step": meta["step"], "tasks": ",".join(tasks),
                 "max_problems": args.max_problems, "num_samples": args.num_samples, "temperature": args.temperature,
                 "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "world_size": compute.world_size}
-    eval_types = {name: t.eval_type for name, t in tasks.items()}
     if compute.master:
-        per_task = {name: {"eval_type": eval_types[name], **{key: results[key][name] for key in
-                    ("accuracy", "baseline", "centered", "correct", "total")}} for name in tasks}
-        json_path = os.path.join(base_dir, "eval", f"chat_{args.source}.json")
+        per_task = {name: {"eval_type": t.eval_type, **{key: results[key][name] for key in
+                    ("accuracy", "baseline", "centered", "correct", "total")}} for name, t in tasks.items()}
+        path = os.path.join(base_dir, "eval", f"chat_{args.source}")
         # "tasks" in the JSON holds the per-task results; the report section keeps the names list
-        atomic_write_json(json_path, {**settings, "tasks": per_task, "chatcore": results["chatcore"]})
-        atomic_write_text(os.path.join(base_dir, "eval", f"chat_{args.source}.csv"), results_csv(results, eval_types))
-        print0(f"wrote {json_path} and .csv")
+        atomic_write_json(path + ".json", {**settings, "tasks": per_task, "chatcore": results["chatcore"]})
+        atomic_write_text(path + ".csv", results_csv(per_task, results["chatcore"]))
+        print0(f"wrote {path}.json and .csv")
     get_report(base_dir).log(f"Chat evaluation {args.source}", [
         settings, {name: round(acc, 4) for name, acc in results["accuracy"].items()},
         {"ChatCORE": round(results["chatcore"], 4)}])
