@@ -151,15 +151,14 @@ def download(num_train_shards, dataset=DEFAULT_DATASET, directory=None, workers=
     indices = list(range(num_train_shards)) + [total - 1]   # the last one is the validation shard
     todo = [i for i in indices if not os.path.exists(os.path.join(directory, shard_name(i)))]
     log(f"{dataset}: {len(indices) - len(todo)}/{len(indices)} shards already in {directory}")
-    t0, done, nbytes = time.time(), 0, 0
+    t0, nbytes = time.time(), 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(download_shard, url_template.format(repo=repo, name=shard_name(i)),
                                os.path.join(directory, shard_name(i)), max_attempts, 60, backoff): i
                    for i in todo}
         try:
-            for fut in as_completed(futures):
+            for done, fut in enumerate(as_completed(futures), 1):
                 path = fut.result()
-                done += 1
                 nbytes += os.path.getsize(path)
                 mbps = nbytes / 1e6 / max(time.time() - t0, 1e-6)
                 log(f"  [{done}/{len(todo)}] {os.path.basename(path)}  {mbps:.1f} MB/s")

@@ -36,8 +36,7 @@ class Tokenizer:
 
     def __init__(self, mergeable_ranks, pattern=SPLIT_PATTERN):
         ranks = dict(mergeable_ranks)
-        if sorted(ranks.values()) != list(range(len(ranks))):
-            raise ValueError("mergeable_ranks must use every rank 0..n-1 exactly once")
+        assert sorted(ranks.values()) == list(range(len(ranks))), "mergeable_ranks must use every rank 0..n-1 once"
         self.mergeable_ranks = ranks
         self.pattern = pattern
         n = len(ranks)

@@ -137,9 +137,6 @@ fn count_buffer(
     counts: &mut ChunkCounts,
     buffer: &mut Vec<String>,
 ) -> PyResult<()> {
-    if buffer.is_empty() {
-        return Ok(());
-    }
     // GIL released: the buffer is owned Rust strings, and the split runs on rayon's threads.
     py.detach(|| counts.add_texts(splitter, buffer)).map_err(PyValueError::new_err)?;
     buffer.clear();
