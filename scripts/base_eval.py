@@ -1,16 +1,29 @@
 """
 Evaluate a pretrained base model: bits per byte on the train and validation shards, a few greedy samples, and the
 CORE benchmark (nanochat/core_eval.py). Writes eval/base.json (what the research harness reads), eval/base_core.csv
-and the report section "Base model evaluation".
+and the report section "Base model evaluation". With --hf-path: any causal LM transformers loads, with its own
+tokenizer; CORE and samples only (bits per byte needs our tokenizer's byte counts), printed, no files written.
 """
 
 import argparse
 import csv
 import io
 import os
+from types import SimpleNamespace
+
+import torch
 
 from nanochat.checkpoint import load_model
-from nanochat.common import atomic_write_json, atomic_write_text, cli, compute_init, get_base_dir, positive, print0
+from nanochat.common import (
+    BadInput,
+    atomic_write_json,
+    atomic_write_text,
+    cli,
+    compute_init,
+    get_base_dir,
+    positive,
+    print0,
+)
 from nanochat.core_eval import EVAL_BUNDLE_URL, download_eval_bundle, evaluate_core
 from nanochat.dataloader import PackedLoader
 from nanochat.dataset import data_dir, list_shards, split_shards
@@ -34,6 +47,9 @@ def parse_args(argv=None):
     p.add_argument("--device-batch-size", type=positive(int), default=32, help="sequences per bits-per-byte batch")
     p.add_argument("--sample-tokens", type=int, default=16, help="tokens per greedy sample (0: no samples)")
     p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
+    p.add_argument("--hf-path", default="", help="evaluate this transformers causal LM (directory or hub name) instead")
+    p.add_argument("--trust-remote-code", action="store_true", help="let --hf-path run its own modeling code "
+                   "(needed for a scripts/export.py remote-code export)")
     args = p.parse_args(argv)
     if args.max_per_task == 0 or args.max_per_task < -1:
         p.error(f"--max-per-task must be positive or -1 (all), got {args.max_per_task}")
@@ -51,18 +67,65 @@ def core_csv(results):
     return buf.getvalue()
 
 
+class HFModel(torch.nn.Module):
+    """A transformers causal LM as CORE calls a model: model(idx) -> (B, T, V) logits; config.sequence_len."""
+
+    def __init__(self, lm, sequence_len):
+        super().__init__()
+        self.lm, self.config = lm, SimpleNamespace(sequence_len=sequence_len)
+
+    def forward(self, idx):
+        return self.lm(input_ids=idx).logits.float()
+
+
+class HFTokenizer:
+    """A transformers tokenizer as CORE and the samples call ours. Its BOS starts every row; without one its EOS
+    (GPT-2's document separator)."""
+
+    def __init__(self, tok):
+        self.tok, self.bos = tok, tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        assert self.bos is not None, "a tokenizer with neither a BOS nor an EOS token"
+
+    def get_bos_token_id(self):
+        return self.bos
+
+    def encode(self, text, prepend=None):   # prepend: any value means BOS (ours passes an id or "<|bos|>")
+        rows = [[self.bos] * (prepend is not None) + ids for ids in
+                self.tok(text if isinstance(text, list) else [text], add_special_tokens=False)["input_ids"]]
+        return rows if isinstance(text, list) else rows[0]
+
+    def decode(self, ids):
+        return self.tok.decode(ids)
+
+
+def load_hf(path, device, trust_remote_code):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    try:
+        lm = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:   # not found, or remote code not trusted
+        raise BadInput(f"cannot load --hf-path {path} ({e}): pass a save_pretrained directory (scripts/export.py "
+                       "writes one) or a hub name, with --trust-remote-code if it has its own modeling code") from None
+    sequence_len = getattr(lm.config, "max_position_embeddings", None) or tok.model_max_length
+    return HFModel(lm.to(device).eval(), sequence_len), HFTokenizer(tok)
+
+
 def evaluate(args):
     compute = compute_init(args.device_type)
     base_dir = get_base_dir()
-    model, tokenizer, meta = load_model("base", compute.device, args.model_tag or None,
-                                        None if args.step < 0 else args.step)
-    summary = {"model_tag": os.path.basename(meta["checkpoint_dir"]), "step": meta["step"],
-               "max_per_task": args.max_per_task, "world_size": compute.world_size}
-    print0(f"base model {summary['model_tag']} at step {summary['step']} ({meta['checkpoint_dir']})")
+    if args.hf_path:
+        model, tokenizer = load_hf(args.hf_path, compute.device, args.trust_remote_code)
+        summary = {"hf_path": args.hf_path, "max_per_task": args.max_per_task, "world_size": compute.world_size}
+    else:
+        model, tokenizer, meta = load_model("base", compute.device, args.model_tag or None,
+                                            None if args.step < 0 else args.step)
+        summary = {"model_tag": os.path.basename(meta["checkpoint_dir"]), "step": meta["step"],
+                   "max_per_task": args.max_per_task, "world_size": compute.world_size}
+        print0(f"base model {summary['model_tag']} at step {summary['step']} ({meta['checkpoint_dir']})")
 
     # ---- bits per byte on both splits of the pretraining data
     shards = data_dir(base_dir)
-    if len(list_shards(shards)) >= 2:
+    if not args.hf_path and len(list_shards(shards)) >= 2:
         token_bytes = get_token_bytes(base_dir, device=compute.device)
         B, T = args.device_batch_size, model.config.sequence_len
         steps = max(1, args.eval_tokens // (B * T * compute.world_size))
@@ -76,7 +139,7 @@ def evaluate(args):
             summary[f"{split}_bpb"] = evaluate_bpb(model, batches(split), steps, token_bytes, compute.autocast)
             print0(f"{split} bpb: {summary[f'{split}_bpb']:.4f}")
     else:
-        print0(f"fewer than 2 data shards in {shards}: skipping bits per byte")
+        print0(f"--hf-path, or fewer than 2 data shards in {shards}: skipping bits per byte")
 
     # ---- a few greedy samples, to eyeball
     if compute.master and args.sample_tokens > 0:
@@ -84,19 +147,22 @@ def evaluate(args):
             print0("sample: " + repr(sample_greedy(model, tokenizer, prompt, args.sample_tokens, compute.autocast)))
 
     # ---- CORE
+    record = not args.hf_path   # another model's numbers stay out of this run's report and eval files
     if args.skip_core:
-        get_report(base_dir).log("Base model evaluation", [summary, "CORE skipped (--skip-core: no eval bundle)."])
+        if record:
+            get_report(base_dir).log("Base model evaluation", [summary, "CORE skipped (--skip-core: no eval bundle)."])
         print0("CORE: skipped (--skip-core)")
     else:
         bundle_dir = download_eval_bundle(base_dir, args.eval_bundle or EVAL_BUNDLE_URL)
         results = evaluate_core(model, tokenizer, bundle_dir, compute.device, args.max_per_task, compute.rank,
                                 compute.world_size, args.batch_size, compute.autocast, log=print0)
         summary["core"] = results["core"]
-        if compute.master:
+        if compute.master and record:
             atomic_write_text(os.path.join(base_dir, "eval", "base_core.csv"), core_csv(results))
-        get_report(base_dir).log("Base model evaluation", [
-            summary, {f"centered {label}": round(c, 4) for label, c in results["centered"].items()}])
-    if compute.master:   # what the research harness and the report read
+        if record:
+            get_report(base_dir).log("Base model evaluation", [
+                summary, {f"centered {label}": round(c, 4) for label, c in results["centered"].items()}])
+    if compute.master and record:   # what the research harness and the report read
         atomic_write_json(os.path.join(base_dir, "eval", "base.json"), summary)
         print0(f"wrote {os.path.join(base_dir, 'eval', 'base.json')}")
     if "core" in summary:

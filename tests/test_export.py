@@ -14,10 +14,13 @@ import pytest
 import torch
 
 from nanochat.checkpoint import save_checkpoint
+from nanochat.core_eval import evaluate_core
 from nanochat.engine import Engine, SamplingParams
 from nanochat.gpt import GPT, GPTConfig, config_from_depth
 from nanochat.tokenizer import SPECIAL_TOKENS, Tokenizer
+from scripts.base_eval import main as base_eval_main
 from scripts.export import main as export_main
+from tests.test_core_eval import _varied_bundle_tasks, write_bundle
 
 transformers = pytest.importorskip("transformers")
 
@@ -159,3 +162,48 @@ def test_bad_input_exits_2_and_writes_nothing(exported, tmp_path, monkeypatch, c
         assert e.value.code == 2, args
         assert "export: error:" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == (["ro"] if os.geteuid() != 0 else [])   # no temp dir left behind
+
+
+# ----------------------------------------------------------------------------- base_eval --hf-path
+
+def tiny_gpt2(path):
+    """A random GPT-2-shaped model and a byte-level BPE tokenizer trained here (no network), saved to path."""
+    from tokenizers import Tokenizer as HFTok
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+    bpe = HFTok(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(TEXTS * 10, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>",
+                                               eos_token="<|endoftext|>")
+    tok.save_pretrained(path)
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    transformers.GPT2LMHeadModel(config).save_pretrained(path)
+    return path
+
+
+HF_ARGS = ["--device-type=cpu", "--sample-tokens=2", "--batch-size=5"]
+
+
+def test_base_eval_hf_path_runs_core_on_gpt2(tmp_path, monkeypatch):
+    monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tmp_path / "base"))
+    bundle = write_bundle(tmp_path / "bundle", _varied_bundle_tasks())
+    summary = base_eval_main(["--hf-path", tiny_gpt2(str(tmp_path / "gpt2")), f"--eval-bundle={bundle}", *HF_ARGS])
+    assert -1 <= summary["core"] <= 1 and "val_bpb" not in summary
+    assert not os.path.exists(tmp_path / "base" / "eval")   # another model's numbers stay out of this run's files
+    with pytest.raises(SystemExit) as e:   # a path that is not a model
+        base_eval_main(["--hf-path", str(tmp_path / "nothing"), f"--eval-bundle={bundle}", *HF_ARGS])
+    assert e.value.code == 2
+
+
+def test_base_eval_hf_path_of_an_export_equals_ours(exported, tmp_path, monkeypatch):
+    """CORE of the exported recipe model through transformers (its tokenizer, its remote code) equals ours."""
+    models, tok = exported
+    model, path = models["recipe"]
+    monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tmp_path / "base"))
+    bundle = write_bundle(tmp_path / "bundle", _varied_bundle_tasks())
+    summary = base_eval_main(["--hf-path", path, "--trust-remote-code", f"--eval-bundle={bundle}", *HF_ARGS])
+    assert summary["core"] == pytest.approx(evaluate_core(model, tok, bundle, "cpu")["core"], abs=1e-9)
