@@ -39,8 +39,6 @@ class ExecutionResult:
 
 _MIN_MEMORY_MB = 64                  # the child peaks at ~17 MB of address space before the script starts
 _FILE_SIZE_LIMIT = 64 * 1024 * 1024  # RLIMIT_FSIZE: the largest file the child may write, in bytes
-_READ_CHUNK = 64 * 1024
-_POLL_S = 0.1                        # how often _collect checks whether the script has exited
 
 # A tiny program that loads this very file in the child (not `import nanochat`: -I keeps the repository off
 # sys.path) and hands over to _child_main. Registering the module in sys.modules is what dataclasses expects.
@@ -167,8 +165,8 @@ def _collect(proc, status_fd, deadline, max_output_bytes):
             if remaining <= 0:
                 reason = "timeout"
                 break
-            for key, _ in selector.select(min(remaining, _POLL_S)):
-                chunk = os.read(key.fd, _READ_CHUNK)
+            for key, _ in selector.select(min(remaining, 0.1)):  # 0.1 s: how often we check for the exit above
+                chunk = os.read(key.fd, 64 * 1024)
                 if not chunk:
                     selector.unregister(key.fd)
                 buffers[key.fd] += chunk

@@ -14,6 +14,7 @@ import re
 from decimal import Decimal
 
 from nanochat.common import BadInput
+from nanochat.tokenizer import check_messages
 
 LETTERS = "ABCDEFGHIJ"  # enough for every multiple-choice set we load (ARC has at most 5 choices)
 
@@ -152,10 +153,13 @@ def _parse_json(text, where):
         raise ValueError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
 
 
-def message_text(message):
-    """The text of a message whose content is a string or a list of parts (all parts' text joined)."""
-    content = message["content"]
-    return content if isinstance(content, str) else "".join(part["text"] for part in content)
+def checked_messages(messages, where):
+    """Role/content copies of a conversation from a data file, checked first (ValueError naming `where`)."""
+    try:
+        check_messages(messages, last="assistant")
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
 # -----------------------------------------------------------------------------
@@ -208,7 +212,8 @@ def extract_final_answer(text):
 
 def score_final_answer(conversation, completion):
     """1.0 if the completion's final "#### N" equals the gold one (the last message's) as a number, else 0.0."""
-    gold = extract_final_answer(message_text(conversation["messages"][-1]))
+    content = conversation["messages"][-1]["content"]  # a string, or a list of parts
+    gold = extract_final_answer(content if isinstance(content, str) else "".join(p["text"] for p in content))
     if gold is None:
         raise ValueError(f"the reference answer has no '#### N' line: {conversation['messages'][-1]!r}")
     guess = extract_final_answer(completion)

@@ -3,8 +3,7 @@ SmolTalk (HuggingFaceTB/smol-smoltalk): general chat conversations for SFT and m
 and extra message keys are ignored. Training only: there is no automatic check of a reply.
 """
 
-from nanochat.tokenizer import check_messages
-from tasks.common import Task, check_choice, load_rows
+from tasks.common import Task, check_choice, checked_messages, load_rows
 
 
 class SmolTalk(Task):
@@ -16,9 +15,4 @@ class SmolTalk(Task):
 
     def example(self, index):
         # checked here rather than at load time: a split has ~0.5M rows and most runs read a fraction
-        messages = [{"role": m["role"], "content": m["content"]} for m in self.rows[index]["messages"]]
-        try:
-            check_messages(messages, last="assistant")
-        except ValueError as e:
-            raise ValueError(f"{self.name} row {index}: {e}") from None
-        return {"messages": messages}
+        return {"messages": checked_messages(self.rows[index]["messages"], f"{self.name} row {index}")}

@@ -24,7 +24,6 @@ from tasks.common import (
     Task,
     TaskMixture,
     extract_final_answer,
-    message_text,
     read_rows,
     render_mc,
 )
@@ -282,7 +281,8 @@ def test_gsm8k_evaluate_and_reward(gsm8k):
         assert gsm8k.reward(conversation, completion) == expected
     # the reference reply itself scores 1 (its text includes the tool calls and outputs)
     for conversation in gsm8k:
-        assert gsm8k.evaluate(conversation, message_text(conversation["messages"][-1])) == 1.0
+        reference = "".join(part["text"] for part in conversation["messages"][-1]["content"])
+        assert gsm8k.evaluate(conversation, reference) == 1.0
     assert extract_final_answer("a #### -3.5 b") == "-3.5" and extract_final_answer("none") is None
 
 
