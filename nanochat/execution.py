@@ -211,29 +211,22 @@ def eval_calculator(expr: str, timeout: float = 1.0) -> str | None:
     Only numbers, + - * / // % ** (literal exponent up to 100), unary +/-, parentheses and "str".count("s") are
     allowed; anything else, errors (1/0), non-real results and timeouts give None.
     """
-    assert timeout > 0, timeout
-    source = _calculator_source(expr)
-    return None if source is None else _calculator.evaluate(source, timeout)
+    assert isinstance(expr, str) and timeout > 0, (expr, timeout)
+    expr = expr.strip()
+    if not expr or len(expr) > _CALC_MAX_CHARS or "\n" in expr:
+        return None
+    if "'" not in expr and '"' not in expr:  # inside string literals a comma is data, e.g. "a,b".count(",")
+        expr = _THOUSANDS_COMMA.sub("", expr)  # "1,234" -> "1234"
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except (SyntaxError, ValueError):  # ValueError: e.g. a null byte in the text
+        return None
+    return _calculator.evaluate(expr, timeout) if _is_number(tree.body) else None
 
 
 def close_calculator():
     """Stop the calculator's worker process (the next eval_calculator call starts a fresh one)."""
     _calculator.close()
-
-
-def _calculator_source(expr):
-    """The expression to evaluate, with thousands separators removed, or None if it is not allowed."""
-    assert isinstance(expr, str), expr
-    expr = expr.strip()
-    if not expr or len(expr) > _CALC_MAX_CHARS or "\n" in expr:
-        return None
-    if "'" not in expr and '"' not in expr:  # inside string literals a comma is data, e.g. "a,b".count(",")
-        expr = _THOUSANDS_COMMA.sub("", expr)
-    try:
-        tree = ast.parse(expr, mode="eval")
-    except (SyntaxError, ValueError):  # ValueError: e.g. a null byte in the text
-        return None
-    return expr if _is_number(tree.body) else None
 
 
 def _is_number(node):
@@ -461,7 +454,7 @@ def _child_calculator_loop():
     """Answer one JSON-encoded expression per stdin line with one JSON line on stdout, until stdin closes."""
     for line in sys.stdin:
         try:
-            # Only expressions that passed _calculator_source arrive here; no builtins, just in case.
+            # Only expressions that eval_calculator checked arrive here; no builtins, just in case.
             answer = _format_number(eval(json.loads(line), {"__builtins__": {}}))
         except Exception:  # ZeroDivisionError, OverflowError, MemoryError, a result too long for str(), ...
             answer = None
