@@ -304,8 +304,7 @@ def evaluate_task(model, tokenizer, examples, task_meta, device, rank=0, world_s
     if world_size > 1 and dist.is_available() and dist.is_initialized():
         dist.all_reduce(counts)
     correct, total = counts.tolist()
-    if total == 0:
-        raise ValueError(f"task {task_meta['label']!r}: no examples to evaluate (max_examples={max_examples})")
+    assert total > 0, f"task {task_meta['label']!r}: no examples to evaluate (max_examples={max_examples})"
     return correct / total
 
 

@@ -39,11 +39,10 @@ impl ChunkCounts {
                 Ok(big)
             })?;
         for (chunk, n) in batch {
-            match self.counts.get_mut(chunk) {
-                Some(total) => *total += n,
-                None => {
-                    self.counts.insert(chunk.to_owned(), n);
-                }
+            if let Some(total) = self.counts.get_mut(chunk) {
+                *total += n;
+            } else {
+                self.counts.insert(chunk.to_owned(), n);
             }
         }
         Ok(())
