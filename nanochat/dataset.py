@@ -163,8 +163,7 @@ def download(num_train_shards, dataset=DEFAULT_DATASET, directory=None, workers=
                 mbps = nbytes / 1e6 / max(time.time() - t0, 1e-6)
                 log(f"  [{done}/{len(todo)}] {os.path.basename(path)}  {mbps:.1f} MB/s")
         except RuntimeError as e:
-            for f in futures:
-                f.cancel()
+            pool.shutdown(cancel_futures=True)   # the shards not started yet
             raise RuntimeError(f"{e}\nNo network? Every stage can run offline on the embedded corpus: "
                                "`python -m nanochat.dataset --embedded`") from e
 
