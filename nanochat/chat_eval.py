@@ -36,12 +36,9 @@ def letter_token_ids(tokenizer, letters):
 
 @torch.no_grad()
 def predict_letters(model, tokenizer, conversations, device, autocast=None):
-    """The model's answer letter for each multiple-choice conversation, from ONE forward pass over all of them.
-
-    Each conversation carries "letters" (the allowed answers). Rows are right-padded to the longest: a causal
-    model's logit at a row's last real position never sees the padding. A prompt longer than the context keeps
-    its end (the choices and the question's last words). model(idx) -> (B, T, V) logits is all that is used.
-    """
+    """The answer letter, among its "letters", for each multiple-choice conversation, from ONE forward pass.
+    Rows are right-padded: a causal model's logit at a row's last real position never sees the padding. A prompt
+    longer than the context keeps its end (the choices). model(idx) -> (B, T, V) logits is all that is used."""
     max_len = model.config.sequence_len
     prompts = [tokenizer.render_for_completion(c)[-max_len:] for c in conversations]
     B, T = len(prompts), max(len(p) for p in prompts)
@@ -61,9 +58,8 @@ def predict_letters(model, tokenizer, conversations, device, autocast=None):
 
 
 def any_passes(task, conversation, completions):
-    """1.0 if any of the completions passes the task's check, else 0.0: pass@k with k = len(completions)
-    (chat_rl's pass_at_k estimates it from more samples than k).
-    Stops checking at the first pass (a HumanEval check runs a program)."""
+    """1.0 if any completion passes the task's check, else 0.0: pass@k with k = len(completions) (chat_rl's
+    pass_at_k estimates it from more samples). Stops at the first pass (a HumanEval check runs a program)."""
     return 1.0 if any(task.evaluate(conversation, c) >= 1.0 for c in completions) else 0.0
 
 

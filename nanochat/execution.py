@@ -224,11 +224,6 @@ def eval_calculator(expr: str, timeout: float = 1.0) -> str | None:
     return _calculator.evaluate(expr, timeout) if _is_number(tree.body) else None
 
 
-def close_calculator():
-    """Stop the calculator's worker process (the next eval_calculator call starts a fresh one)."""
-    _calculator.close()
-
-
 def _is_number(node):
     if isinstance(node, ast.Constant):
         return type(node.value) in (int, float)  # not bool, str, bytes, complex, None, ...
@@ -314,6 +309,7 @@ class _CalculatorWorker:
 
 
 _calculator = _CalculatorWorker()  # holds no process until the first call
+close_calculator = _calculator.close  # stops the worker; the next eval_calculator call starts a fresh one
 
 
 # -----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ Deliberately not here: tokenization and batching (the scripts), sampling (nanoch
 import bisect
 import gzip
 import json
-import operator
 import os
 import re
 from decimal import Decimal
@@ -55,7 +54,6 @@ class Task:
     def get(self, i):
         """The i-th conversation of this view; a fresh dict, so callers may modify it."""
         indices = self._indices()
-        i = operator.index(i)  # accepts numpy ints, rejects floats
         if not -len(indices) <= i < len(indices):
             raise IndexError(f"index {i} is out of range for {self.name}, which has {len(indices)} examples")
         return self.example(indices[i])
