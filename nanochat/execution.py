@@ -230,7 +230,9 @@ def _is_number(node):
     if isinstance(node, ast.UnaryOp):
         return isinstance(node.op, (ast.UAdd, ast.USub)) and _is_number(node.operand)
     if isinstance(node, ast.BinOp):
-        if isinstance(node.op, ast.Pow) and not _is_small_literal(node.right):
+        exponent = node.right.operand if isinstance(node.right, ast.UnaryOp) else node.right  # 2 in "3 ** -2"
+        if isinstance(node.op, ast.Pow) and not (isinstance(exponent, ast.Constant) and _is_number(exponent)
+                                                 and abs(exponent.value) <= _CALC_MAX_EXPONENT):
             return False
         return isinstance(node.op, _ARITHMETIC) and _is_number(node.left) and _is_number(node.right)
     match node:  # '"strawberry".count("r")': a string literal's .count with one string-literal argument
@@ -238,13 +240,6 @@ def _is_number(node):
                       args=[ast.Constant(value=str())], keywords=[]):
             return True
     return False
-
-
-def _is_small_literal(node):
-    """An exponent we allow: a number literal such as 3, -2 or 0.5 of size at most _CALC_MAX_EXPONENT."""
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-        node = node.operand
-    return isinstance(node, ast.Constant) and _is_number(node) and abs(node.value) <= _CALC_MAX_EXPONENT
 
 
 def _format_number(value):
