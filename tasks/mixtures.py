@@ -7,7 +7,15 @@ import json
 import os
 
 from nanochat.common import BadInput, atomic_write_text, print0
+from nanochat.synthetic import generate_identity_conversations
+from tasks.arc import ARC
 from tasks.common import TaskMixture
+from tasks.customjson import CustomJSON
+from tasks.gsm8k import GSM8K
+from tasks.mmlu import MMLU
+from tasks.smoltalk import SmolTalk
+from tasks.spellingbee import SpellingBee
+from tasks.synthetic import SyntheticChat, SyntheticMath
 
 IDENTITY_DEFAULT_SIZE = 1000
 
@@ -18,8 +26,6 @@ def identity_entries(identity_path, base_dir, copies=1, write_default=False):
     When that is missing, `write_default` (full mixtures: hub data never says who the model is) writes the
     default persona there to be edited; otherwise (synthetic chats already cover identity) there is no task.
     """
-    from nanochat.synthetic import generate_identity_conversations
-    from tasks.customjson import CustomJSON
     path = identity_path or os.path.join(base_dir, "identity_conversations.jsonl")
     if not identity_path and not os.path.exists(path):
         if not write_default:
@@ -50,11 +56,7 @@ def build_mixture(stage, entries, seed):
 
 def mid_mixtures(mixture, synthetic_size, identity_path, base_dir, seed):
     """(train, validation) TaskMixtures of midtraining."""
-    from tasks.spellingbee import SpellingBee
     if mixture == "full":
-        from tasks.gsm8k import GSM8K
-        from tasks.mmlu import MMLU
-        from tasks.smoltalk import SmolTalk
         train = [("SmolTalk train", lambda: SmolTalk("train")),                           # ~460K conversations
                  ("MMLU auxiliary_train", lambda: MMLU("auxiliary_train", "train")),     # ~100K multiple choice
                  ("GSM8K train", lambda: GSM8K("train")),                                # ~7.5K, calculator calls
@@ -74,10 +76,6 @@ def mid_mixtures(mixture, synthetic_size, identity_path, base_dir, seed):
 def sft_mixtures(mixture, synthetic_size, identity_path, base_dir, seed):
     """(train, validation) TaskMixtures of SFT."""
     if mixture == "full":
-        from tasks.arc import ARC
-        from tasks.gsm8k import GSM8K
-        from tasks.smoltalk import SmolTalk
-        from tasks.spellingbee import SpellingBee
         train = [("ARC-Easy train", lambda: ARC("ARC-Easy", "train")),                # ~2.3K multiple choice
                  ("ARC-Challenge train", lambda: ARC("ARC-Challenge", "train")),      # ~1.1K
                  ("GSM8K train", lambda: GSM8K("train")),                             # ~7.5K, calculator calls
@@ -97,8 +95,6 @@ def sft_mixtures(mixture, synthetic_size, identity_path, base_dir, seed):
 def synthetic_entries(n, seed):
     """The embedded generator's chats and math (n each) and SpellingBee on its vocabulary, drawn with `seed`,
     and the validation entries (seed 1) that midtraining and SFT share."""
-    from tasks.spellingbee import SpellingBee
-    from tasks.synthetic import SyntheticChat, SyntheticMath
     train = [("SyntheticChat train", lambda: SyntheticChat(size=n, seed=seed)),
              ("SyntheticMath train", lambda: SyntheticMath(size=n, seed=seed)),
              ("SpellingBee train", lambda: SpellingBee(size=max(1, n // 5), seed=seed))]
