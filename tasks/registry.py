@@ -41,12 +41,11 @@ def parse_task_names(text):
     return list(dict.fromkeys(names))  # drop repeats, keep the order
 
 
-def local_data_file(data_dir, name):
-    """DIR/<name>.jsonl (or another known extension) if it exists, else None (the task loads from the hub)."""
-    paths = [os.path.join(data_dir, name + ext) for ext in DATA_EXTENSIONS] if data_dir else []
-    return next((path for path in paths if os.path.isfile(path)), None)
-
-
 def build_tasks(names, data_dir=None):
-    """{name: Task} for the given task names; a real dataset not found in data_dir loads from the hub."""
-    return {name: TASKS[name](local_data_file(data_dir, name)) for name in names}
+    """{name: Task} for the given task names; a real dataset loads from data_dir/<name>.jsonl (or another of
+    DATA_EXTENSIONS) when that file exists, else from the hub."""
+    tasks = {}
+    for name in names:
+        paths = [os.path.join(data_dir, name + ext) for ext in DATA_EXTENSIONS] if data_dir else []
+        tasks[name] = TASKS[name](next(filter(os.path.isfile, paths), None))
+    return tasks
