@@ -1,5 +1,4 @@
-"""
-MuonAdamW: one optimizer for the whole model, which also does the data-parallel gradient sync.
+"""MuonAdamW: one optimizer for the whole model, which also does the data-parallel gradient sync.
 Every param group names its rule with "kind" ("adamw" or "muon", 2-D matrices only) and keeps "initial_lr",
 so a loop schedules with group["lr"] = group["initial_lr"] * multiplier.
 Several processes (no DDP): step() reduce-scatters gradients, each rank updates and keeps state for its own
@@ -203,7 +202,13 @@ class MuonAdamW(torch.optim.Optimizer):
         # for one job's gradient, update, start its all-gather; finally wait for the all-gathers.
         jobs = []
         for group in self.param_groups:
-            params = self._params_with_grads(group, comm)
+            params = [p for p in group["params"] if p.grad is not None]
+            if comm.world_size > 1 and len(params) != len(group["params"]):
+                # Skipping would desync the collectives across ranks, and hang.
+                shapes = [tuple(p.shape) for p in group["params"] if p.grad is None]
+                raise RuntimeError(f"rank {comm.rank}: parameters of shapes {shapes} have no gradient; in a "
+                                   "distributed step every rank needs a gradient for every parameter "
+                                   "(set p.grad = torch.zeros_like(p) for unused ones)")
             if group["kind"] == "adamw":
                 jobs += [self._adamw_job(p, group, comm) for p in params]
             else:   # one job per shape, in order of first appearance (the same on every rank)
@@ -214,17 +219,6 @@ class MuonAdamW(torch.optim.Optimizer):
         for _ in range(3):
             for job in jobs:
                 next(job, None)
-
-    @staticmethod
-    def _params_with_grads(group, comm):
-        params = [p for p in group["params"] if p.grad is not None]
-        if comm.world_size > 1 and len(params) != len(group["params"]):
-            # Skipping would desync the collectives across ranks, and hang.
-            shapes = [tuple(p.shape) for p in group["params"] if p.grad is None]
-            raise RuntimeError(f"rank {comm.rank}: parameters of shapes {shapes} have no gradient; in a "
-                               "distributed step every rank needs a gradient for every parameter "
-                               "(set p.grad = torch.zeros_like(p) for unused ones)")
-        return params
 
     def _adamw_job(self, p, group, comm):
         W, r = comm.world_size, comm.rank
@@ -294,5 +288,4 @@ class MuonAdamW(torch.optim.Optimizer):
             if ours["kind"] != theirs.get("kind"):
                 raise ValueError(f"param group {i} is {ours['kind']!r} here but {theirs.get('kind')!r} in the "
                                  "saved state: build the groups in the same order as the saved run")
-        state_dict = {k: v for k, v in state_dict.items() if k not in ("world_size", "rank")}
-        super().load_state_dict(state_dict)
+        super().load_state_dict({k: v for k, v in state_dict.items() if k not in ("world_size", "rank")})
