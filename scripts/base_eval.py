@@ -14,16 +14,7 @@ from types import SimpleNamespace
 import torch
 
 from nanochat.checkpoint import load_model
-from nanochat.common import (
-    BadInput,
-    atomic_write_json,
-    atomic_write_text,
-    cli,
-    compute_init,
-    get_base_dir,
-    positive,
-    print0,
-)
+from nanochat.common import atomic_write_json, atomic_write_text, cli, compute_init, get_base_dir, positive, print0
 from nanochat.core_eval import EVAL_BUNDLE_URL, download_eval_bundle, evaluate_core
 from nanochat.dataloader import PackedLoader
 from nanochat.dataset import data_dir, list_shards, split_shards
@@ -68,7 +59,7 @@ def core_csv(results):
 
 
 class HFModel(torch.nn.Module):
-    """A transformers causal LM as CORE calls a model: model(idx) -> (B, T, V) logits; config.sequence_len."""
+    """A transformers causal LM as CORE and the samples call ours: model(idx) -> logits; config.sequence_len."""
 
     def __init__(self, lm, sequence_len):
         super().__init__()
@@ -79,23 +70,16 @@ class HFModel(torch.nn.Module):
 
 
 class HFTokenizer:
-    """A transformers tokenizer as CORE and the samples call ours. Its BOS starts every row; without one its EOS
-    (GPT-2's document separator)."""
+    """A transformers tokenizer as CORE and the samples call ours. Rows start with its BOS, else its EOS (GPT-2's)."""
 
     def __init__(self, tok):
-        self.tok, self.bos = tok, tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        assert self.bos is not None, "a tokenizer with neither a BOS nor an EOS token"
+        self.bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self.tok, self.decode, self.get_bos_token_id = tok, tok.decode, lambda: self.bos
 
-    def get_bos_token_id(self):
-        return self.bos
-
-    def encode(self, text, prepend=None):   # prepend: any value means BOS (ours passes an id or "<|bos|>")
-        rows = [[self.bos] * (prepend is not None) + ids for ids in
-                self.tok(text if isinstance(text, list) else [text], add_special_tokens=False)["input_ids"]]
+    def encode(self, text, prepend=None):   # any prepend means BOS (ours pass an id or "<|bos|>")
+        rows = self.tok(text if isinstance(text, list) else [text], add_special_tokens=False)["input_ids"]
+        rows = [[self.bos] * (prepend is not None) + ids for ids in rows]
         return rows if isinstance(text, list) else rows[0]
-
-    def decode(self, ids):
-        return self.tok.decode(ids)
 
 
 def load_hf(path, device, trust_remote_code):
@@ -103,9 +87,9 @@ def load_hf(path, device, trust_remote_code):
     try:
         lm = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:   # not found, or remote code not trusted
-        raise BadInput(f"cannot load --hf-path {path} ({e}): pass a save_pretrained directory (scripts/export.py "
-                       "writes one) or a hub name, with --trust-remote-code if it has its own modeling code") from None
+    except (OSError, ValueError) as e:   # not there (cli() turns FileNotFoundError into exit 2), or code not trusted
+        raise FileNotFoundError(f"cannot load --hf-path {path} ({e}): pass a save_pretrained directory or a hub "
+                                "name, with --trust-remote-code if it has its own modeling code") from None
     sequence_len = getattr(lm.config, "max_position_embeddings", None) or tok.model_max_length
     return HFModel(lm.to(device).eval(), sequence_len), HFTokenizer(tok)
 
@@ -113,14 +97,14 @@ def load_hf(path, device, trust_remote_code):
 def evaluate(args):
     compute = compute_init(args.device_type)
     base_dir = get_base_dir()
+    summary = {"max_per_task": args.max_per_task, "world_size": compute.world_size}
     if args.hf_path:
         model, tokenizer = load_hf(args.hf_path, compute.device, args.trust_remote_code)
-        summary = {"hf_path": args.hf_path, "max_per_task": args.max_per_task, "world_size": compute.world_size}
+        summary["hf_path"] = args.hf_path
     else:
         model, tokenizer, meta = load_model("base", compute.device, args.model_tag or None,
                                             None if args.step < 0 else args.step)
-        summary = {"model_tag": os.path.basename(meta["checkpoint_dir"]), "step": meta["step"],
-                   "max_per_task": args.max_per_task, "world_size": compute.world_size}
+        summary = {"model_tag": os.path.basename(meta["checkpoint_dir"]), "step": meta["step"], **summary}
         print0(f"base model {summary['model_tag']} at step {summary['step']} ({meta['checkpoint_dir']})")
 
     # ---- bits per byte on both splits of the pretraining data

@@ -64,6 +64,9 @@ def exported(tmp_path_factory):
         mp.setenv("NANOCHAT_BASE_DIR", str(root / "base"))
         tok = Tokenizer.train_from_iterator(TEXTS * 20, vocab_size=400)
         tok.save(str(root / "base" / "tokenizer"))
+        os.makedirs(root / "base" / "report")
+        (root / "base" / "report" / "report.md").write_text(
+            "# report card\n\n## Summary\n\n| metric | BASE |\n|---|---|\n| CORE | 0.1234 |\n\n## Other\nstuff\n")
         V = tok.get_vocab_size()
         configs = {"stock": GPTConfig(sequence_len=SEQ_LEN, vocab_size=V, n_layer=2, n_head=4, n_kv_head=2,
                                       n_embd=64, rope_base=5000.0),
@@ -138,7 +141,8 @@ def test_model_card(exported):
     models, _ = exported
     with open(os.path.join(models["recipe"][1], "README.md")) as f:
         card = f.read()
-    assert "trust_remote_code=True" in card and "smear" in card
+    assert "trust_remote_code=True" in card and "smear" in card   # how it was written, and why
+    assert "| CORE | 0.1234 |" in card and "stuff" not in card   # the report's summary table, only that
 
 
 def test_bad_input_exits_2_and_writes_nothing(exported, tmp_path, monkeypatch, capsys):
