@@ -7,6 +7,7 @@ Deliberately not here: tokenization and batching (the scripts), sampling (nanoch
 
 import bisect
 import gzip
+import itertools
 import json
 import os
 import re
@@ -69,9 +70,7 @@ class TaskMixture(Task):
         import numpy as np
         self.tasks = list(tasks)
         assert self.tasks and all(len(t) for t in self.tasks), "tasks/mixtures.py refuses empty tasks by name"
-        self.offsets = [0]  # offsets[k] = first index of task k in the concatenation
-        for task in self.tasks:
-            self.offsets.append(self.offsets[-1] + len(task))
+        self.offsets = [0, *itertools.accumulate(map(len, self.tasks))]  # offsets[k]: task k's first index
         # numpy: an int64 array is 8 bytes per example, a shuffled Python list ~36 (mixtures reach ~1M examples)
         self.order = np.random.default_rng(seed).permutation(self.offsets[-1])
         super().__init__(name="+".join(t.name for t in self.tasks), **view)

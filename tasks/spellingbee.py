@@ -72,7 +72,4 @@ class SpellingBee(Task):
         ]
         return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": parts}]}
 
-    def evaluate(self, conversation, completion):
-        return score_final_answer(conversation, completion)
-
-    reward = evaluate  # the RL reward is exactly the eval score
+    evaluate = reward = staticmethod(score_final_answer)  # the RL reward is exactly the eval score
