@@ -16,12 +16,6 @@ from nanochat.core_eval import centered_accuracy
 from nanochat.engine import Engine, SamplingParams, prompt_budget
 
 
-def chatcore(centered):
-    """ChatCORE: the mean of the tasks' centered accuracies ({name: centered})."""
-    assert centered, "ChatCORE needs at least one task"
-    return sum(centered.values()) / len(centered)
-
-
 def letter_token_ids(tokenizer, letters):
     """The one token id of each answer letter; a letter that is not a single token cannot be scored by its logit."""
     ids = []
@@ -113,6 +107,7 @@ def run_chat_eval(model, tokenizer, tasks, engine=None, *, device=None, max_prob
     "correct"|"total": {name: value}, "chatcore": mean centered accuracy}. Under torchrun every rank calls this
     with the same arguments; `engine` (built once when None) serves generative tasks; log gets one line per task.
     """
+    assert tasks, "ChatCORE needs at least one task"
     if device is None:
         device = next(model.parameters()).device
     if engine is None and any(t.eval_type == "generative" for t in tasks.values()):
@@ -129,5 +124,5 @@ def run_chat_eval(model, tokenizer, tasks, engine=None, *, device=None, max_prob
         if log:
             log(f"{name:<14} accuracy {r['accuracy']:.4f} ({r['correct']}/{r['total']}) | centered "
                 f"{r['centered']:+.4f} | {time.time() - t0:.1f}s")
-    results["chatcore"] = chatcore(results["centered"])
+    results["chatcore"] = sum(results["centered"].values()) / len(tasks)  # ChatCORE: the mean centered accuracy
     return results
