@@ -54,11 +54,11 @@ def sample_tokens(logits, params, generators):
     inside what is left, then temperature-scaled softmax. Only the draw is per row, from the row's own generator,
     so a row's samples do not depend on which rows share its batch.
     """
-    choices = logits.argmax(dim=-1)  # greedy rows keep these
     groups = {}
     for i, p in enumerate(params):
-        if p.temperature > 0:
-            groups.setdefault((p.temperature, p.top_k, p.top_p), []).append(i)
+        groups.setdefault((p.temperature, p.top_k, p.top_p) if p.temperature > 0 else "greedy", []).append(i)
+    choices = logits.argmax(dim=-1) if "greedy" in groups else torch.empty_like(logits[:, 0], dtype=torch.long)
+    groups.pop("greedy", None)
     V = logits.size(-1)
     for (temperature, top_k, top_p), rows in groups.items():
         idx = torch.tensor(rows, device=logits.device)

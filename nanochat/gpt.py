@@ -154,7 +154,8 @@ def causal_attention(q, k, v, window=None, scale=None):
 class KVCache:
     """Keys and values of past tokens, for decoding one (or a few) tokens at a time.
 
-    k, v: (num_layers, B, num_kv_heads, max_len, head_dim). lengths: (B,) long, tokens cached per row.
+    k, v: (num_layers, B, max_len, num_kv_heads, head_dim), flash-attention's layout, in the compute dtype (what
+    the forward emits, so neither writes nor reads convert). lengths: (B,) int32, tokens cached per row.
     last_token: (B,) long, each row's latest token (smear mixes it into the next one; -1 when empty).
     Rows are independent: row b's next tokens go to positions lengths[b], lengths[b] + 1, ... so a
     server can batch requests that are at different points of their conversations. Slots at or past
@@ -164,10 +165,10 @@ class KVCache:
     def __init__(self, batch_size, num_layers, num_kv_heads, head_dim, max_len, device=None,
                  dtype=torch.float32):
         assert min(batch_size, num_layers, num_kv_heads, head_dim, max_len) > 0
-        shape = (num_layers, batch_size, num_kv_heads, max_len, head_dim)
+        shape = (num_layers, batch_size, max_len, num_kv_heads, head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.lengths = torch.zeros(batch_size, dtype=torch.long, device=device)
+        self.lengths = torch.zeros(batch_size, dtype=torch.int32, device=device)
         self.last_token = torch.full((batch_size,), -1, dtype=torch.long, device=device)
 
     @property
@@ -176,7 +177,7 @@ class KVCache:
 
     @property
     def max_len(self):
-        return self.k.size(3)
+        return self.k.size(2)
 
     def reset(self):
         """Forget every row."""
@@ -191,32 +192,36 @@ class KVCache:
     def row_copy_(self, dst_row, src_cache, src_row):
         """Copy row src_row of src_cache (e.g. a freshly prefilled prompt) into row dst_row of this cache."""
         n = int(src_cache.lengths[src_row])
-        assert self.k.shape[::2] == src_cache.k.shape[::2] and n <= self.max_len, "caches of one model"
-        self.k[:, dst_row, :, :n] = src_cache.k[:, src_row, :, :n]
-        self.v[:, dst_row, :, :n] = src_cache.v[:, src_row, :, :n]
+        assert self.k[:, 0, 0].shape == src_cache.k[:, 0, 0].shape and n <= self.max_len, "caches of one model"
+        self.k[:, dst_row, :n] = src_cache.k[:, src_row, :n]
+        self.v[:, dst_row, :n] = src_cache.v[:, src_row, :n]
         self.lengths[dst_row] = n
         self.last_token[dst_row] = src_cache.last_token[src_row]
 
 
-def cached_attention(q, k, v, cache, layer_idx, positions, attn_mask, scale=None):
+def cached_attention(q, k, v, cache, layer_idx, positions, span, window=None, scale=None):
     """Attention that appends this step's k/v to the cache, then reads the cached prefix.
 
     q (B, T, H, D), k/v (B, T, Hkv, D); positions (B, T) absolute position of each new token;
-    attn_mask (B, 1, T, L) bool, True where a query may look, L = the longest row after this step.
+    span (L, mask): L = the longest row after this step; mask (B, 1, T, L) bool, True where a query may look
+    (None: everywhere).
     """
-    B = q.size(0)
-    k_cache, v_cache = cache.k[layer_idx], cache.v[layer_idx]  # (B, Hkv, max_len, D), views
-    rows = torch.arange(B, device=q.device)[:, None]  # (B, 1), broadcasts against positions (B, T)
-    # Two index tensors around a slice: their broadcast shape (B, T) comes first, so the target is
-    # (B, T, Hkv, D), exactly the layout of k and v.
-    k_cache[rows, :, positions] = k.to(k_cache.dtype)
-    v_cache[rows, :, positions] = v.to(v_cache.dtype)
-    L = attn_mask.size(-1)
-    keys = k_cache[:, :, :L].to(q.dtype)  # (B, Hkv, L, D)
-    values = v_cache[:, :, :L].to(q.dtype)
-    y = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, attn_mask=attn_mask, scale=scale,
+    k_cache, v_cache = cache.k[layer_idx], cache.v[layer_idx]  # (B, max_len, Hkv, D), views
+    dtype = k_cache.dtype
+    if _FA3 is not None and q.is_cuda and dtype in (torch.bfloat16, torch.float16):
+        # One kernel writes k/v at each row's length and attends to that row's prefix (causal, windowed).
+        y = _FA3.flash_attn_with_kvcache(q.to(dtype), k_cache, v_cache, k=k.to(dtype), v=v.to(dtype),
+                                         cache_seqlens=cache.lengths, softmax_scale=scale, causal=True,
+                                         window_size=(window - 1, 0) if window else (-1, -1))
+        return (y[0] if isinstance(y, tuple) else y).to(q.dtype)
+    rows = torch.arange(q.size(0), device=q.device)[:, None]  # (B, 1), broadcasts against positions (B, T)
+    k_cache[rows, positions] = k.to(dtype)  # the (B, T) index pair selects (B, T, Hkv, D): k's own layout
+    v_cache[rows, positions] = v.to(dtype)
+    L, attn_mask = span
+    y = F.scaled_dot_product_attention(q.transpose(1, 2).to(dtype), k_cache[:, :L].transpose(1, 2),
+                                       v_cache[:, :L].transpose(1, 2), attn_mask=attn_mask, scale=scale,
                                        enable_gqa=k.size(2) != q.size(2))
-    return y.transpose(1, 2)
+    return y.transpose(1, 2).to(q.dtype)
 
 
 class CausalSelfAttention(nn.Module):
@@ -253,7 +258,8 @@ class CausalSelfAttention(nn.Module):
         if kv_cache is None:
             y = causal_attention(q, k, v, self.window, self.scale)
         else:
-            y = cached_attention(q, k, v, kv_cache, self.layer_idx, positions, attn_masks[self.window], self.scale)
+            y = cached_attention(q, k, v, kv_cache, self.layer_idx, positions, attn_masks[self.window], self.window,
+                                 self.scale)
         return self.c_proj(y.reshape(B, T, C))
 
 
@@ -337,23 +343,29 @@ class GPT(nn.Module):
         cfg = self.config
         self.cos, self.sin = rotary_tables(self.cos.size(0), cfg.head_dim, cfg.rope_base, self.wte.weight.device)
 
-    def new_kv_cache(self, batch_size, max_len, dtype=torch.float32):
-        """An empty KVCache shaped for this model, on its device."""
+    def new_kv_cache(self, batch_size, max_len, dtype=None):
+        """An empty KVCache shaped for this model, on its device, by default in the compute dtype: bf16 on
+        GPUs that have it (what autocast emits), else the weights' dtype."""
         cfg = self.config
+        if dtype is None:
+            cuda = self.wte.weight.is_cuda
+            dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else self.wte.weight.dtype
         return KVCache(batch_size, cfg.n_layer, cfg.n_kv_head, cfg.head_dim, max_len, self.wte.weight.device, dtype)
 
     def _cache_positions(self, kv_cache, B, T):
         """Rotary tables, positions and one attention mask per window size for T new tokens per row."""
         cfg = self.config
-        assert kv_cache.k.shape[:3] == (cfg.n_layer, B, cfg.n_kv_head) and kv_cache.k.shape[4] == cfg.head_dim
+        assert kv_cache.k.shape[:2] == (cfg.n_layer, B) and kv_cache.k.shape[3:] == (cfg.n_kv_head, cfg.head_dim)
         positions = kv_cache.lengths[:, None] + torch.arange(T, device=kv_cache.lengths.device)  # (B, T)
-        ends = kv_cache.lengths + T
-        L = int(ends.max())  # the one host sync per forward: how many key slots anybody needs
+        # The one host sync per forward: how many key slots anybody needs (L), and whether all rows end there.
+        shortest, L = torch.stack(torch.aminmax(kv_cache.lengths + T)).tolist()
         assert L <= min(kv_cache.max_len, self.cos.size(0)), "a row past its cache (the engine ends rows there)"
         # Slot j is visible to the query at position p iff 0 <= p - j (the cached prefix plus the causal part of
-        # the new tokens; slots past a row's end never are) and, in a windowed layer, p - j < window.
+        # the new tokens; slots past a row's end never are) and, in a windowed layer, p - j < window. Decoding
+        # rows that all sit at one position see every slot where no window cuts: no mask (SDPA's fastest path).
         behind = positions[:, :, None] - torch.arange(L, device=positions.device)  # (B, T, L)
-        masks = {w: ((behind >= 0) & (behind < (w or L + 1)))[:, None] for w in set(cfg.windows)}  # (B, 1, T, L)
+        masks = {w: (L, None if T == 1 and shortest == L and (w or L) >= L else
+                     ((behind >= 0) & (behind < (w or L + 1)))[:, None]) for w in set(cfg.windows)}  # (B, 1, T, L)
         cos, sin = self.cos[positions][:, :, None], self.sin[positions][:, :, None]  # (B, T, 1, D/2)
         return cos, sin, positions, masks
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nanochat.gpt import GPT, GPTConfig, KVCache, apply_rotary, config_from_depth, rotary_tables
+from nanochat.gpt import GPT, GPTConfig, KVCache, apply_rotary, config_from_depth, find_flash_attn3, rotary_tables
 
 TINY = GPTConfig(sequence_len=16, vocab_size=67, n_layer=2, n_head=4, n_kv_head=4, n_embd=32)
 TINY_GQA = GPTConfig(sequence_len=16, vocab_size=67, n_layer=2, n_head=4, n_kv_head=2, n_embd=32)
@@ -291,6 +291,18 @@ def test_kv_cache_errors():
         cache.row_copy_(0, other, 0)
 
 
+def test_kv_cache_is_in_the_compute_dtype():
+    """On CPU the cache takes the weights' dtype; a bf16 cache (a GPU's default) under an fp32 forward still
+    decodes like the full forward, to bf16 precision; with no GPU the flash-attention path stays off."""
+    model = randomized(GPT(TINY))
+    assert model.new_kv_cache(1, 4).k.dtype == torch.float32 and find_flash_attn3() is None
+    idx = tokens(2, 10)
+    cache = model.new_kv_cache(2, 10, dtype=torch.bfloat16)
+    pieces = [model(idx[:, t:t + 5], kv_cache=cache) for t in (0, 5)]
+    assert cache.k.dtype == torch.bfloat16
+    assert_close(torch.cat(pieces, dim=1), model(idx), atol=0.05)
+
+
 def test_gqa_equals_mha_with_repeated_kv_heads():
     """GQA with 2 key/value heads for 4 query heads must equal plain attention whose k/v weights
     are the GQA ones repeated per query head (explicit repeat reference)."""
@@ -305,7 +317,7 @@ def test_gqa_equals_mha_with_repeated_kv_heads():
     idx = tokens(2, 12)
     assert_close(gqa(idx), mha(idx), atol=1e-5)
     caches = [gqa.new_kv_cache(2, 12), mha.new_kv_cache(2, 12)]
-    assert caches[0].k.shape[2] == 2 and caches[1].k.shape[2] == 4  # the point of GQA: a smaller cache
+    assert caches[0].k.shape[3] == 2 and caches[1].k.shape[3] == 4  # the point of GQA: a smaller cache
     for t in range(0, 12, 4):
         a, b = gqa(idx[:, t:t + 4], kv_cache=caches[0]), mha(idx[:, t:t + 4], kv_cache=caches[1])
         assert_close(a, b, atol=1e-5)
