@@ -70,26 +70,21 @@ def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512, max_
         # A private pipe on which the child reports the exception that ended it ("ValueError: boom"). Parsing
         # the last line of stderr instead would break on multi-line messages and on output the script prints.
         status_read, status_write = os.pipe()
-        try:
-            proc = _spawn_child("script", scratch, max_memory_mb, cpu_s=math.ceil(timeout) + 1, jailed=jailed,
-                                stdin=subprocess.PIPE, stderr=subprocess.PIPE, status_fd=status_write)
-        except BaseException:
-            os.close(status_read)
-            raise
-        finally:
-            os.close(status_write)  # the child holds its own copy; ours must go or EOF would never come
-        try:
-            with contextlib.suppress(OSError):  # the child may already be gone
-                proc.stdin.write(nonce.encode() + b"\n")
-            proc.stdin.close()
-            stdout, stderr, status, reason = _collect(proc, status_read, time.monotonic() + timeout,
-                                                      max_output_bytes)
-        finally:
-            _kill_group(proc.pid)
-            proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
-            os.close(status_read)
+        with open(status_read, "rb", buffering=0):  # closes status_read however we leave
+            try:
+                proc = _spawn_child("script", scratch, max_memory_mb, cpu_s=math.ceil(timeout) + 1, jailed=jailed,
+                                    stdin=subprocess.PIPE, stderr=subprocess.PIPE, status_fd=status_write)
+            finally:
+                os.close(status_write)  # the child holds its own copy; ours must go or EOF would never come
+            with proc:  # on leaving: closes the child's pipes and waits for it
+                try:
+                    with contextlib.suppress(OSError):  # the child may already be gone
+                        proc.stdin.write(nonce.encode() + b"\n")
+                    proc.stdin.close()
+                    stdout, stderr, status, reason = _collect(proc, status_read, time.monotonic() + timeout,
+                                                              max_output_bytes)
+                finally:
+                    _kill_group(proc.pid)
     stdout = stdout[:max_output_bytes]
     stderr = stderr[:max_output_bytes - len(stdout)]
     status_name, error = _classify(proc.returncode, reason, status.decode("utf-8", "replace"), nonce,
