@@ -90,7 +90,6 @@ def hf_tokenizer(tok):
 def write_model(model, tok, dtype, fmt, out):
     """Weights and config.json into out; returns how the model was written, and why, in words."""
     from safetensors.torch import save_file
-    from transformers import NanoChatConfig
     cfg, why = model.config, stock_blockers(model.config)
     if fmt == "stock" and why:
         raise BadInput(f"transformers' NanoChat class cannot express {', '.join(why)}: drop --format stock (the "
@@ -104,17 +103,19 @@ def write_model(model, tok, dtype, fmt, out):
             shutil.copy(os.path.join(os.path.dirname(__file__), "..", "nanochat", name), out)
         config |= dict(model_type="nanochat_gpt", architectures=["NanoChatGPT"], gpt=asdict(cfg), auto_map={
             "AutoConfig": "hf_modeling.NanoChatGPTConfig", "AutoModelForCausalLM": "hf_modeling.NanoChatGPT"})
-        with open(os.path.join(out, "config.json"), "w") as f:
-            json.dump(config, f, indent=2)
-        how = f"remote code (load with trust_remote_code=True): {', '.join(why) or '--format remote'}"
+        how = "remote code (load with trust_remote_code=True): " + (
+            f"transformers' NanoChat class lacks {', '.join(why)}" if why else "--format remote")
     else:
         weights = stock_weights(model)
-        NanoChatConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.n_embd, intermediate_size=4 * cfg.n_embd,
-                       num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head, num_key_value_heads=cfg.n_kv_head,
+        config |= dict(model_type="nanochat", architectures=["NanoChatForCausalLM"], vocab_size=cfg.vocab_size,
+                       hidden_size=cfg.n_embd, intermediate_size=4 * cfg.n_embd, num_hidden_layers=cfg.n_layer,
+                       num_attention_heads=cfg.n_head, num_key_value_heads=cfg.n_kv_head, hidden_act="relu2",
                        rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_base},
-                       final_logit_softcapping=cfg.softcap or None, architectures=["NanoChatForCausalLM"],
-                       rms_norm_eps=torch.finfo(torch.float32).eps, **config).save_pretrained(out)   # F.rms_norm's eps
+                       final_logit_softcapping=cfg.softcap or None, tie_word_embeddings=False,
+                       rms_norm_eps=torch.finfo(torch.float32).eps)   # F.rms_norm's default eps
         how = "transformers' own NanoChat class (the model has none of the optional pieces it lacks)"
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
     save_file({k: v.to(getattr(torch, dtype)).contiguous() for k, v in weights.items()},
               os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
     return how
@@ -162,6 +163,7 @@ def export(args):
         model, tok, meta = load_model(args.source, "cpu", args.model_tag or None, args.step, base_dir)
         how = write_model(model, tok, {"bf16": "bfloat16", "fp32": "float32"}[args.dtype], args.format, tmp)
         write_tokenizer_and_card(tok, model.config.sequence_len, meta, how, base_dir, tmp)
+        os.chmod(tmp, 0o755)   # mkdtemp made it private
         os.rename(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

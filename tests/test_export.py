@@ -137,6 +137,18 @@ def test_tokenizer_and_chat_template_match(exported):
         assert prompt == tok.render_for_completion({"messages": messages if len(messages) == 1 else messages[:-1]})
 
 
+def test_bf16_export(exported, tmp_path, monkeypatch):
+    models, tok = exported
+    model, path = models["recipe"]
+    monkeypatch.setenv("NANOCHAT_BASE_DIR", os.path.join(os.path.dirname(path), "base"))
+    export_main(["--model-tag=recipe", f"--out={tmp_path / 'bf16'}", "--format=remote"])   # the default dtype
+    hf = load_hf(str(tmp_path / "bf16"))
+    assert hf.dtype == torch.bfloat16
+    x = torch.tensor([tok.encode(PROMPTS[0], prepend=tok.bos_id)])
+    with torch.no_grad():
+        assert (hf(input_ids=x).logits.float() - model(x)).abs().max() < 0.1   # bf16 weights and activations
+
+
 def test_model_card(exported):
     models, _ = exported
     with open(os.path.join(models["recipe"][1], "README.md")) as f:
