@@ -1,5 +1,4 @@
-"""
-Chat evaluation: accuracy of a chat model on a task (categorical: argmax over the allowed letters in one
+"""Chat evaluation: accuracy of a chat model on a task (categorical: argmax over the allowed letters in one
 forward; generative: pass@k, any of num_samples sampled replies) and ChatCORE, the mean centered accuracy.
 Ranks split problems and all_reduce the counts; seeds depend on the problem index only.
 Deliberately not here: picking tasks, loading checkpoints, per-subject breakdowns, unbiased pass@k.

@@ -1,5 +1,4 @@
-"""
-Run model-written Python away from the host: HumanEval solutions (`execute_code`) and the chat model's calculator
+"""Run model-written Python away from the host: HumanEval solutions (`execute_code`) and the chat model's calculator
 tool (`eval_calculator`). Each program gets a fresh `python -I` in its own session, a scratch directory, an empty
 environment, rlimits and an in-process guard, all inside the jail of nanochat/jail.py (namespaces: no network, no
 host files) where bubblewrap can start; without it only the guard remains, which code that undoes it (ctypes,

@@ -1,5 +1,4 @@
-"""
-The jail that execution.py runs model-written programs in: bubblewrap (`bwrap`, Debian `bubblewrap`) puts each one in
+"""The jail that execution.py runs model-written programs in: bubblewrap (`bwrap`, Debian `bubblewrap`) puts each one in
 fresh user, pid, net, mount, ipc and uts namespaces, with a read-only view of only the interpreter and a size-limited
 tmpfs as its scratch. Not here: cgroups (limits stay per-process rlimits), seccomp filters, other sandboxes.
 """

@@ -1,5 +1,4 @@
-"""
-Evaluate a chat model on the chat tasks and compute ChatCORE (nanochat/chat_eval.py does the scoring).
+"""Evaluate a chat model on the chat tasks and compute ChatCORE (nanochat/chat_eval.py does the scoring).
 Real datasets come from the Hugging Face hub, or with --data-dir from local files in the hub's row format;
 SpellingBee and the Synthetic* tasks are generated with EVAL_SEED, so they differ from what training sees.
 Writes eval/chat_<source>.json and .csv and the report section "Chat evaluation <source>".
@@ -19,8 +18,7 @@ from tasks.registry import DEFAULT_TASKS, TASKS, TINY_TASKS, build_tasks, parse_
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Evaluate a chat model: ARC, MMLU, GSM8K, HumanEval, SpellingBee, "
-                                "ChatCORE")
+    p = argparse.ArgumentParser(description="Evaluate a chat model on the chat tasks and compute ChatCORE")
     p.add_argument("-i", "--source", default="sft", choices=list(SOURCES), help="which stage's checkpoint")
     p.add_argument("--model-tag", default="", help="checkpoint subdirectory (default: the newest)")
     p.add_argument("--step", type=int, default=-1, help="checkpoint step (-1: the newest complete one)")

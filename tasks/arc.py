@@ -1,5 +1,4 @@
-"""
-ARC (allenai/ai2_arc): grade-school science questions with 3 to 5 choices, in an Easy and a Challenge set.
+"""ARC (allenai/ai2_arc): grade-school science questions with 3 to 5 choices, in an Easy and a Challenge set.
 Some rows label choices "1".."4"; the prompt shows letters A, B, ... by position, like every other task.
 Deliberately not here: scoring each answer's likelihood, as the base-model CORE eval does.
 """

@@ -1,5 +1,4 @@
-"""
-The Task interface (`len`, `get(i)` -> conversation, `evaluate(conversation, completion)` -> 1.0 or 0.0,
+"""The Task interface (`len`, `get(i)` -> conversation, `evaluate(conversation, completion)` -> 1.0 or 0.0,
 `eval_type` "categorical" or "generative", a `start`/`stop`/`step` slice view), the mixture, and what the
 tasks share: loading rows (hub or local file), the multiple-choice prompt, scoring a "#### N" answer.
 Deliberately not here: tokenization and batching (the scripts), sampling (nanochat/engine), download caching.

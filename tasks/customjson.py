@@ -1,5 +1,4 @@
-"""
-Custom conversations from a .jsonl file (e.g. the identity conversations), one JSON array of messages a
+"""Custom conversations from a .jsonl file (e.g. the identity conversations), one JSON array of messages a
 line, checked whole at load (the first bad line named). Training only: no automatic check of a reply.
 """
 

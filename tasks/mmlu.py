@@ -1,5 +1,4 @@
-"""
-MMLU (cais/mmlu): four-choice questions over 57 subjects, plus a large auxiliary training set whose rows
+"""MMLU (cais/mmlu): four-choice questions over 57 subjects, plus a large auxiliary training set whose rows
 are wrapped one level deeper ({"train": row}). Conversations carry "subject" for per-subject accuracy.
 Deliberately not here: the 57 per-subject configs (filter "all" by subject instead) and few-shot prompts.
 """

@@ -1,5 +1,4 @@
-"""
-The evaluation tasks by name, as `chat_eval -a` and SFT's ChatCORE take them: real datasets on their test
+"""The evaluation tasks by name, as `chat_eval -a` and SFT's ChatCORE take them: real datasets on their test
 split (hub or local file), generated ones with EVAL_SEED, apart from the problems training draws.
 """
 

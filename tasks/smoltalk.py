@@ -1,5 +1,4 @@
-"""
-SmolTalk (HuggingFaceTB/smol-smoltalk): general chat conversations for SFT and midtraining; other columns
+"""SmolTalk (HuggingFaceTB/smol-smoltalk): general chat conversations for SFT and midtraining; other columns
 and extra message keys are ignored. Training only: there is no automatic check of a reply.
 """
 

@@ -1,5 +1,4 @@
-"""
-SpellingBee: "how many r's are in strawberry?", a skill BPE models lack because they see tokens, not letters.
+"""SpellingBee: "how many r's are in strawberry?", a skill BPE models lack because they see tokens, not letters.
 The reply spells the word, calls the calculator (`'strawberry'.count('r')`) and ends with "#### 3". Example i
 depends only on (seed, i) and a word list (/usr/share/dict/words, else the embedded corpus's vocabulary).
 Deliberately not here: upper-case letters or multi-letter substrings (prompts stay simple for small models).

@@ -1,5 +1,4 @@
-"""
-Tasks over the embedded generator (nanochat/synthetic.py), so SFT, RL and evals run with no network:
+"""Tasks over the embedded generator (nanochat/synthetic.py), so SFT, RL and evals run with no network:
 chats (training only), GSM8K-format math (WordProblems) and the same math as four-choice questions.
 Example i depends only on (seed, i). Deliberately not here: any generation logic (nanochat/synthetic.py).
 """
