@@ -59,11 +59,9 @@ def any_passes(task, conversation, completions):
 def evaluate_task(task, model, tokenizer, engine=None, device="cpu", max_problems=None, batch_size=8,
                   num_samples=1, sampling=None, seed=0, rank=0, world_size=1, autocast=None):
     """{"accuracy", "baseline", "correct", "total"} of one task over its first max_problems problems (all: None).
-
     batch_size: questions per forward pass (categorical) or problems sampled together (generative; the
     engine then holds batch_size * num_samples rows). sampling: a SamplingParams for the generative replies
-    (default greedy, 256 tokens); problem i samples with seeds seed + i * num_samples + j, j < num_samples.
-    """
+    (default greedy, 256 tokens); problem i samples with seeds seed + i * num_samples + j, j < num_samples."""
     assert task.eval_type in ("categorical", "generative"), task.eval_type
     n = len(task) if max_problems is None else min(max_problems, len(task))
     mine = range(rank, n, world_size)

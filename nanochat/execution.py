@@ -201,10 +201,8 @@ _THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # the comma in "1,234
 
 def eval_calculator(expr: str, timeout: float = 1.0) -> str | None:
     """The chat model's calculator: "2 + 3*4" -> "14", "1,234 / 2" -> "617", '"strawberry".count("r")' -> "3".
-
     Only numbers, + - * / // % ** (literal exponent up to 100), unary +/-, parentheses and "str".count("s") are
-    allowed; anything else, errors (1/0), non-real results and timeouts give None.
-    """
+    allowed; anything else, errors (1/0), non-real results and timeouts give None."""
     assert isinstance(expr, str) and timeout > 0, (expr, timeout)
     expr = expr.strip()
     if not expr or len(expr) > _CALC_MAX_CHARS or "\n" in expr:

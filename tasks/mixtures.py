@@ -21,10 +21,8 @@ IDENTITY_DEFAULT_SIZE = 1000
 
 def identity_entries(identity_path, base_dir, copies=1, write_default=False):
     """The identity-conversations task, `copies` times, from identity_path or base_dir's identity_conversations.jsonl.
-
     When that is missing, `write_default` (full mixtures: hub data never says who the model is) writes the
-    default persona there to be edited; otherwise (synthetic chats already cover identity) there is no task.
-    """
+    default persona there to be edited; otherwise (synthetic chats already cover identity) there is no task."""
     path = identity_path or os.path.join(base_dir, "identity_conversations.jsonl")
     if not identity_path and not os.path.exists(path):
         if not write_default:
