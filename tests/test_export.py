@@ -122,6 +122,8 @@ def varied_strings(n=3000, seed=0):
 def test_tokenizer_and_chat_template_match(exported):
     models, tok = exported
     hf = transformers.AutoTokenizer.from_pretrained(models["stock"][1])
+    recipe = transformers.AutoTokenizer.from_pretrained(models["recipe"][1], trust_remote_code=True)
+    assert recipe.encode(TEXTS[3]) == hf.encode(TEXTS[3])   # the same files in both exports
     strings = varied_strings() + TEXTS
     assert any("<|user_start|>" in s for s in strings)
     # the HF tokenizer splits special-token text out as the special token, as tiktoken's allowed_special="all" does
