@@ -1,5 +1,4 @@
-"""
-The report card under $NANOCHAT_BASE_DIR/report/: `reset()` writes run_info.json at the start of a run, each stage
+"""The report card under $NANOCHAT_BASE_DIR/report/: `reset()` writes run_info.json at the start of a run, each stage
 `log`s its section (<slug>.md for people, <slug>.json for tools) and its curves (curves/<slug>--<name>.json), and
 `generate()` assembles report.md and <slug>-curves.png. Only rank 0 writes, every file atomically.
 Deliberately left out: anything that needs a running server, and prices: the cost line is an estimate,
@@ -59,29 +58,25 @@ def format_duration(seconds):
 # -----------------------------------------------------------------------------
 # System information, recorded at the start of a run
 
-def git_info():
-    """{"commit": short hash or None, "dirty": bool or None} of the checkout holding this file."""
-    repo_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def system_info():
+    """What the run ran on: git state (of the checkout holding this file), GPUs, CPUs, memory, software versions."""
+    import psutil
+    import torch
 
     def git(*args):
         try:
-            proc = subprocess.run(["git", *args], cwd=repo_dir, capture_output=True, text=True, timeout=10)
+            proc = subprocess.run(["git", *args], cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return proc.stdout.strip() if proc.returncode == 0 else None
 
-    commit = git("rev-parse", "--short", "HEAD")  # None: not a checkout, no git, or no commit yet
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
-
-
-def system_info():
-    """What the run ran on: git state, GPUs, CPUs, memory, software versions."""
-    import psutil
-    import torch
+    # commit None: not a checkout, no git, or no commit yet
+    git_state = {"commit": git("rev-parse", "--short", "HEAD"), "dirty": None if status is None else bool(status)}
     props = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]  # none without CUDA
     gpus = [{"name": p.name, "memory_gib": round(p.total_memory / 2**30, 1)} for p in props]
-    return {"git": git_info(), "gpus": gpus, "cpu_count": os.cpu_count(),
+    return {"git": git_state, "gpus": gpus, "cpu_count": os.cpu_count(),
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
             "torch": torch.__version__, "platform": platform.platform(), "hostname": platform.node()}
 
@@ -116,14 +111,12 @@ class Report:
         os.makedirs(self.dir, exist_ok=True)
         stamp = _now()
         lines = [f"## {section}", f"timestamp: {stamp}", ""]
-        flat = {}
         for item in data:
             if isinstance(item, dict):
-                for k, v in item.items():
-                    lines.append(f"- {k}: {_fmt(v)}")
-                    flat[k] = v
+                lines += [f"- {k}: {_fmt(v)}" for k, v in item.items()]
             elif item:
                 lines.append(str(item))
+        flat = {k: v for item in data if isinstance(item, dict) for k, v in item.items()}
         slug = slugify(section)
         path = os.path.join(self.dir, f"{slug}.md")
         atomic_write_text(path, "\n".join(lines) + "\n\n")
@@ -133,15 +126,12 @@ class Report:
 
     def log_curve(self, section, name, steps, values, resume_step=None):
         """Record a training curve of `section` (e.g. "Base model training", "train loss"): values[i] at steps[i].
-
         Merges with what is on file, new values winning at equal steps. A run resumed from a checkpoint passes
-        its step as resume_step: old points after it belong to the interrupted run's lost part and are dropped.
-        """
+        its step as resume_step: old points after it belong to the interrupted run's lost part and are dropped."""
         if not self._writer():
             return None
         steps, values = [int(s) for s in steps], [float(v) for v in values]
-        if len(steps) != len(values):
-            raise ValueError(f"curve {name!r} of {section!r}: {len(steps)} steps but {len(values)} values")
+        assert len(steps) == len(values), f"curve {name!r} of {section!r}: {len(steps)} steps but {len(values)} values"
         rel = os.path.join("curves", f"{slugify(section)}--{slugify(name)}.json")
         old = self._load(rel) or {"steps": [], "values": []}
         points = {s: v for s, v in zip(old["steps"], old["values"]) if resume_step is None or s <= resume_step}
@@ -169,12 +159,11 @@ class Report:
     def sections(self):
         """Titles of the logged sections: pipeline order first, then any others, oldest first."""
         found = {}
-        if os.path.isdir(self.dir):
-            for fname in os.listdir(self.dir):
-                if fname.endswith(".json") and fname != RUN_INFO:
-                    entry = self._load(fname)
-                    if isinstance(entry, dict) and "section" in entry:  # skip anything else left in the folder
-                        found[entry["section"]] = entry["timestamp"]
+        for fname in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
+            if fname.endswith(".json") and fname != RUN_INFO:
+                entry = self._load(fname)
+                if isinstance(entry, dict) and "section" in entry:  # skip anything else left in the folder
+                    found[entry["section"]] = entry["timestamp"]
         known = [s for s in PIPELINE if s in found]
         return known + sorted((s for s in found if s not in PIPELINE), key=lambda s: (found[s], s))
 
@@ -206,12 +195,10 @@ class Report:
 
     def summary(self):
         """{metric: {stage: value}} for the summary table; a stage that did not report a metric is absent."""
-        table = {}
         base_eval = self.read("Base model evaluation") or {}
-        if "core" in base_eval:
-            table["CORE"] = {"base": base_eval["core"]}
-        if "val_bpb" in base_eval:   # bits per byte on the pretraining validation shard (offline runs have no CORE)
-            table["val bpb"] = {"base": base_eval["val_bpb"]}
+        # val bpb: bits per byte on the pretraining validation shard (offline runs have no CORE)
+        table = {metric: {"base": base_eval[key]} for metric, key in (("CORE", "core"), ("val bpb", "val_bpb"))
+                 if key in base_eval}
         for stage in STAGES:
             data = self.read(f"Chat evaluation {stage}") or {}
             names = [n for n in str(data.get("tasks", "")).split(",") if n]  # tasks beyond METRICS, e.g. synthetic

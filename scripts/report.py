@@ -1,5 +1,4 @@
-"""
-The report card's two ends (nanochat/report.py does the work): `reset` at the start of a run, `generate`
+"""The report card's two ends (nanochat/report.py does the work): `reset` at the start of a run, `generate`
 (report/report.md and its plots) at the end; between the two, every stage logs its section.
 """
 

@@ -44,7 +44,7 @@ def test_log_curve_merges_by_step_and_drops_what_a_resume_redoes(report):
     [curve] = report.curves()
     assert curve == {"section": "Base model training", "name": "train loss", "steps": [1, 2, 3, 4, 5],
                      "values": [6.0, 5.0, 4.0, 3.4, 3.1]}
-    with pytest.raises(ValueError, match="2 steps but 1 values"):
+    with pytest.raises(AssertionError, match="2 steps but 1 values"):
         report.log_curve("Chat SFT", "val loss", [1, 2], [0.5])
 
 
@@ -111,7 +111,7 @@ def test_generate_on_a_cpu_run_without_reset(report):
     path = report.generate()
     with open(path) as f:
         md = f.read()
-    assert "Total wall-clock time: 0m0" in md and "since the first section" in md
+    assert "Total wall-clock time: 0m" in md and "since the first section" in md   # system_info() can take seconds
     import torch
     if not torch.cuda.is_available():
         assert "Estimated cost: $0.00 (a CPU run" in md and "- GPUs: none (CPU run)" in md
