@@ -141,11 +141,11 @@ def test_tokenizer_and_chat_template_match(exported):
 
 def test_bf16_export(exported, tmp_path, monkeypatch):
     models, tok = exported
-    model, path = models["recipe"]
+    model, path = models["stock"]
     monkeypatch.setenv("NANOCHAT_BASE_DIR", os.path.join(os.path.dirname(path), "base"))
-    export_main(["--model-tag=recipe", f"--out={tmp_path / 'bf16'}", "--format=remote"])   # the default dtype
+    export_main(["--model-tag=stock", f"--out={tmp_path / 'bf16'}", "--format=remote"])   # the default dtype
     hf = load_hf(str(tmp_path / "bf16"))
-    assert hf.dtype == torch.bfloat16
+    assert hf.dtype == torch.bfloat16 and type(hf).__name__ == "NanoChatGPT"   # remote code though stock would do
     x = torch.tensor([tok.encode(PROMPTS[0], prepend=tok.bos_id)])
     with torch.no_grad():
         assert (hf(input_ids=x).logits.float() - model(x)).abs().max() < 0.1   # bf16 weights and activations
