@@ -20,7 +20,7 @@ from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import BadInput, cli, get_base_dir
 from nanochat.gpt import GPTConfig
 
-# What the stock class has besides the shapes (windows are checked through GPTConfig.windows)
+# GPTConfig fields transformers' NanoChat class takes at any value (windows are checked through GPTConfig.windows)
 STOCK_FIELDS = {"sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "softcap", "rope_base",
                 "window_pattern", "short_window"}
 STOCK_NAMES = {"attn.c_q": "self_attn.q_proj", "attn.c_k": "self_attn.k_proj", "attn.c_v": "self_attn.v_proj",
