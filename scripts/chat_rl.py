@@ -162,8 +162,9 @@ def parse_args(argv=None):
     p.add_argument("--num-steps", type=int, default=-1, help="optimizer steps (-1: from --num-epochs)")
     p.add_argument("--examples-per-step", type=positive(int), default=16, help="problems per step, over all ranks")
     p.add_argument("--num-samples", type=positive(int), default=16, help="completions sampled per problem (the group)")
-    p.add_argument("--device-batch-size", type=positive(int), default=8,
-                   help="rows per forward pass, sampling and training")
+    p.add_argument("--device-batch-size", type=positive(int), default=8, help="rows per training forward pass")
+    p.add_argument("--sample-batch-size", type=int, default=0, help="rows the engine decodes at once (0: all of a "
+                   "rank's rows of one step; sampling holds only a KV cache, so it takes far more rows than training)")
     p.add_argument("--max-new-tokens", type=positive(int), default=256, help="most tokens per completion")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (training and eval)")
     p.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (0: all)")
@@ -179,8 +180,8 @@ def parse_args(argv=None):
                    help="checkpoint every N steps (and always at the end)")
     p.add_argument("--seed", type=int, default=42, help="seeds the order of the problems and every sample")
     args = p.parse_args(argv)
-    if args.temperature < 0 or args.top_k < 0:
-        p.error(f"--temperature and --top-k must be >= 0, got {args.temperature} and {args.top_k}")
+    if min(args.temperature, args.top_k, args.sample_batch_size) < 0:
+        p.error("--temperature, --top-k and --sample-batch-size must be >= 0")
     if args.task != "gsm8k" and (args.train_path or args.test_path):
         p.error(f"--train-path/--test-path are GSM8K files, but --task={args.task}")
     return args
@@ -211,7 +212,8 @@ def train(args):
     frac = args.init_lr_frac
     optimizer = build_optimizer(model, args.matrix_lr * frac, args.embedding_lr * frac, args.unembedding_lr * frac,
                                 scalar_lr=args.scalar_lr * frac, weight_decay=args.weight_decay)
-    engine = Engine(model, tokenizer, max_batch_size=args.device_batch_size)
+    # A row's samples do not depend on the rows beside it, so this changes speed, not results.
+    engine = Engine(model, tokenizer, max_batch_size=args.sample_batch_size or per_rank * args.num_samples)
     params = SamplingParams(temperature=args.temperature, top_k=args.top_k or None, max_tokens=args.max_new_tokens)
     pad_id = tokenizer.encode_special("<|assistant_end|>")
 
