@@ -179,11 +179,6 @@ class KVCache:
     def max_len(self):
         return self.k.size(2)
 
-    def reset(self):
-        """Forget every row."""
-        self.lengths.zero_()
-        self.last_token.fill_(-1)
-
     def clear_row_(self, row):
         """Forget one row, e.g. a finished request whose slot a new one will take."""
         self.lengths[row] = 0
@@ -253,8 +248,9 @@ class CausalSelfAttention(nn.Module):
             v = v + gate.unsqueeze(-1) * ve.view(B, T, self.n_kv_head, self.head_dim).to(v.dtype)
         # QK-norm: unit-RMS queries and keys bound the attention logits by qk_scale * sqrt(D), which keeps
         # attention from saturating early in training. (Rotation keeps norms, so the order is free.)
-        q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))
-        q, k = q.to(v.dtype), k.to(v.dtype)  # attention wants one dtype; rms_norm may upcast under autocast
+        # Queries and keys go through rotary and the norm together: half the ops (decoding is op-bound).
+        qk = norm(apply_rotary(torch.cat([q, k], dim=2), cos, sin)).to(v.dtype)  # rms_norm may upcast: one dtype
+        q, k = qk.split([self.n_head, self.n_kv_head], dim=2)
         if kv_cache is None:
             y = causal_attention(q, k, v, self.window, self.scale)
         else:
@@ -346,10 +342,8 @@ class GPT(nn.Module):
     def new_kv_cache(self, batch_size, max_len, dtype=None):
         """An empty KVCache shaped for this model, on its device, by default in the compute dtype: bf16 on
         GPUs that have it (what autocast emits), else the weights' dtype."""
-        cfg = self.config
-        if dtype is None:
-            cuda = self.wte.weight.is_cuda
-            dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else self.wte.weight.dtype
+        cfg, w = self.config, self.wte.weight
+        dtype = dtype or (torch.bfloat16 if w.is_cuda and torch.cuda.is_bf16_supported() else w.dtype)
         return KVCache(batch_size, cfg.n_layer, cfg.n_kv_head, cfg.head_dim, max_len, self.wte.weight.device, dtype)
 
     def _cache_positions(self, kv_cache, B, T):
