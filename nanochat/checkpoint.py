@@ -1,5 +1,4 @@
-"""
-Checkpoints that resume a training run exactly. Step S is model_S.pt (rank 0), optim_S_rank<r>.pt (each rank's
+"""Checkpoints that resume a training run exactly. Step S is model_S.pt (rank 0), optim_S_rank<r>.pt (each rank's
 optimizer shard, loader position, RNG) and meta_S.json, written last by rank 0 after a barrier: a step without
 it is incomplete. Every file is written atomically; resume falls back to the newest step every rank can load.
 Deliberately left out: sharded model weights (the model fits on one GPU) and cloud storage.
@@ -14,11 +13,9 @@ import torch
 
 from nanochat.common import active_dist, atomic_torch_save, atomic_write_json, get_base_dir
 
-STEP_WIDTH = 6
-
 
 def _paths(ckpt_dir, step, rank):
-    s = f"{step:0{STEP_WIDTH}d}"
+    s = f"{step:06d}"
     return (os.path.join(ckpt_dir, f"model_{s}.pt"), os.path.join(ckpt_dir, f"optim_{s}_rank{rank}.pt"),
             os.path.join(ckpt_dir, f"meta_{s}.json"))
 
@@ -37,8 +34,11 @@ def save_checkpoint(ckpt_dir, step, model_state, rank_state, meta, rank=0, keep_
         atomic_write_json(meta_path, {**meta, "step": step, "world_size": world_size})
     if dist:
         dist.barrier()
-    if keep_last:
-        _prune(ckpt_dir, keep_last, rank)
+    for old in complete_steps(ckpt_dir)[keep_last:] if keep_last else []:   # prune: each rank its own files
+        model_path, rank_path, meta_path = _paths(ckpt_dir, old, rank)
+        for p in ([meta_path, model_path] if rank == 0 else []) + [rank_path]:
+            if os.path.exists(p):
+                os.remove(p)
 
 
 def complete_steps(ckpt_dir):
@@ -47,19 +47,9 @@ def complete_steps(ckpt_dir):
     return sorted((int(n[5:-5]) for n in names if re.fullmatch(r"meta_\d+\.json", n)), reverse=True)
 
 
-def _prune(ckpt_dir, keep_last, rank):
-    for step in complete_steps(ckpt_dir)[keep_last:]:
-        model_path, rank_path, meta_path = _paths(ckpt_dir, step, rank)
-        for p in ([meta_path, model_path] if rank == 0 else []) + [rank_path]:
-            if os.path.exists(p):
-                os.remove(p)
-
-
 def load_checkpoint(ckpt_dir, step=None, rank=0, device="cpu", load_rank_state=True, log=print):
-    """Load step `step`, or the newest step that loads on every rank. Returns (model_state, rank_state, meta).
-
-    Collective when torch.distributed is initialised. Raises FileNotFoundError if nothing loads.
-    """
+    """(model_state, rank_state, meta) of step `step`, or of the newest step that loads on every rank; a
+    FileNotFoundError if none does. Collective when torch.distributed is initialised."""
     candidates = [step] if step is not None else complete_steps(ckpt_dir)
     dist = active_dist()
     for s in candidates:
