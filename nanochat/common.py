@@ -1,5 +1,4 @@
-"""
-Small utilities every stage shares: where artifacts live, printing from rank 0, atomic writes, and the compute
+"""Small utilities every stage shares: where artifacts live, printing from rank 0, atomic writes, and the compute
 (device, dtype, process group). Nothing runs at import: a script calls `compute_init()` in its `main()` and passes
 the `Compute` down; library code never reads torchrun's environment variables itself.
 """

@@ -1,11 +1,11 @@
-"""
-The skeleton every training stage (base, mid, SFT, RL) shares: resume, the step clock (training time only),
+"""The skeleton every training stage (base, mid, SFT, RL) shares: resume, the step clock (training time only),
 eval cadence, checkpoints (every --save-every steps, at the end, on SIGTERM/SIGINT), curves, wandb, the report
 section and metrics.json. Each script keeps only its batches, its optimizer step and its evaluation; the loop
 (`finished`, `due`/`evaluated`, `last`, `with timing()`, `end_step`, `finish`) reads best in scripts/mid_train.py.
 """
 
 import gc
+import math
 import os
 import signal
 import sys
@@ -22,12 +22,10 @@ CURVES = ("train loss", "val bpb", "val loss", "CORE", "train reward", "pass@1")
 
 
 class Run:
-    """One run of a training stage, from its first (or resumed) step to its final checkpoint.
-
-    `metrics` names the stage's own numbers with their starting values (e.g. {"val_bpb": nan}): they go
-    into every checkpoint's meta, come back on resume, and end in metrics.json; `metric` is the one the
-    last line prints. `meta` adds fixed entries to every checkpoint (e.g. the source checkpoint).
-    """
+    """One run of a training stage, from its first (or resumed) step to its final checkpoint. `metrics` names
+    the stage's own numbers with their starting values (e.g. {"val_bpb": nan}): they go into every checkpoint's
+    meta, come back on resume, and end in metrics.json; `metric` is the one the last line prints. `meta` adds
+    fixed entries to every checkpoint (e.g. the source checkpoint)."""
 
     def __init__(self, stage, args, compute, base_dir, ckpt_dir, model, optimizer, loader, num_iterations, *,
                  config, report_section, wandb_project, metrics, metric, meta=None, compiled=False,
@@ -137,6 +135,9 @@ class Run:
 
     def end_step(self, text, values):
         """After a step: print `step i/N | text | ms | eta`, log `values`, then checkpoint if due or asked to stop."""
+        if not math.isfinite(values.get("train loss", 0.0)):
+            raise FloatingPointError(f"{self.stage}: the training loss became {values['train loss']} at step "
+                                     f"{self.step}; lower the learning rates")
         done = self.progress()
         remaining = (1 - done) * self.train_time / max(done, 1e-9)
         print0(f"step {self.step:05d}/{self.num_iterations} | {text} | {1000 * self.dt:.0f} ms "
@@ -167,8 +168,9 @@ class Run:
         print0(f"saved checkpoint step {self.step} to {self.ckpt_dir}")
 
     def finish(self, report):
-        """The final checkpoint, the report section (config, then `report` and the metrics), metrics.json (the
-        same numbers, e.g. peak_memory_mib), and the last line: `<metric>: <value>`. Returns the metrics."""
+        """The final checkpoint, the report section (config, then `report`, peak_memory_mib and the metrics),
+        metrics.json (the same numbers), and the last line: `<metric>: <value>`. Returns the metrics."""
+        report = {**report, "peak_memory_mib": round(self.compute.peak_memory() / 2**20)}   # GPU, else peak RSS
         self.save(final=True)
         for sig, handler in self.previous_handlers.items():
             signal.signal(sig, handler)

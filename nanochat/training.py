@@ -1,5 +1,4 @@
-"""
-The math every training stage shares: the optimizer from a model's param groups, lr/momentum schedules,
+"""The math every training stage shares: the optimizer from a model's param groups, lr/momentum schedules,
 gradient accumulation, fp8, micro-batch fitting, peak FLOP/s for MFU, and the depth dial's pure functions.
 The loop around it is nanochat/run.py; this module never parses argv.
 """
@@ -10,11 +9,11 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 
+from nanochat.common import BadInput
 from nanochat.optim import MuonAdamW
 
 # bf16 dense peak of the GPUs people rent for this, for MFU; unknown GPUs report no MFU
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
-
 
 # How Muon updates every new run's matrices (nanochat/optim.py); each entry is measured in docs/LOG.md.
 MUON_RECIPE = dict(momentum=0.95, polar=True, beta2=0.95, cautious=True)   # cautious: only where decay is on
@@ -23,7 +22,6 @@ MUON_RECIPE = dict(momentum=0.95, polar=True, beta2=0.95, cautious=True)   # cau
 def build_optimizer(model, matrix_lr=0.02, embedding_lr=0.2, unembedding_lr=0.004, scalar_lr=0.02,
                     weight_decay=0.0, adam_betas=(0.8, 0.95), muon=None):
     """Muon for the hidden matrices, AdamW for the rest, in one MuonAdamW. `muon` overrides MUON_RECIPE entries.
-
     AdamW lrs were tuned at width 768 and scale by (768 / n_embd) ** 0.5 (the 1/sqrt(width) rule for Adam on
     embedding-like parameters); Muon's orthogonalised update needs no rescaling. Value embeddings share wte's
     lr; gates (32 channels) and scalars need no width scaling: an Adam step moves each by about scalar_lr.
@@ -44,12 +42,9 @@ def build_optimizer(model, matrix_lr=0.02, embedding_lr=0.2, unembedding_lr=0.00
 
 
 def convert_to_fp8(model):
-    """Convert the blocks' big Linears to torchao float8 training (tensorwise), in place; returns their names.
-
-    Converted: sides multiples of 16 (the fp8 kernels' rule) and >= 128; gates, lm_head (logits want the
-    precision) and non-block modules stay bf16. Weights stay fp32, so checkpoints do not change. Needs compute
-    capability 8.9+ (H100, L40S, 4090).
-    """
+    """Convert the blocks' big Linears (sides multiples of 16, the fp8 kernels' rule, and >= 128) to torchao
+    float8 training (tensorwise), in place; returns their names. Gates, lm_head (logits want the precision) and
+    non-block modules stay bf16; weights stay fp32, so checkpoints do not change. Needs compute capability 8.9+."""
     from torchao.float8 import Float8LinearConfig, convert_to_float8_training
 
     def eligible(module, name):
@@ -61,11 +56,12 @@ def convert_to_fp8(model):
 
 
 @contextmanager
-def bf16_matmuls(model):
-    """Inside: every fp8-trained Linear computes a plain (autocast bf16) matmul, for evaluation, which should
-    not depend on the training precision. A no-op for a model without fp8 layers. Use the uncompiled model
+def evaluating(model):
+    """Inside: the model in eval mode, and every fp8-trained Linear computing a plain (autocast bf16) matmul, as
+    evaluation should not depend on the training precision; back in train mode after. Use the uncompiled model
     inside: a compiled graph would not see the swap."""
     fp8 = [m for m in model.modules() if type(m).__name__ == "Float8Linear"]
+    model.eval()
     for m in fp8:
         m.forward = nn.Linear.forward.__get__(m)  # an instance attribute shadows the class's fp8 forward
     try:
@@ -73,6 +69,7 @@ def bf16_matmuls(model):
     finally:
         for m in fp8:
             del m.forward
+        model.train()
 
 
 def add_training_args(p):
@@ -120,7 +117,7 @@ def grad_accum_steps(total_batch_tokens, device_batch_size, seq_len, world_size)
     per_micro = device_batch_size * seq_len * world_size
     if total_batch_tokens <= 0 or total_batch_tokens % per_micro != 0:
         valid = max(per_micro, round(total_batch_tokens / per_micro) * per_micro)
-        raise ValueError(
+        raise BadInput(
             f"--total-batch-size={total_batch_tokens} is not a multiple of --device-batch-size={device_batch_size} "
             f"x sequence length {seq_len} x {world_size} processes = {per_micro} tokens; "
             f"use e.g. --total-batch-size={valid}")
@@ -155,27 +152,20 @@ def peak_flops(device_type):
 # The depth dial: hyperparameters derived from the model size (tests/test_training.py)
 
 def horizon_tokens(num_params, ratio=10.5):
-    """Training tokens for a compute-optimal run: `ratio` tokens per parameter in matmuls.
-
-    Chinchilla's 20 (Hoffmann et al. 2022) counts every parameter of a plain transformer. For this
-    architecture (value embeddings, windows, ...), counting the matmul parameters (lm_head included,
-    lookups not), nanochat's isoFLOP sweeps at 1e18..1e19 FLOPs found a steady optimum of ~10.5
-    (its dev/LOG.md, "engram-lite" scaling laws); a run aiming at a capability, not at optimality,
-    passes its own ratio (the full profile: 8, where nanochat's d24 passed GPT-2's CORE)."""
+    """Training tokens for a compute-optimal run: `ratio` tokens per parameter in matmuls. Chinchilla's 20
+    (Hoffmann et al. 2022) counts every parameter of a plain transformer. For this architecture (value embeddings,
+    windows, ...), counting the matmul parameters (lm_head included, lookups not), nanochat's isoFLOP sweeps at
+    1e18..1e19 FLOPs found a steady optimum of ~10.5 (its dev/LOG.md, "engram-lite" scaling laws); a run aiming at
+    a capability, not at optimality, passes its own ratio (the full profile: 8, where nanochat's d24 passed
+    GPT-2's CORE)."""
     return int(ratio * num_params)
 
 
 def optimal_batch_tokens(flops):
-    """Total batch size in tokens for a run of `flops` FLOPs, rounded to a power of two.
-
-    DeepSeek LLM (arXiv 2401.02954) fits B_opt = 0.292 * C^0.3271 tokens. For a GPT-2-grade run
-    (C ~ 4e19) that gives ~2^19 = 524,288 tokens, the batch size GPT-2-class speedruns use.
-    """
+    """Total batch size in tokens for a run of `flops` FLOPs, rounded to a power of two: DeepSeek LLM (arXiv
+    2401.02954) fits B_opt = 0.292 * C^0.3271 tokens. For a GPT-2-grade run (C ~ 4e19) that gives ~2^19 = 524,288
+    tokens, the batch size GPT-2-class speedruns use."""
     return 2 ** round(math.log2(0.292 * flops ** 0.3271))
-
-
-def num_iterations_for(target_tokens, total_batch_tokens):
-    return max(1, target_tokens // total_batch_tokens)
 
 
 # Off by default: at the horizons a CPU can reach (0.5-4 tokens per parameter) it measured worse (docs/LOG.md,

@@ -1,16 +1,15 @@
-"""
-Pretrain the base model. One dial, --depth: the width and heads follow from it (gpt.config_from_depth), so do the
+"""Pretrain the base model. One dial, --depth: the width and heads follow from it (gpt.config_from_depth), so do the
 horizon (tokens = 10.5 x the parameters in matmuls, compute-optimal) and the total batch; all printed and saved.
 Resumable (--resume), exactly. Not wrapped in DDP: the optimizer averages gradients inside its step (optim.py).
 """
 
 import argparse
-import math
 import os
 from dataclasses import asdict
 
 import torch
 
+from nanochat import training
 from nanochat.common import BadInput, all_ranks_max, cli, compute_init, get_base_dir, positive, print0
 from nanochat.core_eval import EVAL_BUNDLE_URL, download_eval_bundle, evaluate_core
 from nanochat.dataloader import PackedLoader
@@ -20,72 +19,46 @@ from nanochat.gpt import GPT, RECIPE, config_from_depth
 from nanochat.loss_eval import evaluate_bpb
 from nanochat.run import Run
 from nanochat.tokenizer import get_token_bytes, get_tokenizer
-from nanochat.training import (
-    DECAY_PER_RUN,
-    MUON_RECIPE,
-    add_training_args,
-    bf16_matmuls,
-    build_optimizer,
-    convert_to_fp8,
-    fit_device_batch_size,
-    grad_accum_steps,
-    horizon_tokens,
-    lr_multiplier,
-    muon_momentum,
-    muon_weight_decay,
-    num_iterations_for,
-    optimal_batch_tokens,
-    peak_flops,
-    set_schedule,
-)
 
 # -----------------------------------------------------------------------------
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Pretrain a base model")
-    add_training_args(p)
-    p.add_argument("--depth", type=positive(int), default=20,
-                   help="number of transformer layers: the one model-size dial")
+    training.add_training_args(p)
+    p.add_argument("--depth", type=positive(int), default=20, help="transformer layers: the one model-size dial")
     p.add_argument("--aspect-ratio", type=int, default=64, help="model width = depth x aspect ratio")
     p.add_argument("--head-dim", type=int, default=128, help="attention head dimension")
     p.add_argument("--max-seq-len", type=positive(int), default=2048, help="context length")
-    p.add_argument("--arch", default="", help="comma-separated GPTConfig overrides of the recipe, for ablations: "
-                   "e.g. 'smear=0,window_pattern=L,qk_scale=1.2'")
-    p.add_argument("--muon", default="", help="comma-separated Muon group overrides, for ablations: "
-                   "e.g. 'polar=0,beta2=0,cautious=0'")
-    p.add_argument("--device-batch-size", type=positive(int), default=32,
-                   help="sequences per micro-batch per process")
+    p.add_argument("--arch", default="", help="GPTConfig overrides, for ablations: e.g. 'smear=0,window_pattern=L'")
+    p.add_argument("--muon", default="", help="Muon group overrides, for ablations: e.g. 'polar=0,beta2=0,cautious=0'")
+    p.add_argument("--device-batch-size", type=positive(int), default=32, help="sequences per micro-batch per rank")
     p.add_argument("--auto-batch", type=int, default=1, help="on CUDA, halve --device-batch-size until a step fits "
                    "in memory (the total batch is kept through gradient accumulation); 0: off")
     p.add_argument("--total-batch-size", type=int, default=-1, help="tokens per optimizer step (-1: derived)")
     p.add_argument("--num-iterations", type=int, default=-1, help="optimizer steps (-1: from --data-param-ratio)")
     p.add_argument("--data-param-ratio", type=float, default=10.5, help="training tokens per parameter in matmuls")
-    p.add_argument("--decay-per-run", type=float, default=DECAY_PER_RUN, help="Muon's total weight decay over the "
-                   "run, sum of lr x weight decay over the steps: sets the weight decay from the lr and the horizon")
-    p.add_argument("--weight-decay", type=float, default=-1, help="Muon weight decay per unit lr (-1: from "
-                   "--decay-per-run)")
+    p.add_argument("--decay-per-run", type=float, default=training.DECAY_PER_RUN, help="Muon's total weight "
+                   "decay over the run (sum of lr x weight decay over the steps), from which the weight decay follows")
+    p.add_argument("--weight-decay", type=float, default=-1, help="Muon weight decay per unit lr (-1: derived)")
     p.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of training with lr warmup")
     p.add_argument("--warmdown-ratio", type=float, default=0.2, help="fraction of training with lr warmdown")
     p.add_argument("--final-lr-frac", type=float, default=0.0, help="lr at the end, as a fraction of the peak")
     p.add_argument("--eval-every", type=positive(int), default=250, help="validation bpb every N steps")
     p.add_argument("--eval-tokens", type=int, default=10 * 524288, help="tokens per validation bpb evaluation")
     p.add_argument("--sample-every", type=int, default=2000, help="print samples every N steps (-1: never)")
-    p.add_argument("--save-every", type=positive(int), default=1000,
-                   help="checkpoint every N steps (and always at the end)")
+    p.add_argument("--save-every", type=positive(int), default=1000, help="checkpoint every N steps (and at the end)")
     p.add_argument("--model-tag", default="", help="checkpoint subdirectory (default d<depth>)")
     p.add_argument("--compile", type=int, default=-1, help="torch.compile the model (1/0; -1: on for CUDA)")
-    p.add_argument("--fp8", action="store_true", help="train the blocks' matmuls in fp8 (torchao; GPUs with "
-                   "compute capability 8.9+); evaluation stays bf16")
+    p.add_argument("--fp8", action="store_true", help="blocks' matmuls in fp8 (torchao, compute capability 8.9+)")
     p.add_argument("--core-every", type=int, default=-1, help="CORE every N steps and at the end; -1: at the end "
                    "only; 0: never (offline runs without an eval bundle)")
     p.add_argument("--core-max-per-task", type=int, default=500, help="CORE examples per task (-1: all)")
-    p.add_argument("--eval-bundle", default="", help="CORE eval bundle: URL, zip or directory (default: download "
-                   "once into the base dir)")
+    p.add_argument("--eval-bundle", default="", help="CORE eval bundle: URL, zip or directory (default: downloaded)")
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
     try:
         args.arch = parse_overrides(args.arch, RECIPE, "--arch")
-        args.muon = parse_overrides(args.muon, MUON_RECIPE, "--muon")
+        args.muon = parse_overrides(args.muon, training.MUON_RECIPE, "--muon")
     except ValueError as e:
         p.error(str(e))
     return args
@@ -131,14 +104,14 @@ def train(args):
         if compute.device_type != "cuda" or torch.cuda.get_device_capability() < (8, 9):
             raise BadInput("--fp8 needs a CUDA GPU with fp8 matmuls (compute capability 8.9+: H100, L40S, 4090); "
                            "leave it out to train in bf16")
-        print0(f"fp8: {len(convert_to_fp8(model))} Linear layers train in fp8 (torchao, tensorwise scaling)")
+        print0(f"fp8: {len(training.convert_to_fp8(model))} Linear layers train in fp8 (torchao, tensorwise scaling)")
     num_params = model.num_params()
     scaling_params = model.num_scaling_params()  # lookups (embeddings) are not FLOPs
     flops_per_token = model.estimate_flops()
-    target_tokens = horizon_tokens(scaling_params, args.data_param_ratio)
+    target_tokens = training.horizon_tokens(scaling_params, args.data_param_ratio)
     if compute.device_type == "cuda" and args.auto_batch:
-        fitted = fit_device_batch_size(lambda b: probe_step(model, b, args.max_seq_len, compute),
-                                       args.device_batch_size)
+        fitted = training.fit_device_batch_size(lambda b: probe_step(model, b, args.max_seq_len, compute),
+                                                args.device_batch_size)
         fitted = -int(all_ranks_max(-fitted, compute.device))   # every rank uses the smallest that fits anywhere
         if fitted != args.device_batch_size:
             print0(f"--device-batch-size {args.device_batch_size} does not fit in GPU memory: using {fitted}")
@@ -146,11 +119,11 @@ def train(args):
         torch.cuda.reset_peak_memory_stats()   # peak_memory_mib reports training, not the probes that ran out
     total_batch = args.total_batch_size
     if total_batch <= 0:
-        total_batch = optimal_batch_tokens(flops_per_token * target_tokens)
+        total_batch = training.optimal_batch_tokens(flops_per_token * target_tokens)
         per_micro = args.device_batch_size * args.max_seq_len * compute.world_size
         total_batch = max(per_micro, total_batch // per_micro * per_micro)   # whole micro-batches
-    accum = grad_accum_steps(total_batch, args.device_batch_size, args.max_seq_len, compute.world_size)
-    num_iterations = args.num_iterations if args.num_iterations > 0 else num_iterations_for(target_tokens, total_batch)
+    accum = training.grad_accum_steps(total_batch, args.device_batch_size, args.max_seq_len, compute.world_size)
+    num_iterations = args.num_iterations if args.num_iterations > 0 else max(1, target_tokens // total_batch)
     steps_from_budget = args.time_budget > 0 and args.num_iterations <= 0
     if steps_from_budget:
         num_iterations = 10 ** 9   # the time budget decides when to stop
@@ -158,7 +131,7 @@ def train(args):
     ckpt_dir = os.path.join(base_dir, "base_checkpoints", model_tag)
     schedule = (args.warmup_ratio, args.warmdown_ratio, args.final_lr_frac)
     weight_decay = args.weight_decay if args.weight_decay >= 0 else \
-        muon_weight_decay(args.decay_per_run, args.matrix_lr, num_iterations, *schedule)
+        training.muon_weight_decay(args.decay_per_run, args.matrix_lr, num_iterations, *schedule)
     resolved = {**vars(args), "total_batch_size": total_batch, "num_iterations": num_iterations,
                 "weight_decay": weight_decay, "grad_accum_steps": accum, "world_size": compute.world_size,
                 "model_tag": model_tag}
@@ -172,8 +145,8 @@ def train(args):
            + ("from the budget's steps" if steps_from_budget and args.weight_decay < 0 else f"{weight_decay:.4g}")
            + (f" ({args.decay_per_run:g} over the run)" if args.weight_decay < 0 else ""))
 
-    optimizer = build_optimizer(model, args.matrix_lr, args.embedding_lr, args.unembedding_lr, args.scalar_lr,
-                                weight_decay=weight_decay, muon=args.muon)
+    optimizer = training.build_optimizer(model, args.matrix_lr, args.embedding_lr, args.unembedding_lr,
+                                         args.scalar_lr, weight_decay=weight_decay, muon=args.muon)
     val_paths = split_shards(data_dir(base_dir), "val")
     loader = PackedLoader(tokenizer, split_shards(data_dir(base_dir), "train"), args.device_batch_size,
                           args.max_seq_len, compute.rank, compute.world_size, compute.device)
@@ -187,42 +160,34 @@ def train(args):
         return run.finished
     fwd = torch.compile(model, dynamic=False) if use_compile else model
     eval_fwd = model if args.fp8 else fwd   # fp8 layers are swapped out for evaluation: the plain model
-    peak = peak_flops(compute.device_type)
+    peak = training.peak_flops(compute.device_type)
     eval_steps = max(1, args.eval_tokens // (args.device_batch_size * args.max_seq_len * compute.world_size))
     while True:
-        last = run.last
         # Evaluation is outside the step timer: train_time is the leaderboard's total_training_time.
         if run.due(args.eval_every):
-            model.eval()
             val_loader = PackedLoader(tokenizer, val_paths, args.device_batch_size, args.max_seq_len,
                                       compute.rank, compute.world_size, compute.device)
-            with bf16_matmuls(model):
+            with training.evaluating(model):
                 run.evaluated({"val bpb": evaluate_bpb(eval_fwd, val_loader, eval_steps, token_bytes,
                                                        compute.autocast)})
-            model.train()
-        if args.core_every and run.step > 0 and (last or run.due(args.core_every)):
-            core = measure_core(model, tokenizer, base_dir, args, compute)
-            if core is not None:
-                run.evaluated({"CORE": core})
-                run.metrics["core"] = core
+        if args.core_every and run.step > 0 and run.due(args.core_every):   # due(-1): at the end only
+            measure_core(run, model, tokenizer, base_dir, args, compute)
         if compute.master and args.sample_every > 0 and run.due(args.sample_every) and run.step > 0:
-            model.eval()
-            with bf16_matmuls(model):
+            with training.evaluating(model):
                 for prompt in SAMPLE_PROMPTS:
                     print0("  sample: " + repr(sample_greedy(model, tokenizer, prompt, 16, compute.autocast)))
-            model.train()
-        if last:
+        if run.last:
             break
 
         # ---- one optimizer step
         step = run.step
         if steps_from_budget and args.weight_decay < 0:
             # the horizon is known only as it goes: decay for the number of steps the budget now promises
-            weight_decay = muon_weight_decay(args.decay_per_run, args.matrix_lr, step / run.progress(),
-                                             *schedule) if run.progress() > 0 else 0.0
-        lrm = lr_multiplier(run.progress(), *schedule)
+            weight_decay = training.muon_weight_decay(args.decay_per_run, args.matrix_lr, step / run.progress(),
+                                                      *schedule) if run.progress() > 0 else 0.0
+        lrm = training.lr_multiplier(run.progress(), *schedule)
         with run.timing():
-            set_schedule(optimizer, lrm, muon_momentum(step), weight_decay)
+            training.set_schedule(optimizer, lrm, training.muon_momentum(step), weight_decay)
             loss_sum = 0.0
             for _ in range(accum):
                 x, y = next(loader)
@@ -233,8 +198,6 @@ def train(args):
             optimizer.step()
             model.zero_grad(set_to_none=True)
             train_loss = (loss_sum / accum).item()
-            if not math.isfinite(train_loss):
-                raise FloatingPointError(f"training loss became {train_loss} at step {step}; lower the learning rates")
         smooth = run.metrics["smooth_loss"] = train_loss if step == 0 else \
             0.9 * run.metrics["smooth_loss"] + 0.1 * train_loss
         tok_per_s = total_batch / run.dt
@@ -250,25 +213,23 @@ def train(args):
         "parameters": num_params, "flops_per_token": flops_per_token, "tokens": tokens,
         "tokens_per_param": round(tokens / scaling_params, 2),
         "total_training_flops": f"{flops_per_token * tokens:.3e}", "total_training_time": round(run.train_time, 1),
-        "peak_memory_mib": round(compute.peak_memory() / 2**20),
     })
 
 
-def measure_core(model, tokenizer, base_dir, args, compute):
-    """CORE of the model now (bf16 matmuls even under --fp8), or None without an eval bundle (a missing bundle
-    must not cost a finished run)."""
+def measure_core(run, model, tokenizer, base_dir, args, compute):
+    """Record the CORE of the model now (bf16 matmuls even under --fp8); skipped without an eval bundle (a missing
+    bundle must not cost a finished run)."""
     try:
         bundle = download_eval_bundle(base_dir, args.eval_bundle or EVAL_BUNDLE_URL)
     except (OSError, RuntimeError, ValueError) as e:
         print0(f"CORE skipped: no eval bundle ({e}); pass --eval-bundle=PATH, or --core-every=0 offline")
-        return None
-    model.eval()
-    with bf16_matmuls(model):
+        return
+    with training.evaluating(model):
         results = evaluate_core(model, tokenizer, bundle, compute.device, args.core_max_per_task, compute.rank,
                                 compute.world_size, autocast=compute.autocast)
-    model.train()
     print0(f"CORE: {results['core']:.4f}")
-    return results["core"]
+    run.evaluated({"CORE": results["core"]})
+    run.metrics["core"] = results["core"]
 
 
 def main(argv=None):

@@ -1,5 +1,4 @@
-"""
-Supervised finetuning (SFT): train the model on whole conversations, loss on the assistant's tokens only.
+"""Supervised finetuning (SFT): train the model on whole conversations, loss on the assistant's tokens only.
 Unlike midtraining, every conversation gets a row of its own, as at chat time, padded to the micro-batch's
 longest; the loss is averaged over target tokens, not rows, so a long answer counts for more than a short one.
 Mixtures: tasks/mixtures.py. Resumable like base_train.
@@ -9,13 +8,12 @@ import argparse
 import math
 
 import torch
-import torch.distributed as dist
 
 from nanochat.chat_data import PaddedLoader
 from nanochat.chat_eval import run_chat_eval
-from nanochat.common import BadInput, cli, compute_init, get_base_dir, positive, print0
+from nanochat.common import BadInput, active_dist, cli, compute_init, get_base_dir, positive, print0
 from nanochat.finetune import Finetune, add_finetune_args
-from nanochat.training import lr_multiplier
+from nanochat.training import evaluating, lr_multiplier
 from tasks.mixtures import sft_mixtures
 from tasks.registry import build_tasks, parse_task_names
 
@@ -26,20 +24,14 @@ CHATCORE_TASKS = {"full": "ARC-Easy,ARC-Challenge,MMLU", "synthetic": "Synthetic
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Supervised finetuning on conversations")
-    add_finetune_args(p, source_default="mid")
+    add_finetune_args(p, source_default="mid", init_lr_frac=0.02)
     p.set_defaults(device_batch_size=4, warmdown_ratio=1.0, eval_every=100)
-    p.add_argument("--max-seq-len", type=int, default=-1, help="crop conversations to this many tokens "
-                   "(-1: the model's context length)")
-    p.add_argument("--examples-per-step", type=positive(int), default=32,
-                   help="conversations per optimizer step, all ranks")
-    p.add_argument("--num-epochs", type=positive(float), default=1.0,
-                   help="passes over the mixture (if no --num-iterations)")
-    p.add_argument("--init-lr-frac", type=float, default=0.02, help="learning rates as a fraction of pretraining's")
+    p.add_argument("--examples-per-step", type=positive(int), default=32, help="conversations per step, all ranks")
+    p.add_argument("--num-epochs", type=positive(float), default=1.0, help="passes over the mixture")
     p.add_argument("--eval-examples", type=positive(int), default=1024, help="validation conversations per evaluation")
     p.add_argument("--eval-every-chatcore", type=int, default=200, help="quick ChatCORE every N steps (-1: never)")
-    p.add_argument("--chatcore-tasks", default="", help="tasks of the quick ChatCORE, names as in tasks/registry.py "
-                   f"(default: {CHATCORE_TASKS['full']} for --mixture=full, {CHATCORE_TASKS['synthetic']} for "
-                   "synthetic)")
+    p.add_argument("--chatcore-tasks", default="", help="the quick ChatCORE's tasks, as in tasks/registry.py "
+                   f"(default: {CHATCORE_TASKS['full']}; {CHATCORE_TASKS['synthetic']} for --mixture=synthetic)")
     p.add_argument("--chatcore-max-problems", type=int, default=100, help="problems per task in the quick ChatCORE")
     args = p.parse_args(argv)
     try:
@@ -58,8 +50,8 @@ def evaluate_loss(model, batches, steps, autocast):
         with autocast():
             total[0] += model(x, y, loss_reduction="sum").double()
         total[1] += (y >= 0).sum()
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(total)
+    if active_dist():
+        active_dist().all_reduce(total)
     if total[1].item() == 0:
         raise ValueError("the validation batches hold no assistant tokens to score")
     return (total[0] / total[1]).item()
@@ -68,9 +60,9 @@ def evaluate_loss(model, batches, steps, autocast):
 def train(args):
     compute = compute_init(args.device_type, seed=args.seed)
     base_dir = get_base_dir()
-    ft = Finetune(args, compute, base_dir, "SFT", "chatsft_checkpoints", args.init_lr_frac)
+    ft = Finetune(args, compute, base_dir, "SFT", "chatsft_checkpoints")
     tokenizer, render = ft.tokenizer, ft.tokenizer.render_conversation
-    seq_len = ft.seq_len(args.max_seq_len)
+    seq_len = ft.seq_len
     per_micro = args.device_batch_size * compute.world_size
     if args.examples_per_step % per_micro:
         raise BadInput(f"--examples-per-step={args.examples_per_step} is not a multiple of --device-batch-size="
@@ -86,16 +78,14 @@ def train(args):
                            f"{e}\n(choose others with --chatcore-tasks, or pass --eval-every-chatcore=-1)") from e
     num_iterations = args.num_iterations if args.num_iterations > 0 else \
         max(1, math.ceil(args.num_epochs * len(train_ds) / args.examples_per_step))
-    resolved = {**vars(args), "max_seq_len": seq_len, "num_iterations": num_iterations, "grad_accum_steps": accum,
-                "world_size": compute.world_size, "output_tag": ft.tag, **ft.source}
-    print0(f"train: {train_ds!r}; validation: {val_ds!r}")
+    print0(f"train: {train_ds.name} ({len(train_ds):,} examples); validation: {val_ds.name} ({len(val_ds):,})")
     print0(f"batch: {args.examples_per_step} conversations = {args.device_batch_size} rows x {compute.world_size} "
            f"processes x {accum} accumulation steps, each row <= {seq_len} tokens; horizon {num_iterations:,} steps")
 
     pad_id = tokenizer.get_bos_token_id()   # any id would do: padded positions are never targets
     loader = PaddedLoader(train_ds, render, args.device_batch_size, seq_len, pad_id, compute.rank,
                           compute.world_size, compute.device)
-    run = ft.run(loader, num_iterations, config=resolved, report_section="Chat SFT", wandb_project="nanochat-sft",
+    run = ft.run(loader, num_iterations, accum, report_section="Chat SFT", wandb_project="nanochat-sft",
                  metrics={"val_loss": float("nan"), "start_val_loss": float("nan"), "chatcore": None},
                  metric="val_loss")
     if run.finished:
@@ -104,21 +94,19 @@ def train(args):
     noted_crops = False
     while True:
         if run.due(args.eval_every):
-            ft.model.eval()
             val_loader = PaddedLoader(val_ds, render, args.device_batch_size, seq_len, pad_id, compute.rank,
                                       compute.world_size, compute.device)
-            run.evaluated({"val loss": evaluate_loss(ft.model, val_loader, eval_steps, compute.autocast)})
-            ft.model.train()
+            with evaluating(ft.model):
+                run.evaluated({"val loss": evaluate_loss(ft.model, val_loader, eval_steps, compute.autocast)})
             if run.step == 0:
                 run.metrics["start_val_loss"] = run.metrics["val_loss"]
         if args.eval_every_chatcore > 0 and run.step > 0 and run.due(args.eval_every_chatcore):
-            ft.model.eval()
-            results = run_chat_eval(ft.model, tokenizer, chatcore_tasks, device=compute.device,
-                                    max_problems=args.chatcore_max_problems, max_new_tokens=256, rank=compute.rank,
-                                    world_size=compute.world_size, autocast=compute.autocast)
+            with evaluating(ft.model):
+                results = run_chat_eval(ft.model, tokenizer, chatcore_tasks, device=compute.device,
+                                        max_problems=args.chatcore_max_problems, max_new_tokens=256,
+                                        rank=compute.rank, world_size=compute.world_size, autocast=compute.autocast)
             run.metrics["chatcore"] = {"ChatCORE": results["chatcore"], **results["accuracy"]}
             run.evaluated(run.metrics["chatcore"])
-            ft.model.train()
         if run.last:
             break
         lrm = lr_multiplier(run.progress(), 0.0, args.warmdown_ratio, args.final_lr_frac)
@@ -131,11 +119,9 @@ def train(args):
                    "(the report counts them); a longer --max-seq-len keeps them whole if the model allows")
             noted_crops = True
 
-    return run.finish({
-        "train_mixture": train_ds.name, "conversations": run.step * args.examples_per_step,
-        "epochs": round(loader.source.epoch(), 3), "cropped_conversations_rank0": loader.cropped,
-        **(run.metrics["chatcore"] or {}), "peak_memory_mib": round(compute.peak_memory() / 2**20),
-    })
+    return run.finish({"train_mixture": train_ds.name, "conversations": run.step * args.examples_per_step,
+                       "epochs": round(loader.source.epoch(), 3), "cropped_conversations_rank0": loader.cropped,
+                       **(run.metrics["chatcore"] or {})})
 
 
 def main(argv=None):
