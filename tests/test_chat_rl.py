@@ -285,6 +285,16 @@ def test_gsm8k_from_local_files_in_the_hub_format(base_dir, tmp_path):
     assert re.fullmatch(r"pass@1: [\d.]+", out.strip().splitlines()[-1])
 
 
+def test_engine_bench_runs_on_a_checkpoint(base_dir, tmp_path):
+    """bench/engine.py --source times the fixture's SFT model: decode tokens/s at each batch size, no digest."""
+    from bench.engine import main as bench_engine
+    out = tmp_path / "bench.json"
+    bench_engine(["--source=sft", "--model-tag=tiny", f"--base-dir={base_dir}", "--decode-steps=4", "--repeats=1",
+                  "--batch-sizes", "1", "4", f"--json={out}"])
+    result = json.loads(out.read_text())
+    assert result["decode_tokens_per_s"] > 0 and "outputs_sha256" not in result
+
+
 def test_bad_input(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tmp_path))
     with pytest.raises(SystemExit) as e:
