@@ -68,9 +68,14 @@ def sample_tokens(logits, params, generators):
         probs = torch.softmax(values / temperature, dim=-1)  # (rows, k)
         if top_p is not None:
             # Keep a token iff the mass strictly before it is below top_p: the smallest prefix reaching top_p.
-            # The first token always stays (mass 0 before it). multinomial renormalises what is left.
+            # The first token always stays (mass 0 before it). The draw below needs no renormalising.
             probs = probs * (probs.cumsum(-1) - probs < top_p)
-        picks = torch.cat([torch.multinomial(probs[j], 1, generator=generators[r]) for j, r in enumerate(rows)])
+        # torch.multinomial(p, 1) is argmax(p / q), q ~ Exp(1) (its one-sample path): each row's q comes from its
+        # own generator, then one division and one argmax serve all rows, with the same samples.
+        q = torch.empty_like(probs)
+        for j, r in enumerate(rows):
+            q[j].exponential_(generator=generators[r])
+        picks = (probs / q).argmax(dim=-1)
         choices[idx] = picks if ids is None else ids.gather(1, picks[:, None])[:, 0]
     return choices
 
