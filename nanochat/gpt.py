@@ -194,10 +194,10 @@ class KVCache:
         self.last_token[dst_row] = src_cache.last_token[src_row]
 
 
-def cached_attention(q, k, v, cache, layer_idx, positions, span, window=None, scale=None):
+def cached_attention(q, k, v, cache, layer_idx, slots, span, window=None, scale=None):
     """Attention that appends this step's k/v to the cache, then reads the cached prefix.
 
-    q (B, T, H, D), k/v (B, T, Hkv, D); positions (B, T) absolute position of each new token;
+    q (B, T, H, D), k/v (B, T, Hkv, D); slots (rows (B, 1), positions (B, T)): where each new token goes;
     span (L, mask): L = the longest row after this step; mask (B, 1, T, L) bool, True where a query may look
     (None: everywhere).
     """
@@ -209,9 +209,8 @@ def cached_attention(q, k, v, cache, layer_idx, positions, span, window=None, sc
                                          cache_seqlens=cache.lengths, softmax_scale=scale, causal=True,
                                          window_size=(window - 1, 0) if window else (-1, -1))
         return (y[0] if isinstance(y, tuple) else y).to(q.dtype)
-    rows = torch.arange(q.size(0), device=q.device)[:, None]  # (B, 1), broadcasts against positions (B, T)
-    k_cache[rows, positions] = k.to(dtype)  # the (B, T) index pair selects (B, T, Hkv, D): k's own layout
-    v_cache[rows, positions] = v.to(dtype)
+    k_cache[slots] = k.to(dtype)  # the (B, T) index pair selects (B, T, Hkv, D): k's own layout
+    v_cache[slots] = v.to(dtype)
     L, attn_mask = span
     y = F.scaled_dot_product_attention(q.transpose(1, 2).to(dtype), k_cache[:, :L].transpose(1, 2),
                                        v_cache[:, :L].transpose(1, 2), attn_mask=attn_mask, scale=scale,
@@ -237,7 +236,7 @@ class CausalSelfAttention(nn.Module):
         if config.has_value_embed(layer_idx):
             self.ve_gate = nn.Linear(min(GATE_CHANNELS, C), self.n_kv_head, bias=False)
 
-    def forward(self, x, cos, sin, ve=None, kv_cache=None, positions=None, attn_masks=None):
+    def forward(self, x, cos, sin, ve=None, kv_cache=None, slots=None, attn_masks=None):
         B, T, C = x.shape
         q = self.c_q(x).view(B, T, self.n_head, self.head_dim)  # (B, T, H, D)
         k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim)  # (B, T, Hkv, D)
@@ -254,7 +253,7 @@ class CausalSelfAttention(nn.Module):
         if kv_cache is None:
             y = causal_attention(q, k, v, self.window, self.scale)
         else:
-            y = cached_attention(q, k, v, kv_cache, self.layer_idx, positions, attn_masks[self.window], self.window,
+            y = cached_attention(q, k, v, kv_cache, self.layer_idx, slots, attn_masks[self.window], self.window,
                                  self.scale)
         return self.c_proj(y.reshape(B, T, C))
 
@@ -275,8 +274,8 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(config, layer_idx)
         self.mlp = MLP(config)
 
-    def forward(self, x, cos, sin, ve=None, kv_cache=None, positions=None, attn_masks=None):
-        x = x + self.attn(norm(x), cos, sin, ve, kv_cache, positions, attn_masks)
+    def forward(self, x, cos, sin, ve=None, kv_cache=None, slots=None, attn_masks=None):
+        x = x + self.attn(norm(x), cos, sin, ve, kv_cache, slots, attn_masks)
         return x + self.mlp(norm(x))
 
 
@@ -347,7 +346,8 @@ class GPT(nn.Module):
         return KVCache(batch_size, cfg.n_layer, cfg.n_kv_head, cfg.head_dim, max_len, self.wte.weight.device, dtype)
 
     def _cache_positions(self, kv_cache, B, T):
-        """Rotary tables, positions and one attention mask per window size for T new tokens per row."""
+        """Rotary tables, cache slots (rows, positions) and one attention mask per window size for T new tokens
+        per row."""
         cfg = self.config
         assert kv_cache.k.shape[:2] == (cfg.n_layer, B) and kv_cache.k.shape[3:] == (cfg.n_kv_head, cfg.head_dim)
         positions = kv_cache.lengths[:, None] + torch.arange(T, device=kv_cache.lengths.device)  # (B, T)
@@ -361,7 +361,8 @@ class GPT(nn.Module):
         masks = {w: (L, None if T == 1 and shortest == L and (w or L) >= L else
                      ((behind >= 0) & (behind < (w or L + 1)))[:, None]) for w in set(cfg.windows)}  # (B, 1, T, L)
         cos, sin = self.cos[positions][:, :, None], self.sin[positions][:, :, None]  # (B, T, 1, D/2)
-        return cos, sin, positions, masks
+        rows = torch.arange(B, device=positions.device)[:, None]  # (B, 1), broadcasts against positions (B, T)
+        return cos, sin, (rows, positions), masks
 
     def forward(self, idx, targets=None, kv_cache=None, loss_reduction="mean"):
         """idx (B, T) long -> logits (B, T, vocab) fp32, or the loss when targets (B, T) are given.
@@ -373,12 +374,12 @@ class GPT(nn.Module):
         assert idx.dim() == 2 and idx.dtype == torch.long, "idx: (B, T) token ids"
         cfg = self.config
         B, T = idx.shape
-        positions = attn_masks = None
+        slots = attn_masks = None
         if kv_cache is None:
             assert T <= self.cos.size(0), "longer than the rotary table"
             cos, sin = self.cos[None, :T, None], self.sin[None, :T, None]  # (1, T, 1, D/2)
         else:
-            cos, sin, positions, attn_masks = self._cache_positions(kv_cache, B, T)
+            cos, sin, slots, attn_masks = self._cache_positions(kv_cache, B, T)
         x = norm(self.wte(idx))  # (B, T, C)
         if cfg.smear:
             first = torch.zeros_like(x[:, :1])  # token 0 of a sequence has no previous token
@@ -394,7 +395,7 @@ class GPT(nn.Module):
             if cfg.layer_scalars:
                 x = self.resid_lambdas[i] * x + self.x0_lambdas[i] * x0
             ve = self.value_embeds[str(i)](idx) if str(i) in self.value_embeds else None
-            x = block(x, cos, sin, ve, kv_cache, positions, attn_masks)
+            x = block(x, cos, sin, ve, kv_cache, slots, attn_masks)
             if i == max(cfg.n_layer // 2, 1) - 1:
                 mid = x  # the residual after the first half of the blocks
         if cfg.backout:
