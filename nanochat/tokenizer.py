@@ -171,14 +171,6 @@ class Tokenizer:
         ids, _ = self.render_conversation({"messages": messages})
         return ids + [self.special_ids["<|assistant_start|>"]]
 
-    def visualize_mask(self, ids, mask):
-        """Debugging aid: tokens with the mask shown as [trained] / plain."""
-        out = []
-        for i, m in zip(ids, mask):
-            t = self.enc.decode_single_token_bytes(i).decode("utf-8", errors="replace")
-            out.append(f"[{t}]" if m else t)
-        return "".join(out)
-
 
 PART_TYPES = ("text", "python", "python_output")
 
