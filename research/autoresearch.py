@@ -20,7 +20,7 @@ import statistics
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from research.agents import ACTIVE_GROUPS, Reject, detect_gpus, git, git_ok, make_agent, run_group, signal_group, tail
@@ -28,21 +28,6 @@ from research.stages import STAGES, Stage, lookup, matches, read_memory
 
 COLUMNS = ["exp", "commit", "metric", "memory_mib", "seconds", "status", "description"]
 MAX_REJECT_STREAK = 10
-
-
-@dataclass
-class Options:  # the CLI's flags of the same names; gpus comes from --parallel
-    repo: str
-    run_dir: str = ""                 # default <repo>/.autoresearch/<tag>
-    tag: str = ""                     # default the stage's name
-    budget: float = 300.0
-    inputs: str = ""                  # the user's NANOCHAT_BASE_DIR, where prerequisites are read from
-    baseline_runs: int = 2
-    min_delta: float = 0.0
-    confirm: bool = False
-    max_experiments: int | None = None  # per invocation
-    gpus: list = field(default_factory=lambda: [None])  # one worker each; None leaves CUDA_VISIBLE_DEVICES alone
-    program: str = ""                 # default <repo>/research/program.md, re-read for every prompt
 
 
 @dataclass
@@ -57,6 +42,7 @@ class Outcome:
 
 class Research:
     def __init__(self, stage, agent, opts):
+        """opts: parse_args()'s namespace (tests override its fields); opts.gpus has one worker per entry."""
         self.stage, self.agent, self.opts = stage, agent, opts
         self.repo = git(opts.repo, "rev-parse", "--show-toplevel")
         tag = opts.tag or stage.name
@@ -368,7 +354,7 @@ def plot_progress(rows, path, stage):
     os.replace(path + ".tmp.png", path)
 
 
-def main(argv=None):
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Let an agent improve one stage, keeping only measured gains")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--stage", choices=sorted(STAGES), help="what to improve")
@@ -395,14 +381,18 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.baseline_runs < 1 or args.budget <= 0:
         p.error("--baseline-runs must be >= 1 and --budget > 0")
+    args.gpus = detect_gpus(os.environ) if args.parallel else [None]  # None leaves CUDA_VISIBLE_DEVICES alone
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     stage = Stage(**json.load(open(args.stage_file))) if args.stage_file else STAGES[args.stage]
     overrides = {k: getattr(args, k) for k in ("command", "evaluate", "grace") if getattr(args, k) is not None}
     stage = replace(stage, **overrides)  # a copy: STAGES stays as written
-    opts = Options(**{f.name: getattr(args, f.name) for f in fields(Options) if f.name != "gpus"},
-                   gpus=detect_gpus(os.environ) if args.parallel else [None])
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the runs in flight too
     try:
-        research = Research(stage, make_agent(args.agent, args.api_base, args.agent_timeout, stage), opts)
+        research = Research(stage, make_agent(args.agent, args.api_base, args.agent_timeout, stage), args)
         rows = research.run()
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"autoresearch: {e}")

@@ -4,6 +4,7 @@ The research harness (research/autoresearch.py) on a toy stage in a temporary gi
 test builds its own repo and patches; nothing touches the project's own checkout.
 """
 
+import argparse
 import difflib
 import http.server
 import json
@@ -102,8 +103,11 @@ def read_rows(run_dir):
     return [dict(zip(ar.COLUMNS, ln.split("\t"))) for ln in lines[1:]]
 
 
-def options(repo, inputs, run_dir, **kw):
-    return ar.Options(repo=str(repo), run_dir=str(run_dir), tag="t", budget=2.0, inputs=str(inputs), **kw)
+def options(repo, inputs, run_dir, tag="t", budget=2.0, **kw):
+    """The CLI's options (as main() passes them to Research), with `kw` overriding any of them."""
+    args = ar.parse_args(["--stage", "base", "--agent", "unused", "--repo", str(repo), "--run-dir", str(run_dir),
+                          "--tag", tag, "--budget", str(budget), "--inputs", str(inputs)])
+    return argparse.Namespace(**{**vars(args), **kw})
 
 
 def snapshot(repo):

@@ -21,7 +21,7 @@ from research import agents as ag
 from research import autoresearch as ar
 from research import stages as st
 from tests.posttrain_utils import BASE_TAG, MODEL, POSTTRAIN, make_base_dir, run_module
-from tests.test_autoresearch import IDENT, read_rows
+from tests.test_autoresearch import IDENT, options, read_rows
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU = "--device-type=cpu"
@@ -85,8 +85,7 @@ def research(repo, inputs, tmp_path, name, patches):
     command, evaluate = TOY[name]
     stage = dataclasses.replace(st.STAGES[name], command=command, evaluate=evaluate, grace=600)
     run_dir = tmp_path / "run"
-    opts = ar.Options(repo=str(repo), run_dir=str(run_dir), tag=f"{name}-{tmp_path.name}", budget=60,
-                      inputs=str(inputs), baseline_runs=1)
+    opts = options(repo, inputs, run_dir, tag=f"{name}-{tmp_path.name}", budget=60, baseline_runs=1)
     ar.Research(stage, ag.ReplayAgent(str(folder)), opts).run()
     return read_rows(run_dir), run_dir
 
