@@ -65,26 +65,13 @@ def stock_weights(model):
 
 def hf_tokenizer(tok):
     """Our tiktoken BPE (mergeable ranks + split pattern + specials) as a tokenizers.Tokenizer."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    # Byte-level BPE files spell each byte as a printable character (GPT-2's table): printable Latin-1 bytes stand
-    # for themselves, the others (controls, space, ...) take the characters from 256 on, in byte order.
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    rest = sorted(set(range(256)) - set(keep))
-    chars = {**{b: chr(b) for b in keep}, **{b: chr(256 + i) for i, b in enumerate(rest)}}
-    ranks, text = tok.mergeable_ranks, lambda b: "".join(chars[x] for x in b)
-    # tiktoken merges the adjacent pair whose union has the lowest rank. Listing every split of every token into
-    # two tokens, ordered by the union's rank, makes transformers' BPE (lowest list position first) do the same;
-    # ignore_merges takes a whole piece that is a token at once, as tiktoken does.
-    merges = sorted((r, ranks[b[:i]], ranks[b[i:]], b[:i], b[i:]) for b, r in ranks.items()
-                    for i in range(1, len(b)) if b[:i] in ranks and b[i:] in ranks)
-    bpe = models.BPE({text(b): r for b, r in ranks.items()}, [(text(a), text(b)) for *_, a, b in merges],
-                     ignore_merges=True)
-    hf = Tokenizer(bpe)
-    hf.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(tok.pattern), "isolated"),
-                                                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    hf.decoder = decoders.ByteLevel()
-    hf.add_special_tokens(sorted(tok.special_ids, key=tok.special_ids.get))   # ids n, n+1, ... as ours
-    return hf
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+    # tiktoken merges the adjacent pair whose union has the lowest rank; the converter lists every split of every
+    # token into two tokens, ordered by the union's rank, so transformers' BPE (lowest list position first) does too.
+    specials = sorted(tok.special_ids, key=tok.special_ids.get)   # ids n, n+1, ... as ours
+    converter = TikTokenConverter(pattern=tok.pattern, extra_special_tokens=specials)
+    converter.load_tiktoken_bpe = lambda _: tok.mergeable_ranks   # it reads a file; our ranks are in memory
+    return converter.converted()
 
 
 def write_model(model, tok, dtype, fmt, out):
