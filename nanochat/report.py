@@ -98,15 +98,11 @@ class Report:
     def __init__(self, report_dir):
         self.dir = report_dir
 
-    @staticmethod
-    def _writer():
-        return dist_info()[0] == 0
-
     # ---- what stages call
 
     def log(self, section, data):
         """Write one stage's section. `data` is a list of dicts (key/value lines) and strings (paragraphs)."""
-        if not self._writer():
+        if dist_info()[0] != 0:   # only rank 0 writes
             return None
         os.makedirs(self.dir, exist_ok=True)
         stamp = _now()
@@ -128,7 +124,7 @@ class Report:
         """Record a training curve of `section` (e.g. "Base model training", "train loss"): values[i] at steps[i].
         Merges with what is on file, new values winning at equal steps. A run resumed from a checkpoint passes
         its step as resume_step: old points after it belong to the interrupted run's lost part and are dropped."""
-        if not self._writer():
+        if dist_info()[0] != 0:   # only rank 0 writes
             return None
         steps, values = [int(s) for s in steps], [float(v) for v in values]
         assert len(steps) == len(values), f"curve {name!r} of {section!r}: {len(steps)} steps but {len(values)} values"
@@ -185,7 +181,7 @@ class Report:
 
     def reset(self):
         """Start of a run: forget the previous run's report and record the start time and system info."""
-        if not self._writer():
+        if dist_info()[0] != 0:   # only rank 0 writes
             return None
         if os.path.isdir(self.dir):
             shutil.rmtree(self.dir)
@@ -209,7 +205,7 @@ class Report:
 
     def generate(self, gpu_hour_rate=DEFAULT_GPU_HOUR_RATE):
         """Assemble report.md (and a PNG of each stage's curves) in the report directory; returns its path."""
-        if not self._writer():
+        if dist_info()[0] != 0:   # only rank 0 writes
             return None
         os.makedirs(self.dir, exist_ok=True)
         info = self.run_info()
@@ -224,8 +220,9 @@ class Report:
         out += ["## Summary", "", "| metric | " + " | ".join(s.upper() for s in STAGES) + " |",
                 "|---|" + "---|" * len(STAGES)]
         for metric in SUMMARY_ROWS + [m for m in table if m not in SUMMARY_ROWS]:
-            cells = [table.get(metric, {}).get(stage) for stage in STAGES]
-            out.append(f"| {metric} | " + " | ".join("-" if v is None else _cell(v) for v in cells) + " |")
+            cells = [table.get(metric, {}).get(stage, "-") for stage in STAGES]
+            cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells]
+            out.append(f"| {metric} | " + " | ".join(cells) + " |")
         out.append("")
         out += self._time_and_cost(info, system, gpu_hour_rate) + [""]
 
@@ -286,10 +283,6 @@ class Report:
         with atomic_path(os.path.join(self.dir, name)) as tmp:
             fig.savefig(tmp, format="png", dpi=100)
         return name
-
-
-def _cell(value):
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def get_report(base_dir=None):
