@@ -11,7 +11,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from functools import partial
 
@@ -32,9 +32,7 @@ class ChatServer:
 
     def __init__(self, engines, tokenizer, config=None):
         self.config, self.tokenizer = config or ServerConfig(), tokenizer
-        bf16 = partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
-        self.replicas = [Replica(e, str(i), bf16 if e.device.type == "cuda" else nullcontext)
-                         for i, e in enumerate(engines)]
+        self.replicas = [Replica(e, str(i)) for i, e in enumerate(engines)]
         self.max_len = min(e.max_len for e in engines)  # the KV cache: prompt + reply must fit in it
         self.counters = {"requests_served": 0, "requests_active": 0}
         self.started = int(time.time())
@@ -82,10 +80,8 @@ class Job:
 
     def deliver(self, index, item):
         """Called from the worker thread: item is a StepOutput or a GenerationError for choice `index`."""
-        try:
+        with suppress(RuntimeError):  # the event loop is closed: the server is gone, nobody is listening
             self.loop.call_soon_threadsafe(self.queue.put_nowait, (index, item))
-        except RuntimeError:  # the event loop is closed: the server is gone, nobody is listening
-            pass
 
     def cancel(self, index=None):
         """Stop generating one choice (or all): the worker drops the rows before its next step."""
@@ -110,8 +106,10 @@ class Job:
 class Replica:
     """One Engine and the worker thread that owns its Session; autocast is thread-local, so the worker enters it."""
 
-    def __init__(self, engine, name, autocast=nullcontext):
-        self.engine, self.name, self.autocast = engine, name, autocast
+    def __init__(self, engine, name):
+        self.engine, self.name = engine, name
+        cuda = engine.device.type == "cuda"
+        self.autocast = partial(torch.autocast, "cuda", torch.bfloat16) if cuda else nullcontext
         self.cond = threading.Condition()
         self.pending = deque()  # (job, choice index) rows waiting for a slot; shared, guarded by cond
         self.rows = {}          # session row id -> (job, choice index); touched by the worker thread only
