@@ -11,12 +11,8 @@ from transformers.modeling_outputs import CausalLMOutput
 from .gpt import GPT, GPTConfig, rotary_tables
 
 
-class NanoChatGPTConfig(PretrainedConfig):
+class NanoChatGPTConfig(PretrainedConfig):   # config.json's "gpt" (GPTConfig's fields) is kept as an attribute
     model_type = "nanochat_gpt"
-
-    def __init__(self, gpt=None, **kwargs):
-        self.gpt = gpt or {}   # GPTConfig's fields
-        super().__init__(**kwargs)
 
 
 class NanoChatGPT(PreTrainedModel, GenerationMixin):
