@@ -35,9 +35,6 @@ class SamplingParams:
         self.stop_token_ids = tuple(self.stop_token_ids)
 
 
-GREEDY = SamplingParams(temperature=0)
-
-
 @dataclass
 class StepOutput:
     token: int
@@ -49,11 +46,8 @@ class StepOutput:
 
 def sample_tokens(logits, params, generators):
     """Token ids (B,) long, left on the device, from logits (B, V) fp32, one SamplingParams and generator per row.
-
-    Rows that share temperature/top_k/top_p (usually all) are filtered in one batched op: top-k first, then top-p
-    inside what is left, then temperature-scaled softmax. Only the draw is per row, from the row's own generator,
-    so a row's samples do not depend on which rows share its batch.
-    """
+    Rows sharing temperature/top_k/top_p (usually all) are filtered together: top-k, then top-p inside what is left,
+    then temperature-scaled softmax. Each row draws from its own generator: its samples ignore its neighbours."""
     groups = {}
     for i, p in enumerate(params):
         groups.setdefault((p.temperature, p.top_k, p.top_p) if p.temperature > 0 else "greedy", []).append(i)
@@ -243,7 +237,7 @@ class Session:
         inputs = torch.tensor([[r.next_input] for r in self._rows], dtype=torch.long, device=engine.device)
         logits = engine.model(inputs, kv_cache=_rows_view(self.cache, 0, n))[:, -1]  # (n, V)
         # A row with forced tool tokens waiting draws nothing (greedy params), so its generator does not move.
-        params = [GREEDY if r.forced else r.params for r in self._rows]
+        params = [SamplingParams(temperature=0) if r.forced else r.params for r in self._rows]
         choices = sample_tokens(logits, params, [r.generator for r in self._rows]).tolist()  # the step's host sync
         outputs = {}
         for row, choice in zip(self._rows, choices):

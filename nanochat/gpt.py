@@ -196,11 +196,9 @@ class KVCache:
 
 def cached_attention(q, k, v, cache, layer_idx, slots, span, window=None, scale=None):
     """Attention that appends this step's k/v to the cache, then reads the cached prefix.
-
     q (B, T, H, D), k/v (B, T, Hkv, D); slots (rows (B, 1), positions (B, T)): where each new token goes;
     span (L, mask): L = the longest row after this step; mask (B, 1, T, L) bool, True where a query may look
-    (None: everywhere).
-    """
+    (None: everywhere)."""
     k_cache, v_cache = cache.k[layer_idx], cache.v[layer_idx]  # (B, max_len, Hkv, D), views
     dtype = k_cache.dtype
     if _FA3 is not None and q.is_cuda and dtype in (torch.bfloat16, torch.float16):
