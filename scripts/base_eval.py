@@ -6,8 +6,6 @@ tokenizer; CORE and samples only (bits per byte needs our tokenizer's byte count
 """
 
 import argparse
-import csv
-import io
 import os
 from types import SimpleNamespace
 
@@ -45,17 +43,6 @@ def parse_args(argv=None):
     if args.max_per_task == 0 or args.max_per_task < -1:
         p.error(f"--max-per-task must be positive or -1 (all), got {args.max_per_task}")
     return args
-
-
-def core_csv(results):
-    """CSV text: one row per task, then the CORE row."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["task", "accuracy", "centered"])
-    for label, acc in results["accuracy"].items():
-        writer.writerow([label, f"{acc:.6f}", f"{results['centered'][label]:.6f}"])
-    writer.writerow(["CORE", "", f"{results['core']:.6f}"])
-    return buf.getvalue()
 
 
 class HFModel(torch.nn.Module):
@@ -131,22 +118,22 @@ def evaluate(args):
             print0("sample: " + repr(sample_greedy(model, tokenizer, prompt, args.sample_tokens, compute.autocast)))
 
     # ---- CORE
-    record = not args.hf_path   # another model's numbers stay out of this run's report and eval files
     if args.skip_core:
-        if record:
-            get_report(base_dir).log("Base model evaluation", [summary, "CORE skipped (--skip-core: no eval bundle)."])
         print0("CORE: skipped (--skip-core)")
+        section = "CORE skipped (--skip-core: no eval bundle)."
     else:
         bundle_dir = download_eval_bundle(base_dir, args.eval_bundle or EVAL_BUNDLE_URL)
         results = evaluate_core(model, tokenizer, bundle_dir, compute.device, args.max_per_task, compute.rank,
                                 compute.world_size, args.batch_size, compute.autocast, log=print0)
         summary["core"] = results["core"]
-        if compute.master and record:
-            atomic_write_text(os.path.join(base_dir, "eval", "base_core.csv"), core_csv(results))
-        if record:
-            get_report(base_dir).log("Base model evaluation", [
-                summary, {f"centered {label}": round(c, 4) for label, c in results["centered"].items()}])
-    if compute.master and record:   # what the research harness and the report read
+        section = {f"centered {label}": round(c, 4) for label, c in results["centered"].items()}
+    if not args.hf_path:   # another model's numbers stay out of this run's report and eval files
+        get_report(base_dir).log("Base model evaluation", [summary, section])
+    if compute.master and not args.hf_path:   # what the research harness and the report read
+        if not args.skip_core:
+            rows = [f"{label},{acc:.6f},{results['centered'][label]:.6f}" for label, acc in results["accuracy"].items()]
+            atomic_write_text(os.path.join(base_dir, "eval", "base_core.csv"),
+                              "\n".join(["task,accuracy,centered", *rows, f"CORE,,{results['core']:.6f}"]) + "\n")
         atomic_write_json(os.path.join(base_dir, "eval", "base.json"), summary)
         print0(f"wrote {os.path.join(base_dir, 'eval', 'base.json')}")
     if "core" in summary:
