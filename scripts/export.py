@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
@@ -101,28 +102,10 @@ def write_model(model, tok, dtype, fmt, out):
                        final_logit_softcapping=cfg.softcap or None, tie_word_embeddings=False,
                        rms_norm_eps=torch.finfo(torch.float32).eps)   # F.rms_norm's default eps
         how = "transformers' own NanoChat class (the model has none of the optional pieces it lacks)"
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(config, f, indent=2)
+    Path(out, "config.json").write_text(json.dumps(config, indent=2))
     save_file({k: v.to(getattr(torch, dtype)).contiguous() for k, v in weights.items()},
               os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
     return how
-
-
-def write_tokenizer_and_card(tok, seq_len, meta, how, base_dir, out):
-    hf_tokenizer(tok).save(os.path.join(out, "tokenizer.json"))
-    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
-        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|bos|>", "pad_token": "<|bos|>",
-                   "eos_token": "<|assistant_end|>", "model_max_length": seq_len, "chat_template": CHAT_TEMPLATE}, f)
-    card = (f"# nanochat {os.path.basename(meta['checkpoint_dir'])}, step {meta['step']}\n\n"
-            f"Exported by nanochat's scripts/export.py from {meta['checkpoint_dir']} as {how}.\n")
-    report = os.path.join(base_dir, "report", "report.md")
-    if os.path.exists(report):   # the training report's "## Summary" section (its table), if it has one
-        with open(report) as f:
-            text = f.read()
-        if "\n## Summary" in text:
-            card += "\n## Training report summary" + text.split("\n## Summary")[1].split("\n## ")[0]
-    with open(os.path.join(out, "README.md"), "w") as f:
-        f.write(card)
 
 
 def parse_args(argv=None):
@@ -149,7 +132,18 @@ def export(args):
         base_dir = get_base_dir()
         model, tok, meta = load_model(args.source, "cpu", args.model_tag or None, args.step, base_dir)
         how = write_model(model, tok, {"bf16": "bfloat16", "fp32": "float32"}[args.dtype], args.format, tmp)
-        write_tokenizer_and_card(tok, model.config.sequence_len, meta, how, base_dir, tmp)
+        hf_tokenizer(tok).save(os.path.join(tmp, "tokenizer.json"))
+        Path(tmp, "tokenizer_config.json").write_text(json.dumps({
+            "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|bos|>", "pad_token": "<|bos|>",
+            "eos_token": "<|assistant_end|>", "model_max_length": model.config.sequence_len,
+            "chat_template": CHAT_TEMPLATE}))
+        card = (f"# nanochat {os.path.basename(meta['checkpoint_dir'])}, step {meta['step']}\n\n"
+                f"Exported by nanochat's scripts/export.py from {meta['checkpoint_dir']} as {how}.\n")
+        report = Path(base_dir, "report", "report.md")
+        text = report.read_text() if report.exists() else ""
+        if "\n## Summary" in text:   # the training report's summary section (its table), if it has one
+            card += "\n## Training report summary" + text.split("\n## Summary")[1].split("\n## ")[0]
+        Path(tmp, "README.md").write_text(card)
         os.chmod(tmp, 0o755)   # mkdtemp made it private
         os.rename(tmp, out)
     finally:
