@@ -56,20 +56,8 @@ class HFModel(torch.nn.Module):
         return self.lm(input_ids=idx).logits.float()
 
 
-class HFTokenizer:
-    """A transformers tokenizer as CORE and the samples call ours. Rows start with its BOS, else its EOS (GPT-2's)."""
-
-    def __init__(self, tok):
-        self.bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        self.tok, self.decode, self.get_bos_token_id = tok, tok.decode, lambda: self.bos
-
-    def encode(self, text, prepend=None):   # any prepend means BOS (ours pass an id or "<|bos|>")
-        rows = self.tok(text if isinstance(text, list) else [text], add_special_tokens=False)["input_ids"]
-        rows = [[self.bos] * (prepend is not None) + ids for ids in rows]
-        return rows if isinstance(text, list) else rows[0]
-
-
 def load_hf(path, device, trust_remote_code):
+    """A transformers causal LM and its tokenizer, called as CORE and the samples call ours."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     try:
         lm = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=torch.float32)
@@ -77,8 +65,15 @@ def load_hf(path, device, trust_remote_code):
     except (OSError, ValueError) as e:   # not there (cli() turns FileNotFoundError into exit 2), or code not trusted
         raise FileNotFoundError(f"cannot load --hf-path {path} ({e}): pass a save_pretrained directory or a hub "
                                 "name, with --trust-remote-code if it has its own modeling code") from None
+    bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id   # GPT-2 has only an EOS
+
+    def encode(text, prepend=None):   # any prepend means BOS (ours pass an id or "<|bos|>")
+        rows = tok(text if isinstance(text, list) else [text], add_special_tokens=False)["input_ids"]
+        rows = [[bos] * (prepend is not None) + ids for ids in rows]
+        return rows if isinstance(text, list) else rows[0]
+    tokenizer = SimpleNamespace(encode=encode, decode=tok.decode, get_bos_token_id=lambda: bos)
     sequence_len = getattr(lm.config, "max_position_embeddings", None) or tok.model_max_length
-    return HFModel(lm.to(device).eval(), sequence_len), HFTokenizer(tok)
+    return HFModel(lm.to(device).eval(), sequence_len), tokenizer
 
 
 def evaluate(args):
