@@ -1,8 +1,7 @@
 """
 The remote code of a `scripts/export.py` directory: our GPT (gpt.py, copied beside this file) inside a transformers
 PreTrainedModel, for `AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)` and `generate()`.
-Deliberately simple: no KV cache (generate() reruns the whole prefix each step) and no padding (a mask with zeros
-is refused): the GPT's plain forward has neither.
+Deliberately as simple as the GPT's plain forward: no KV cache (generate() reruns the prefix), no padding.
 """
 
 from transformers import GenerationMixin, PretrainedConfig, PreTrainedModel

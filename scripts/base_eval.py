@@ -1,8 +1,7 @@
 """
-Evaluate a pretrained base model: bits per byte on the train and validation shards, a few greedy samples, and the
-CORE benchmark (nanochat/core_eval.py). Writes eval/base.json (what the research harness reads), eval/base_core.csv
-and the report section "Base model evaluation". With --hf-path: any causal LM transformers loads, with its own
-tokenizer; CORE and samples only (bits per byte needs our tokenizer's byte counts), printed, no files written.
+Evaluate a pretrained base model: bits per byte on the train and validation shards, a few greedy samples, and CORE
+(nanochat/core_eval.py). Writes eval/base.json (what the research harness reads), eval/base_core.csv and the report
+section "Base model evaluation". --hf-path: CORE and samples of any transformers causal LM, printed only.
 """
 
 import argparse
@@ -91,7 +90,7 @@ def evaluate(args):
 
     # ---- bits per byte on both splits of the pretraining data
     shards = data_dir(base_dir)
-    if not args.hf_path and len(list_shards(shards)) >= 2:
+    if not args.hf_path and len(list_shards(shards)) >= 2:   # bpb needs our tokenizer's byte counts
         token_bytes = get_token_bytes(base_dir, device=compute.device)
         B, T = args.device_batch_size, model.config.sequence_len
         steps = max(1, args.eval_tokens // (B * T * compute.world_size))

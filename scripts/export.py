@@ -1,10 +1,8 @@
 """
-Export a checkpoint as a directory transformers loads offline: AutoModelForCausalLM.from_pretrained(DIR) and
-AutoTokenizer.from_pretrained(DIR), whose chat template renders a conversation to exactly our ids. A model with the
-optional pieces off maps exactly onto transformers' own NanoChat class; any other (the RECIPE) is written as remote
-code (gpt.py and nanochat/hf_modeling.py copied in, loaded with trust_remote_code=True). Refuses a missing checkpoint,
-an --out that exists or cannot be written, and --format stock for a model that class cannot run. DIR is built
-beside --out and renamed into place last: a failure never leaves a half-written one.
+Export a checkpoint as a directory transformers loads offline (AutoModelForCausalLM and AutoTokenizer, whose chat
+template renders a conversation to exactly our ids). A model with the optional pieces off maps onto transformers' own
+NanoChat class; any other (the RECIPE) is written as remote code: gpt.py and nanochat/hf_modeling.py copied in.
+The directory is built beside --out and renamed into place last: a failure never leaves a half-written one.
 """
 
 import argparse
@@ -41,8 +39,7 @@ CHAT_TEMPLATE = (
 
 
 def stock_blockers(cfg):
-    """What transformers' NanoChat class lacks of this model ([] when it runs it exactly): besides the shapes, softcap
-    and rotary base, every GPTConfig field must keep its default (the optional pieces off), and no window be short."""
+    """What transformers' NanoChat class lacks of this model: optional pieces on, a short window ([] if none)."""
     off = asdict(GPTConfig())
     why = [f"{k}={v!r}" for k, v in asdict(cfg).items() if k not in STOCK_FIELDS and v != off[k]]
     return why + ([f"window_pattern={cfg.window_pattern!r}"] if any(cfg.windows) else [])
