@@ -109,7 +109,6 @@ class PackedLoader:
     def __next__(self):
         rows = torch.tensor([self.buffer.row(self.T + 1)[0] for _ in range(self.B)], dtype=torch.long)  # (B, T+1)
         if self.device.type == "cuda":
-            rows = rows.pin_memory().to(self.device, non_blocking=True)  # copy overlaps the caller's compute
-        else:
-            rows = rows.to(self.device)
+            rows = rows.pin_memory()   # then the copy overlaps the caller's compute
+        rows = rows.to(self.device, non_blocking=self.device.type == "cuda")
         return rows[:, :-1], rows[:, 1:]

@@ -15,7 +15,7 @@ from nanochat.training import add_training_args, build_optimizer, set_schedule
 
 def add_finetune_args(p, source_default, init_lr_frac):
     """The flags both stages take (and every training stage's: add_training_args); each script adds its own."""
-    add_training_args(p)
+    add_training_args(p, eval_every=150)
     p.add_argument("--source", default=source_default, choices=sorted(SOURCES),
                    help="stage whose checkpoint to start from")
     p.add_argument("--model-tag", default="", help="tag of the source checkpoint (default: the newest)")
@@ -26,15 +26,8 @@ def add_finetune_args(p, source_default, init_lr_frac):
     p.add_argument("--identity-path", default="", help="identity conversations .jsonl (CustomJSON; default: "
                    "$NANOCHAT_BASE_DIR/identity_conversations.jsonl, written with the default persona if missing)")
     p.add_argument("--synthetic-size", type=positive(int), default=5000, help="examples per synthetic task")
-    p.add_argument("--device-batch-size", type=positive(int), default=32, help="rows per micro-batch per process")
     p.add_argument("--max-seq-len", type=int, default=-1, help="tokens per row (-1: the model's context length)")
     p.add_argument("--init-lr-frac", type=float, default=init_lr_frac, help="lrs as a fraction of pretraining's")
-    p.add_argument("--num-iterations", type=int, default=-1, help="optimizer steps (-1: one pass over the data)")
-    p.add_argument("--warmdown-ratio", type=float, default=0.2, help="fraction of training with lr warmdown")
-    p.add_argument("--final-lr-frac", type=float, default=0.0, help="lr at the end, as a fraction of the peak")
-    p.add_argument("--eval-every", type=positive(int), default=150, help="validation every N steps (and at the end)")
-    p.add_argument("--save-every", type=positive(int), default=1000, help="checkpoint every N steps (and at the end)")
-    p.add_argument("--seed", type=int, default=42, help="torch seed (and the mixtures' shuffle)")
 
 
 class Finetune:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 
-from nanochat.common import BadInput
+from nanochat.common import BadInput, positive
 from nanochat.optim import MuonAdamW
 
 # bf16 dense peak of the GPUs people rent for this, for MFU; unknown GPUs report no MFU
@@ -72,9 +72,10 @@ def evaluating(model):
         model.train()
 
 
-def add_training_args(p):
+def add_training_args(p, eval_every=None):
     """The flags every training stage (base, mid, SFT, RL) takes alike: the optimizer's learning rates, the
-    time budget, checkpoints kept, resume, device and wandb. Each script adds its own."""
+    time budget, checkpoints kept, resume, device and wandb. With `eval_every` (every stage but RL, which has its
+    own) also the step loop's: micro-batch, horizon, warmdown, eval and save cadence, seed. Each script adds its own."""
     p.add_argument("--matrix-lr", type=float, default=0.02, help="Muon learning rate")
     p.add_argument("--embedding-lr", type=float, default=0.2, help="AdamW lr of the embeddings (at width 768)")
     p.add_argument("--unembedding-lr", type=float, default=0.004, help="AdamW lr of lm_head (at width 768)")
@@ -85,6 +86,15 @@ def add_training_args(p):
     p.add_argument("--resume", action="store_true", help="continue from this stage's newest complete checkpoint")
     p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
     p.add_argument("--run", default="", help="wandb run name (empty: no wandb)")
+    if eval_every is None:
+        return
+    p.add_argument("--device-batch-size", type=positive(int), default=32, help="rows per micro-batch per process")
+    p.add_argument("--num-iterations", type=int, default=-1, help="optimizer steps (-1: the stage's own horizon)")
+    p.add_argument("--warmdown-ratio", type=float, default=0.2, help="fraction of training with lr warmdown")
+    p.add_argument("--final-lr-frac", type=float, default=0.0, help="lr at the end, as a fraction of the peak")
+    p.add_argument("--eval-every", type=positive(int), default=eval_every, help="eval every N steps (and at the end)")
+    p.add_argument("--save-every", type=positive(int), default=1000, help="checkpoint every N steps (and at the end)")
+    p.add_argument("--seed", type=int, default=42, help="torch seed (and the mixtures' shuffle)")
 
 
 def lr_multiplier(progress, warmup_ratio=0.0, warmdown_ratio=0.2, final_lr_frac=0.0):

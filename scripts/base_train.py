@@ -24,29 +24,23 @@ from nanochat.tokenizer import get_token_bytes, get_tokenizer
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Pretrain a base model")
-    training.add_training_args(p)
+    training.add_training_args(p, eval_every=250)
     p.add_argument("--depth", type=positive(int), default=20, help="transformer layers: the one model-size dial")
     p.add_argument("--aspect-ratio", type=int, default=64, help="model width = depth x aspect ratio")
     p.add_argument("--head-dim", type=int, default=128, help="attention head dimension")
     p.add_argument("--max-seq-len", type=positive(int), default=2048, help="context length")
     p.add_argument("--arch", default="", help="GPTConfig overrides, for ablations: e.g. 'smear=0,window_pattern=L'")
     p.add_argument("--muon", default="", help="Muon group overrides, for ablations: e.g. 'polar=0,beta2=0,cautious=0'")
-    p.add_argument("--device-batch-size", type=positive(int), default=32, help="sequences per micro-batch per rank")
     p.add_argument("--auto-batch", type=int, default=1, help="on CUDA, halve --device-batch-size until a step fits "
                    "in memory (the total batch is kept through gradient accumulation); 0: off")
     p.add_argument("--total-batch-size", type=int, default=-1, help="tokens per optimizer step (-1: derived)")
-    p.add_argument("--num-iterations", type=int, default=-1, help="optimizer steps (-1: from --data-param-ratio)")
     p.add_argument("--data-param-ratio", type=float, default=10.5, help="training tokens per parameter in matmuls")
     p.add_argument("--decay-per-run", type=float, default=training.DECAY_PER_RUN, help="Muon's total weight "
                    "decay over the run (sum of lr x weight decay over the steps), from which the weight decay follows")
     p.add_argument("--weight-decay", type=float, default=-1, help="Muon weight decay per unit lr (-1: derived)")
     p.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of training with lr warmup")
-    p.add_argument("--warmdown-ratio", type=float, default=0.2, help="fraction of training with lr warmdown")
-    p.add_argument("--final-lr-frac", type=float, default=0.0, help="lr at the end, as a fraction of the peak")
-    p.add_argument("--eval-every", type=positive(int), default=250, help="validation bpb every N steps")
     p.add_argument("--eval-tokens", type=int, default=10 * 524288, help="tokens per validation bpb evaluation")
     p.add_argument("--sample-every", type=int, default=2000, help="print samples every N steps (-1: never)")
-    p.add_argument("--save-every", type=positive(int), default=1000, help="checkpoint every N steps (and at the end)")
     p.add_argument("--model-tag", default="", help="checkpoint subdirectory (default d<depth>)")
     p.add_argument("--compile", type=int, default=-1, help="torch.compile the model (1/0; -1: on for CUDA)")
     p.add_argument("--fp8", action="store_true", help="blocks' matmuls in fp8 (torchao, compute capability 8.9+)")
@@ -54,7 +48,6 @@ def parse_args(argv=None):
                    "only; 0: never (offline runs without an eval bundle)")
     p.add_argument("--core-max-per-task", type=int, default=500, help="CORE examples per task (-1: all)")
     p.add_argument("--eval-bundle", default="", help="CORE eval bundle: URL, zip or directory (default: downloaded)")
-    p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
     try:
         args.arch = parse_overrides(args.arch, RECIPE, "--arch")
