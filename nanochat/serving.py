@@ -104,7 +104,8 @@ class Job:
 
 
 class Replica:
-    """One Engine and the worker thread that owns its Session; autocast is thread-local, so the worker enters it."""
+    """One Engine and the worker thread that owns its Session, from construction until stop(); autocast is
+    thread-local, so the worker enters it."""
 
     def __init__(self, engine, name):
         self.engine, self.name = engine, name
@@ -115,23 +116,18 @@ class Replica:
         self.rows = {}          # session row id -> (job, choice index); touched by the worker thread only
         self.tokens_generated = self.rows_finished = self.errors = 0
         self.stopping = False
-        self.thread = None
+        self.thread = threading.Thread(target=self._run, name=f"replica-{name}", daemon=True)
+        self.thread.start()
 
     @property
     def alive(self):
-        return self.thread is not None and self.thread.is_alive()
-
-    def start(self):
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, name=f"replica-{self.name}", daemon=True)
-        self.thread.start()
+        return self.thread.is_alive()
 
     def stop(self, timeout=10.0):
         with self.cond:
             self.stopping = True
             self.cond.notify()
-        if self.thread is not None:
-            self.thread.join(timeout)
+        self.thread.join(timeout)
 
     def submit(self, job):
         with self.cond:

@@ -254,13 +254,10 @@ async def openai_chat(req: OpenAIChatRequest, request: Request):
         return StreamingResponse(chunks(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
 
     texts, reasons = [""] * req.n, [None] * req.n
-    try:
-        async with server.running(job):
-            async for i, text, reason in choice_pieces(job, stops, server.tokenizer):
-                texts[i] += text
-                reasons[i] = reason or reasons[i]
-    except GenerationError as e:
-        return server_error(e).response()
+    async with server.running(job):  # a GenerationError becomes a 500 (create_app's handler)
+        async for i, text, reason in choice_pieces(job, stops, server.tokenizer):
+            texts[i] += text
+            reasons[i] = reason or reasons[i]
     choices = [{"index": i, "message": {"role": "assistant", "content": texts[i]}, "finish_reason": reasons[i],
                 "logprobs": None} for i in range(req.n)]
     return JSONResponse({**head, "object": "chat.completion", "choices": choices, "usage": job.usage()},
@@ -268,13 +265,11 @@ async def openai_chat(req: OpenAIChatRequest, request: Request):
 
 
 def create_app(engines, tokenizer, config=None):
-    """The routes over a new ChatServer; its replicas' threads start and stop with the app's lifespan."""
+    """The routes over a new ChatServer, whose replicas' threads stop when the app's lifespan ends."""
     server = ChatServer(engines, tokenizer, config)
 
     @asynccontextmanager
     async def lifespan(app):
-        for r in server.replicas:
-            r.start()
         yield
         for r in server.replicas:
             await asyncio.to_thread(r.stop)  # joins the worker thread: off the event loop
@@ -283,6 +278,7 @@ def create_app(engines, tokenizer, config=None):
     app.state.chat = server
     app.include_router(router)
     app.add_exception_handler(ApiError, lambda request, exc: exc.response())
+    app.add_exception_handler(GenerationError, lambda request, exc: server_error(exc).response())
     app.add_exception_handler(RequestValidationError, lambda request, exc: validation_error(exc).response())
     app.add_exception_handler(StarletteHTTPException, lambda request, exc: ApiError(
         str(exc.detail), None, f"http_{exc.status_code}", exc.status_code).response())
