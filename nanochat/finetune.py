@@ -10,7 +10,7 @@ import torch.distributed as dist
 from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import BadInput, positive, print0
 from nanochat.run import Run
-from nanochat.training import add_training_args, build_optimizer, set_schedule
+from nanochat.training import add_training_args, build_optimizer, lr_multiplier, set_schedule
 
 
 def add_finetune_args(p, source_default, init_lr_frac):
@@ -63,24 +63,27 @@ class Finetune:
                    loader, num_iterations, config=config, meta=self.source, time_budget=self.args.time_budget,
                    **kwargs)
 
-    def step(self, batches, lrm):
-        """One optimizer step over `batches`, a list of (inputs, targets) micro-batches; returns the mean loss.
-        Each target token weighs the same wherever it is: the summed loss is divided by the number of target
-        tokens on all ranks (times world size, because the optimizer averages gradients across ranks). A
+    def step(self, run, loader, accum):
+        """One optimizer step over `accum` micro-batches of `loader`, timed by `run`; returns (mean loss, lr
+        multiplier). Each target token weighs the same wherever it is: the summed loss is divided by the number of
+        target tokens on all ranks (times world size, because the optimizer averages gradients across ranks). A
         micro-batch with no targets (every assistant token cropped away) just adds nothing."""
-        set_schedule(self.optimizer, lrm)
-        count = sum((y >= 0).sum() for _, y in batches).float()   # stays on the device: no sync per micro-batch
-        if self.compute.ddp:
-            dist.all_reduce(count)
-        scale = self.compute.world_size / max(count.item(), 1.0)
-        loss_sum = torch.zeros((), device=self.compute.device)
-        for x, y in batches:
-            with self.compute.autocast():
-                loss = self.fwd(x, y, loss_reduction="sum")
-            (loss * scale).backward()
-            loss_sum += loss.detach()
-        self.optimizer.step()
-        self.model.zero_grad(set_to_none=True)
-        if self.compute.ddp:
-            dist.all_reduce(loss_sum)
-        return loss_sum.item() / max(count.item(), 1.0)
+        lrm = lr_multiplier(run.progress(), 0.0, self.args.warmdown_ratio, self.args.final_lr_frac)
+        with run.timing():
+            batches = [next(loader) for _ in range(accum)]
+            set_schedule(self.optimizer, lrm)
+            count = sum((y >= 0).sum() for _, y in batches).float()   # stays on the device: no sync per micro-batch
+            if self.compute.ddp:
+                dist.all_reduce(count)
+            scale = self.compute.world_size / max(count.item(), 1.0)
+            loss_sum = torch.zeros((), device=self.compute.device)
+            for x, y in batches:
+                with self.compute.autocast():
+                    loss = self.fwd(x, y, loss_reduction="sum")
+                (loss * scale).backward()
+                loss_sum += loss.detach()
+            self.optimizer.step()
+            self.model.zero_grad(set_to_none=True)
+            if self.compute.ddp:
+                dist.all_reduce(loss_sum)
+            return loss_sum.item() / max(count.item(), 1.0), lrm

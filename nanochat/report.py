@@ -152,27 +152,23 @@ class Report:
         entry = self._load(f"{slugify(section)}.json")
         return None if entry is None else entry["data"]
 
+    def _entries(self, subdir=""):
+        """The JSON files in the report directory (or a subdirectory of it), sorted by name; not run_info.json."""
+        d = os.path.join(self.dir, subdir)
+        for fname in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            if fname.endswith(".json") and fname != RUN_INFO:
+                yield self._load(os.path.join(subdir, fname))
+
     def sections(self):
         """Titles of the logged sections: pipeline order first, then any others, oldest first."""
-        found = {}
-        for fname in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
-            if fname.endswith(".json") and fname != RUN_INFO:
-                entry = self._load(fname)
-                if isinstance(entry, dict) and "section" in entry:  # skip anything else left in the folder
-                    found[entry["section"]] = entry["timestamp"]
+        # skip anything else left in the folder
+        found = {e["section"]: e["timestamp"] for e in self._entries() if isinstance(e, dict) and "section" in e}
         known = [s for s in PIPELINE if s in found]
         return known + sorted((s for s in found if s not in PIPELINE), key=lambda s: (found[s], s))
 
     def curves(self, section=None):
         """Recorded curves ({"section", "name", "steps", "values"}), of one section or all, sorted by file name."""
-        d = os.path.join(self.dir, "curves")
-        out = []
-        for fname in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-            if fname.endswith(".json"):
-                curve = self._load(os.path.join("curves", fname))
-                if section is None or curve["section"] == section:
-                    out.append(curve)
-        return out
+        return [c for c in self._entries("curves") if section is None or c["section"] == section]
 
     def run_info(self):
         return self._load(RUN_INFO)

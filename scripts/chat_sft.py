@@ -13,7 +13,7 @@ from nanochat.chat_data import PaddedLoader
 from nanochat.chat_eval import run_chat_eval
 from nanochat.common import BadInput, active_dist, cli, compute_init, get_base_dir, positive, print0
 from nanochat.finetune import Finetune, add_finetune_args
-from nanochat.training import evaluating, lr_multiplier
+from nanochat.training import evaluating
 from tasks.mixtures import sft_mixtures
 from tasks.registry import build_tasks, parse_task_names
 
@@ -109,9 +109,7 @@ def train(args):
             run.evaluated(run.metrics["chatcore"])
         if run.last:
             break
-        lrm = lr_multiplier(run.progress(), 0.0, args.warmdown_ratio, args.final_lr_frac)
-        with run.timing():
-            train_loss = ft.step([next(loader) for _ in range(accum)], lrm)
+        train_loss, lrm = ft.step(run, loader, accum)
         run.end_step(f"loss {train_loss:.4f} | lrm {lrm:.3f} | epoch {loader.source.epoch():.3f}",
                      {"train loss": train_loss, "train/lrm": lrm})
         if loader.cropped and not noted_crops:

@@ -12,7 +12,7 @@ from nanochat.common import cli, compute_init, get_base_dir, positive, print0
 from nanochat.finetune import Finetune, add_finetune_args
 from nanochat.loss_eval import evaluate_bpb
 from nanochat.tokenizer import get_token_bytes
-from nanochat.training import evaluating, grad_accum_steps, lr_multiplier
+from nanochat.training import evaluating, grad_accum_steps
 from tasks.mixtures import mid_mixtures
 
 
@@ -68,9 +68,7 @@ def train(args):
                 run.metrics["start_val_bpb"] = run.metrics["val_bpb"]
         if run.last:
             break
-        lrm = lr_multiplier(run.progress(), 0.0, args.warmdown_ratio, args.final_lr_frac)
-        with run.timing():
-            train_loss = ft.step([next(loader) for _ in range(accum)], lrm)
+        train_loss, lrm = ft.step(run, loader, accum)
         run.end_step(f"loss {train_loss:.4f} | lrm {lrm:.3f} | {args.total_batch_size / run.dt:,.0f} tok/s "
                      f"| epoch {loader.source.epoch():.3f}", {"train loss": train_loss, "train/lrm": lrm})
 
