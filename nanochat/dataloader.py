@@ -1,5 +1,4 @@
-"""
-The pretraining data loader: parquet documents -> token rows of T+1 packed best-fit from whole documents
+"""The pretraining data loader: parquet documents -> token rows of T+1 packed best-fit from whole documents
 (each starting with <|bos|>, cropping only when nothing fits) -> batches. Row groups are dealt round-robin to
 ranks; state_dict() gives exact resume.
 Deliberately left out: shuffling (shards are pre-shuffled) and worker processes (tiktoken already threads).

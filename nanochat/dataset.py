@@ -1,5 +1,4 @@
-"""
-Pretraining data: parquet shards under $NANOCHAT_BASE_DIR/base_data, one document per row in a string column
+"""Pretraining data: parquet shards under $NANOCHAT_BASE_DIR/base_data, one document per row in a string column
 `text`; sorted by name, the LAST is the validation shard. Downloads shards from the Hugging Face hub (parallel,
 retried, checked) and iterates documents. Deliberately not here: tokenization and batching (dataloader.py).
 

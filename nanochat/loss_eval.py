@@ -1,5 +1,4 @@
-"""
-Bits per byte: the validation loss that does not depend on the tokenizer (nats / ln 2 / UTF-8 bytes);
+"""Bits per byte: the validation loss that does not depend on the tokenizer (nats / ln 2 / UTF-8 bytes);
 special tokens and -1 targets count in neither sum.
 """
 

@@ -1,5 +1,4 @@
-"""
-The tokenizer: byte-level BPE trained by rustbpe (the only module importing it), encoded by tiktoken, plus the
+"""The tokenizer: byte-level BPE trained by rustbpe (the only module importing it), encoded by tiktoken, plus the
 chat template that turns a conversation into ids and a training mask. `check_messages` is the one check of
 a conversation from outside; the renderer assumes it.
 Deliberately left out: byte-fallback, training in Python (tests/bpe_reference.py), text normalisation.
@@ -39,11 +38,9 @@ class Tokenizer:
         assert sorted(ranks.values()) == list(range(len(ranks))), "mergeable_ranks must use every rank 0..n-1 once"
         self.mergeable_ranks = ranks
         self.pattern = pattern
-        n = len(ranks)
-        self.special_ids = {name: n + i for i, name in enumerate(SPECIAL_TOKENS)}
-        self.enc = tiktoken.Encoding(
-            name="nanochat", pat_str=pattern, mergeable_ranks=ranks, special_tokens=self.special_ids,
-        )
+        self.special_ids = {name: len(ranks) + i for i, name in enumerate(SPECIAL_TOKENS)}
+        self.enc = tiktoken.Encoding(name="nanochat", pat_str=pattern, mergeable_ranks=ranks,
+                                     special_tokens=self.special_ids)
         self.bos_id = self.special_ids["<|bos|>"]
 
     # ---------------------------------------------------------------- training, saving, loading

@@ -1,5 +1,4 @@
-"""
-Evaluate the trained tokenizer: compression (bytes per token, higher is better) on several kinds of text, next to
+"""Evaluate the trained tokenizer: compression (bytes per token, higher is better) on several kinds of text, next to
 GPT-2's and GPT-4's when tiktoken can load them (it fetches them on first use; offline they are skipped with a note).
 """
 

@@ -1,5 +1,4 @@
-"""
-Train the tokenizer on the training shards of base_data and save it to $NANOCHAT_BASE_DIR/tokenizer. The text
+"""Train the tokenizer on the training shards of base_data and save it to $NANOCHAT_BASE_DIR/tokenizer. The text
 streams from parquet into rustbpe (memory grows with distinct pre-token chunks, not the corpus); val is never read.
 """
 
