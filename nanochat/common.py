@@ -65,16 +65,18 @@ def print0(*args, **kwargs):
 # Atomic writes: every artifact is written to a temp file in the same directory, then renamed,
 # so a reader (or a resumed run) never sees half a file.
 
+def parse_json(text, where):
+    """json.loads(text), or a ValueError naming `where` (e.g. "path:line") when it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+
+
 def read_jsonl(path):
-    """(where, value) for each non-blank line of a JSON-lines file, where = "path:line"; a line that is not
-    JSON is a ValueError naming it."""
+    """[(where, value)] for the non-blank lines of a JSON-lines file, where = "path:line"."""
     with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield f"{path}:{n}", json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{n}: invalid JSON ({e.msg} at column {e.colno})") from None
+        return [(f"{path}:{n}", parse_json(line, f"{path}:{n}")) for n, line in enumerate(f, 1) if line.strip()]
 
 
 @contextmanager

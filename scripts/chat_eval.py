@@ -11,7 +11,7 @@ import os
 
 from nanochat.chat_eval import run_chat_eval
 from nanochat.checkpoint import SOURCES, load_model
-from nanochat.common import BadInput, atomic_write_json, atomic_write_text, cli, compute_init, get_base_dir, print0
+from nanochat.common import atomic_write_json, atomic_write_text, cli, compute_init, get_base_dir, positive, print0
 from nanochat.report import get_report
 from tasks.common import DatasetUnavailableError
 from tasks.registry import DEFAULT_TASKS, TASKS, TINY_TASKS, build_tasks, parse_task_names
@@ -25,12 +25,12 @@ def parse_args(argv=None):
     p.add_argument("-a", "--tasks", default=DEFAULT_TASKS, help=f"comma-separated tasks, from {', '.join(TASKS)}; "
                    f"offline: {TINY_TASKS}")
     p.add_argument("--max-problems", type=int, default=-1, help="problems per task (-1: all)")
-    p.add_argument("--batch-size", type=int, default=8, help="questions per forward pass (multiple choice), "
+    p.add_argument("--batch-size", type=positive(int), default=8, help="questions per forward pass (multiple choice), "
                    "problems sampled together (generative)")
-    p.add_argument("--num-samples", type=int, default=1, help="replies per generative problem: pass@k, k = this")
+    p.add_argument("--num-samples", type=positive(int), default=1, help="replies per problem (the k of pass@k)")
     p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0: greedy)")
     p.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (0: all)")
-    p.add_argument("--max-new-tokens", type=int, default=512, help="longest generated reply, in tokens")
+    p.add_argument("--max-new-tokens", type=positive(int), default=512, help="longest generated reply, in tokens")
     p.add_argument("--data-dir", default="", help="directory of local task files named <task>.jsonl etc. "
                    "(default: load from the Hugging Face hub)")
     p.add_argument("--seed", type=int, default=42, help="sampling seed")
@@ -40,9 +40,6 @@ def parse_args(argv=None):
         args.task_names = parse_task_names(args.tasks)
     except ValueError as e:
         p.error(f"--tasks: {e}")
-    for name in ("batch_size", "num_samples", "max_new_tokens"):
-        if getattr(args, name) <= 0:
-            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.max_problems == 0 or args.max_problems < -1:
         p.error(f"--max-problems must be positive or -1 (all), got {args.max_problems}")
     if args.top_k < 0 or args.temperature < 0:
@@ -70,7 +67,7 @@ def evaluate(args):
     try:
         tasks = build_tasks(args.task_names, args.data_dir or None)
     except DatasetUnavailableError as e:
-        raise BadInput(f"{e}\n(or leave that task out with -a/--tasks)") from e
+        raise DatasetUnavailableError(f"{e}\n(or leave that task out with -a/--tasks)") from e  # a BadInput
     model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag or None,
                                         None if args.step < 0 else args.step)
     model_tag = os.path.basename(meta["checkpoint_dir"])

@@ -7,12 +7,11 @@ Deliberately not here: tokenization and batching (the scripts), sampling (nanoch
 import bisect
 import gzip
 import itertools
-import json
 import os
 import re
 from decimal import Decimal
 
-from nanochat.common import BadInput
+from nanochat.common import BadInput, parse_json
 from nanochat.tokenizer import check_messages
 
 LETTERS = "ABCDEFGHIJ"  # enough for every multiple-choice set we load (ARC has at most 5 choices)
@@ -132,21 +131,14 @@ def read_rows(path, name="dataset"):
     with opener(path, "rt", encoding="utf-8") as f:
         text = f.read()
     if text.lstrip().startswith("["):  # one JSON array holding every row
-        located = [(f"{path} row {i}", row) for i, row in enumerate(_parse_json(text, path))]
+        located = [(f"{path} row {i}", row) for i, row in enumerate(parse_json(text, path))]
     else:
-        located = [(f"{path}:{n}", _parse_json(line, f"{path}:{n}"))
+        located = [(f"{path}:{n}", parse_json(line, f"{path}:{n}"))
                    for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     for at, row in located:
         if not isinstance(row, dict):
             raise ValueError(f"{at}: expected a JSON object (one row), got {type(row).__name__}")
     return [row for _, row in located]
-
-
-def _parse_json(text, where):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
 
 
 def checked_messages(messages, where):
