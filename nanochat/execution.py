@@ -39,16 +39,6 @@ class ExecutionResult:
 _MIN_MEMORY_MB = 64                  # the child peaks at ~17 MB of address space before the script starts
 _FILE_SIZE_LIMIT = 64 * 1024 * 1024  # RLIMIT_FSIZE: the largest file the child may write, in bytes
 
-# A tiny program that loads this very file in the child (not `import nanochat`: -I keeps the repository off
-# sys.path) and hands over to _child_main. Registering the module in sys.modules is what dataclasses expects.
-_BOOTSTRAP = (
-    "import importlib.util, sys\n"
-    "spec = importlib.util.spec_from_file_location('nanochat_sandbox', sys.argv[1])\n"
-    "module = sys.modules['nanochat_sandbox'] = importlib.util.module_from_spec(spec)\n"
-    "spec.loader.exec_module(module)\n"
-    "module._child_main(sys.argv[2])\n"
-)
-
 
 def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512, max_output_bytes: int = 1_000_000,
                  jail: bool | None = None) -> ExecutionResult:
@@ -122,7 +112,8 @@ def _spawn_child(mode, scratch, memory_mb, cpu_s, stdin, stderr, status_fd=-1, j
     source = "/input/solution.py" if jailed else os.path.join(scratch, "solution.py")
     config = json.dumps({"mode": mode, "scratch": inside, "source": source, "memory_bytes": memory_mb * 1024 * 1024,
                          "cpu_s": cpu_s, "status_fd": status_fd})
-    command = [_jail.PYTHON if jailed else sys.executable, "-I", "-c", _BOOTSTRAP, module, config]
+    # The child runs this very file as its script (not `import nanochat`: -I keeps the repository off sys.path).
+    command = [_jail.PYTHON if jailed else sys.executable, "-I", module, config]
     if jailed:
         # The calculator's host scratch is gone once it has started: bwrap may come too late to mount it.
         ro_paths = [(os.path.abspath(__file__), module)] + ([(scratch, "/input")] if mode == "script" else [])
@@ -300,7 +291,7 @@ close_calculator = _calculator.close  # stops the worker; the next eval_calculat
 
 
 # -----------------------------------------------------------------------------
-# Everything below runs only in the sandboxed child (see _BOOTSTRAP). Calling it in the parent would cripple
+# Everything below runs only in the sandboxed child (see _spawn_child). Calling it in the parent would cripple
 # the parent: the guard is installed on the whole interpreter.
 
 _REFUSED_OS = (
@@ -443,3 +434,7 @@ def _child_calculator_loop():
             answer = None
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
+
+
+if __name__ == "__main__":  # the sandboxed child
+    _child_main(sys.argv[1])
