@@ -60,8 +60,7 @@ class Finetune:
                   "grad_accum_steps": accum, "world_size": self.compute.world_size, "output_tag": self.tag,
                   **self.source}
         return Run(self.stage, self.args, self.compute, self.base_dir, self.ckpt_dir, self.model, self.optimizer,
-                   loader, num_iterations, config=config, meta=self.source, time_budget=self.args.time_budget,
-                   **kwargs)
+                   loader, num_iterations, config=config, meta=self.source, **kwargs)
 
     def step(self, run, loader, accum):
         """One optimizer step over `accum` micro-batches of `loader`, timed by `run`; returns (mean loss, lr

@@ -28,11 +28,10 @@ class Run:
     fixed entries to every checkpoint (e.g. the source checkpoint)."""
 
     def __init__(self, stage, args, compute, base_dir, ckpt_dir, model, optimizer, loader, num_iterations, *,
-                 config, report_section, wandb_project, metrics, metric, meta=None, compiled=False,
-                 time_budget=-1.0):
+                 config, report_section, wandb_project, metrics, metric, meta=None, compiled=False):
         self.stage, self.args, self.compute, self.ckpt_dir = stage, args, compute, ckpt_dir
         self.model, self.optimizer, self.loader = model, optimizer, loader
-        self.num_iterations, self.time_budget = num_iterations, time_budget
+        self.num_iterations, self.time_budget = num_iterations, args.time_budget
         self.config, self.report_section, self.metric = config, report_section, metric
         self.meta = {"model_config": asdict(model.config), **(meta or {})}
         self.metrics = dict(metrics)

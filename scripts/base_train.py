@@ -148,7 +148,7 @@ def train(args):
     run = Run("base_train", args, compute, base_dir, ckpt_dir, model, optimizer, loader, num_iterations,
               config=resolved, report_section="Base model training", wandb_project="nanochat-base",
               metrics={"val_bpb": float("nan"), "core": None, "smooth_loss": 0.0}, metric="val_bpb",
-              compiled=use_compile, time_budget=args.time_budget)
+              compiled=use_compile)
     if run.finished:
         return run.finished
     fwd = torch.compile(model, dynamic=False) if use_compile else model

@@ -220,8 +220,7 @@ def train(args):
     run = Run("RL", args, compute, base_dir, ckpt_dir, model, optimizer, None, num_steps, config=resolved,
               report_section="Chat RL", wandb_project="nanochat-rl", metric="pass@1",
               metrics={"evals": {}, "pass@1": float("nan"), "reward_ema": None},
-              meta={"source_checkpoint": source_meta["checkpoint_dir"], "source_step": source_meta["step"]},
-              time_budget=args.time_budget)
+              meta={"source_checkpoint": source_meta["checkpoint_dir"], "source_step": source_meta["step"]})
     if run.finished:
         return run.finished
     while True:
