@@ -105,7 +105,7 @@ def _warn_unjailed(problem):
 
 
 def _spawn_child(mode, scratch, memory_mb, cpu_s, stdin, stderr, status_fd=-1, jailed=False):
-    """Start `python -I` running _child_main in `mode` ("script" or "calculator") in the host dir `scratch`, or,
+    """Start `python -I` running this file in `mode` ("script" or "calculator") in the host dir `scratch`, or,
     jailed, in the jail's tmpfs with a script's `scratch` mounted read-only at /input."""
     from nanochat import jail as _jail
     inside, module = (_jail.SCRATCH, "/nanochat_sandbox.py") if jailed else (scratch, os.path.abspath(__file__))
@@ -310,19 +310,6 @@ _SCRATCH_ONLY_OS = ("remove", "unlink", "rmdir", "removedirs", "rename", "rename
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
-def _child_main(config_json):
-    """Entry point of the sandboxed child: limits, guard, then the script or the calculator loop."""
-    config = json.loads(config_json)
-    _child_set_limits(config["memory_bytes"], config["cpu_s"])
-    _child_install_guard(config["scratch"])
-    if config["mode"] == "script":
-        with open(config["source"], encoding="utf-8") as f:
-            source = f.read()
-        _child_run_script(source, config["status_fd"], nonce=sys.stdin.readline().strip())
-    else:
-        _child_calculator_loop()
-
-
 def _child_set_limits(memory_bytes, cpu_s):
     import resource
     limits = [
@@ -424,17 +411,20 @@ def _child_run_script(source, status_fd, nonce):
     os.write(status_fd, f"end {nonce}".encode())
 
 
-def _child_calculator_loop():
-    """Answer one JSON-encoded expression per stdin line with one JSON line on stdout, until stdin closes."""
-    for line in sys.stdin:
-        try:
-            # Only expressions that eval_calculator checked arrive here; no builtins, just in case.
-            answer = _format_number(eval(json.loads(line), {"__builtins__": {}}))
-        except Exception:  # ZeroDivisionError, OverflowError, MemoryError, a result too long for str(), ...
-            answer = None
-        sys.stdout.write(json.dumps(answer) + "\n")
-        sys.stdout.flush()
-
-
-if __name__ == "__main__":  # the sandboxed child
-    _child_main(sys.argv[1])
+if __name__ == "__main__":  # the sandboxed child (see _spawn_child): limits, guard, then the script or the calculator
+    config = json.loads(sys.argv[1])
+    _child_set_limits(config["memory_bytes"], config["cpu_s"])
+    _child_install_guard(config["scratch"])
+    if config["mode"] == "script":
+        with open(config["source"], encoding="utf-8") as f:
+            source = f.read()
+        _child_run_script(source, config["status_fd"], nonce=sys.stdin.readline().strip())
+    else:  # the calculator: a JSON line out for each JSON-encoded expression in, until stdin closes
+        for line in sys.stdin:
+            try:
+                # Only expressions that eval_calculator checked arrive here; no builtins, just in case.
+                answer = _format_number(eval(json.loads(line), {"__builtins__": {}}))
+            except Exception:  # ZeroDivisionError, OverflowError, MemoryError, a result too long for str(), ...
+                answer = None
+            sys.stdout.write(json.dumps(answer) + "\n")
+            sys.stdout.flush()
