@@ -108,12 +108,6 @@ def download_eval_bundle(base_dir=None, url=EVAL_BUNDLE_URL):
     return bundle_dir
 
 
-def _read_baselines(path):
-    """{task label: random baseline as a fraction} from eval_meta_data.csv (which gives percents)."""
-    with open(path, newline="", encoding="utf-8") as f:
-        return {row["Eval Task"].strip(): float(row["Random baseline"]) / 100 for row in csv.DictReader(f)}
-
-
 def _check_example(ex, task_type, where):
     """`ex`, unless it is not a well-formed example of task_type (then a ValueError naming `where`)."""
     if not isinstance(ex, dict):
@@ -132,12 +126,6 @@ def _check_example(ex, task_type, where):
     if not all(continuations):
         raise ValueError(f"{where}: an empty continuation cannot be scored")
     return ex
-
-
-def _read_examples(path, task_type):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"task data {path} is missing; the eval bundle is incomplete, re-download it")
-    return [_check_example(ex, task_type, where) for where, ex in read_jsonl(path)]
 
 
 def _task_meta(entry, baselines, where):
@@ -172,11 +160,16 @@ def load_core_tasks(bundle_dir):
         config = yaml.safe_load(f)
     if not isinstance(config, dict) or not isinstance(config.get("icl_tasks"), list) or not config["icl_tasks"]:
         raise ValueError(f"{config_path} must hold a non-empty list under the key 'icl_tasks'")
-    baselines = _read_baselines(os.path.join(bundle_dir, "eval_meta_data.csv"))
+    with open(os.path.join(bundle_dir, "eval_meta_data.csv"), newline="", encoding="utf-8") as f:
+        # {task label: random baseline as a fraction}; the file gives percents
+        baselines = {row["Eval Task"].strip(): float(row["Random baseline"]) / 100 for row in csv.DictReader(f)}
     tasks = []
     for i, entry in enumerate(config["icl_tasks"]):
         meta = _task_meta(entry, baselines, f"{config_path}: icl_tasks[{i}]")
-        examples = _read_examples(os.path.join(bundle_dir, "eval_data", meta["dataset_uri"]), meta["task_type"])
+        path = os.path.join(bundle_dir, "eval_data", meta["dataset_uri"])
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"task data {path} is missing; the eval bundle is incomplete, re-download it")
+        examples = [_check_example(ex, meta["task_type"], where) for where, ex in read_jsonl(path)]
         if len(examples) <= meta["num_fewshot"]:
             raise ValueError(f"task {meta['label']!r} has {len(examples)} examples, too few for "
                              f"{meta['num_fewshot']} few-shot examples that exclude the example itself")
