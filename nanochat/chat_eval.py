@@ -102,13 +102,11 @@ def run_chat_eval(model, tokenizer, tasks, engine=None, *, device=None, max_prob
                   autocast=None, log=None):
     """Evaluate an eval-mode chat model on tasks ({name: Task}). Returns {"accuracy"|"baseline"|"centered"|
     "correct"|"total": {name: value}, "chatcore": mean centered accuracy}. Under torchrun every rank calls this
-    with the same arguments; `engine` (built once when None) serves generative tasks; log gets one line per task.
+    with the same arguments; `engine` (by default one per task) serves generative tasks; log gets a line per task.
     """
     assert tasks, "ChatCORE needs at least one task"
     if device is None:
         device = next(model.parameters()).device
-    if engine is None and any(t.eval_type == "generative" for t in tasks.values()):
-        engine = Engine(model, tokenizer, max_batch_size=batch_size * num_samples)
     sampling = SamplingParams(temperature=temperature, top_k=top_k, max_tokens=max_new_tokens)
     results = {key: {} for key in ("accuracy", "baseline", "centered", "correct", "total")}
     for name, task in tasks.items():

@@ -124,8 +124,7 @@ def read_rows(path, name="dataset"):
     if path.endswith(".parquet"):
         import pyarrow.parquet as pq
         return pq.read_table(path).to_pylist()
-    stem = path[:-3] if path.endswith(".gz") else path
-    if not stem.endswith((".jsonl", ".json")):
+    if not path.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")):
         raise ValueError(f"{path!r}: unknown file type for {name}; use .parquet, .jsonl, .json (or .jsonl.gz)")
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as f:
@@ -153,17 +152,9 @@ def checked_messages(messages, where):
 # -----------------------------------------------------------------------------
 # Multiple choice (categorical) tasks
 
-def render_mc(question, letters, choices):
-    """The one multiple-choice prompt every categorical task uses, so a model learns a single format."""
-    assert len(letters) == len(choices)
-    lines = [f"Multiple choice question: {question}"]
-    lines += [f"{letter}. {choice}" for letter, choice in zip(letters, choices)]
-    lines.append("Answer with the letter of the correct choice only.")
-    return "\n".join(lines)
-
-
 def mc_conversation(question, choices, answer, **extra):
-    """A categorical conversation: the rendered question, then the gold letter as the assistant's reply."""
+    """A categorical conversation: the question, its choices lettered A, B, ... and an instruction, then the gold
+    letter as the assistant's reply. Every categorical task uses this one prompt, so a model learns one format."""
     choices = list(choices)
     if not 2 <= len(choices) <= len(LETTERS):
         raise ValueError(f"a multiple-choice question needs 2 to {len(LETTERS)} choices, got {len(choices)}: "
@@ -171,7 +162,10 @@ def mc_conversation(question, choices, answer, **extra):
     if not isinstance(answer, int) or not 0 <= answer < len(choices):
         raise ValueError(f"answer {answer!r} is not a valid index into the {len(choices)} choices of {question!r}")
     letters = list(LETTERS[:len(choices)])
-    messages = [{"role": "user", "content": render_mc(question, letters, choices)},
+    prompt = [f"Multiple choice question: {question}",
+              *(f"{letter}. {choice}" for letter, choice in zip(letters, choices)),
+              "Answer with the letter of the correct choice only."]
+    messages = [{"role": "user", "content": "\n".join(prompt)},
                 {"role": "assistant", "content": letters[answer]}]
     return {"messages": messages, "letters": letters, **extra}
 

@@ -24,8 +24,8 @@ from tasks.common import (
     Task,
     TaskMixture,
     extract_final_answer,
+    mc_conversation,
     read_rows,
-    render_mc,
 )
 from tasks.customjson import CustomJSON
 from tasks.gsm8k import GSM8K, tool_call_parts
@@ -179,11 +179,13 @@ def test_tool_output_tokens_are_not_trained_on(gsm8k, tok):
 # -----------------------------------------------------------------------------
 # Multiple choice
 
-def test_render_mc_format():
-    assert render_mc("What is 2 + 2?", ["A", "B"], ["3", "4"]) == (
-        "Multiple choice question: What is 2 + 2?\nA. 3\nB. 4\nAnswer with the letter of the correct choice only.")
-    with pytest.raises(AssertionError):   # 2 letters for 3 choices
-        render_mc("q", ["A", "B"], ["x", "y", "z"])
+def test_mc_conversation_format():
+    conversation = mc_conversation("What is 2 + 2?", ["3", "4"], 1)
+    assert conversation["messages"] == [
+        {"role": "user", "content": "Multiple choice question: What is 2 + 2?\nA. 3\nB. 4\n"
+                                    "Answer with the letter of the correct choice only."},
+        {"role": "assistant", "content": "B"}]
+    assert conversation["letters"] == ["A", "B"]
 
 
 def test_arc_letter_and_numeric_answer_keys(tmp_path, tok):
@@ -194,8 +196,8 @@ def test_arc_letter_and_numeric_answer_keys(tmp_path, tok):
     for row, conversation in zip(ARC_ROWS, arc):
         n = len(row["choices"]["text"])
         assert conversation["letters"] == list(LETTERS[:n])
-        assert conversation["messages"][0]["content"] == render_mc(row["question"], conversation["letters"],
-                                                                   row["choices"]["text"])
+        lines = [f"{letter}. {text}" for letter, text in zip(conversation["letters"], row["choices"]["text"])]
+        assert conversation["messages"][0]["content"].splitlines()[1:-1] == lines
         prompt = tok.render_for_completion(conversation)  # drops the gold letter, primes the assistant
         assert prompt[-1] == tok.encode_special("<|assistant_start|>")
     bad = dict(ARC_ROWS[0], answerKey="Z")
