@@ -24,7 +24,7 @@ def parse_args(argv=None):
     p.add_argument("--step", type=int, default=-1, help="checkpoint step (-1: the newest complete one)")
     p.add_argument("-a", "--tasks", default=DEFAULT_TASKS, help=f"comma-separated tasks, from {', '.join(TASKS)}; "
                    f"offline: {TINY_TASKS}")
-    p.add_argument("--max-problems", type=int, default=-1, help="problems per task (-1: all)")
+    p.add_argument("--max-problems", type=positive(int), default=None, help="problems per task (default: all)")
     p.add_argument("--batch-size", type=positive(int), default=8, help="questions per forward pass (multiple choice), "
                    "problems sampled together (generative)")
     p.add_argument("--num-samples", type=positive(int), default=1, help="replies per problem (the k of pass@k)")
@@ -40,8 +40,6 @@ def parse_args(argv=None):
         args.task_names = parse_task_names(args.tasks)
     except ValueError as e:
         p.error(f"--tasks: {e}")
-    if args.max_problems == 0 or args.max_problems < -1:
-        p.error(f"--max-problems must be positive or -1 (all), got {args.max_problems}")
     if args.top_k < 0 or args.temperature < 0:
         p.error("--top-k and --temperature must be >= 0")
     if args.data_dir and not os.path.isdir(args.data_dir):
@@ -73,8 +71,7 @@ def evaluate(args):
     model_tag = os.path.basename(meta["checkpoint_dir"])
     print0(f"{args.source} model {model_tag} at step {meta['step']} ({meta['checkpoint_dir']}); "
            f"tasks: {', '.join(f'{n} ({len(t)})' for n, t in tasks.items())}")
-    max_problems = None if args.max_problems < 0 else args.max_problems
-    results = run_chat_eval(model, tokenizer, tasks, device=compute.device, max_problems=max_problems,
+    results = run_chat_eval(model, tokenizer, tasks, device=compute.device, max_problems=args.max_problems,
                             batch_size=args.batch_size, num_samples=args.num_samples, temperature=args.temperature,
                             top_k=args.top_k or None, max_new_tokens=args.max_new_tokens, seed=args.seed,
                             rank=compute.rank, world_size=compute.world_size, autocast=compute.autocast, log=print0)
