@@ -93,9 +93,8 @@ def download_eval_bundle(base_dir=None, url=EVAL_BUNDLE_URL):
         _check_bundle(url, f"{url} is not an eval bundle directory: it")
         return url
     base_dir = base_dir or get_base_dir()
-    os.makedirs(base_dir, exist_ok=True)
     bundle_dir = os.path.join(base_dir, "eval_bundle")
-    with file_lock(os.path.join(base_dir, "eval_bundle.lock")):
+    with file_lock(os.path.join(base_dir, "eval_bundle.lock")):  # creates base_dir
         if os.path.exists(bundle_dir):
             _check_bundle(bundle_dir, f"{bundle_dir} exists but", hint="; delete it and run again to unpack it afresh")
             return bundle_dir

@@ -248,8 +248,15 @@ class _CalculatorWorker:
 
     def evaluate(self, source, timeout):
         with self._lock:
-            if self._owner_pid != os.getpid() or self._proc.poll() is not None:
-                self._start()
+            if self._owner_pid != os.getpid() or self._proc.poll() is not None:  # none yet, forked, or it died
+                self._stop()
+                # The worker never writes files, so its scratch directory may disappear once it has started in it.
+                with tempfile.TemporaryDirectory(prefix="nanochat_calc_") as scratch:
+                    self._proc = _spawn_child("calculator", os.path.realpath(scratch), _CALC_MEMORY_MB, _CALC_CPU_S,
+                                              stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, jailed=_use_jail(None))
+                self._owner_pid = os.getpid()
+                self._selector = selectors.DefaultSelector()
+                self._selector.register(self._proc.stdout, selectors.EVENT_READ)
             try:
                 self._proc.stdin.write(json.dumps(source).encode() + b"\n")
                 self._proc.stdin.flush()
@@ -265,16 +272,6 @@ class _CalculatorWorker:
     def close(self):
         with self._lock:
             self._stop()
-
-    def _start(self):
-        self._stop()
-        # The worker never writes files, so its scratch directory may disappear as soon as it has started in it.
-        with tempfile.TemporaryDirectory(prefix="nanochat_calc_") as scratch:
-            self._proc = _spawn_child("calculator", os.path.realpath(scratch), _CALC_MEMORY_MB, _CALC_CPU_S,
-                                      stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, jailed=_use_jail(None))
-        self._owner_pid = os.getpid()
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._proc.stdout, selectors.EVENT_READ)
 
     def _stop(self):
         if self._proc is not None and self._owner_pid == os.getpid():

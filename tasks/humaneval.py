@@ -31,10 +31,8 @@ class HumanEval(Task):
                     {"role": "assistant", "content": row["prompt"] + row["canonical_solution"]}]
         return {"messages": messages, **{k: row[k] for k in ("task_id", "prompt", "test", "entry_point")}}
 
-    def program(self, conversation, completion):
-        return "\n".join([conversation["prompt"], extract_code(completion), conversation["test"],
-                          f"check({conversation['entry_point']})", ""])
-
     def evaluate(self, conversation, completion):
+        program = "\n".join([conversation["prompt"], extract_code(completion), conversation["test"],
+                             f"check({conversation['entry_point']})", ""])
         # a pass means the program reached its last line, so a completion that exits early scores 0
-        return 1.0 if execute_code(self.program(conversation, completion), timeout=10.0).success else 0.0
+        return 1.0 if execute_code(program, timeout=10.0).success else 0.0
