@@ -207,10 +207,6 @@ def render_candidates(examples, idx, task_meta):
     return [(head + c + delim, head + c + delim + cont) for c, cont in zip(contexts, continuations)]
 
 
-def _common_prefix_len(a, b):
-    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-
-
 def tokenize_candidates(tokenizer, pairs, max_len):
     """[(ids, start)] for (prefix, full) text pairs: ids = BOS + tokens of full, ids[start:] = the continuation.
 
@@ -222,7 +218,7 @@ def tokenize_candidates(tokenizer, pairs, max_len):
     encoded = tokenizer.encode([p for p, _ in pairs] + [f for _, f in pairs], prepend=bos)
     rows = []
     for prefix_ids, ids in zip(encoded[:len(pairs)], encoded[len(pairs):]):
-        start = _common_prefix_len(prefix_ids, ids)
+        start = len(os.path.commonprefix([prefix_ids, ids]))  # commonprefix works on any sequences, not just paths
         if start == len(ids):
             raise ValueError(f"no continuation tokens to score in {tokenizer.decode(ids[1:])[-200:]!r}")
         excess = len(ids) - max_len
