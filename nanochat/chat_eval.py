@@ -105,8 +105,7 @@ def run_chat_eval(model, tokenizer, tasks, engine=None, *, device=None, max_prob
     with the same arguments; `engine` (by default one per task) serves generative tasks; log gets a line per task.
     """
     assert tasks, "ChatCORE needs at least one task"
-    if device is None:
-        device = next(model.parameters()).device
+    device = device or next(model.parameters()).device
     sampling = SamplingParams(temperature=temperature, top_k=top_k, max_tokens=max_new_tokens)
     results = {key: {} for key in ("accuracy", "baseline", "centered", "correct", "total")}
     for name, task in tasks.items():

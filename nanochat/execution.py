@@ -8,7 +8,6 @@ Deliberately not here: a pool of parallel runs (callers use threads), Windows, o
 
 import ast
 import contextlib
-import functools
 import json
 import math
 import os
@@ -38,6 +37,7 @@ class ExecutionResult:
 
 _MIN_MEMORY_MB = 64                  # the child peaks at ~17 MB of address space before the script starts
 _FILE_SIZE_LIMIT = 64 * 1024 * 1024  # RLIMIT_FSIZE: the largest file the child may write, in bytes
+_WARNED = set()                      # the reasons for running unjailed already warned about: each once
 
 
 def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512, max_output_bytes: int = 1_000_000,
@@ -93,15 +93,11 @@ def _use_jail(jail):
     if problem and mode == "require":
         raise RuntimeError(f"model-written code must run in the jail, which cannot start here: {problem} "
                            f"(or set {_jail.MODE_ENV}=off to accept the weaker guard)")
-    if problem:
-        _warn_unjailed(problem)
+    if problem and problem not in _WARNED:
+        _WARNED.add(problem)
+        print(f"WARNING: model-written code runs WITHOUT the jail ({problem}): only the in-process guard protects "
+              f"this machine. See docs/SANDBOX.md; set NANOCHAT_JAIL=require to refuse instead.", file=sys.stderr)
     return mode != "off" and problem is None
-
-
-@functools.cache
-def _warn_unjailed(problem):
-    print(f"WARNING: model-written code runs WITHOUT the jail ({problem}): only the in-process guard protects this "
-          f"machine. See docs/SANDBOX.md; set NANOCHAT_JAIL=require to refuse instead.", file=sys.stderr, flush=True)
 
 
 def _spawn_child(mode, scratch, memory_mb, cpu_s, stdin, stderr, status_fd=-1, jailed=False):
