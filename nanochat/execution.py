@@ -239,7 +239,6 @@ class _CalculatorWorker:
     def __init__(self):
         self._lock = threading.Lock()
         self._proc = None
-        self._selector = None   # waits for the worker's reply with a timeout
         self._owner_pid = None  # after a fork the child must not use (or kill) its parent's worker
 
     def evaluate(self, source, timeout):
@@ -251,13 +250,13 @@ class _CalculatorWorker:
                     self._proc = _spawn_child("calculator", os.path.realpath(scratch), _CALC_MEMORY_MB, _CALC_CPU_S,
                                               stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, jailed=_use_jail(None))
                 self._owner_pid = os.getpid()
-                self._selector = selectors.DefaultSelector()
-                self._selector.register(self._proc.stdout, selectors.EVENT_READ)
             try:
                 self._proc.stdin.write(json.dumps(source).encode() + b"\n")
                 self._proc.stdin.flush()
-                # The worker writes each reply line with one flush, so once it is readable readline does not wait.
-                reply = self._proc.stdout.readline() if self._selector.select(timeout) else b""
+                with selectors.DefaultSelector() as selector:  # waits for the reply with a timeout
+                    selector.register(self._proc.stdout, selectors.EVENT_READ)
+                    # The worker writes each reply line with one flush: once it is readable, readline does not wait.
+                    reply = self._proc.stdout.readline() if selector.select(timeout) else b""
             except OSError:  # BrokenPipeError: the worker died under us
                 reply = b""
             if not reply:  # timed out, or crashed (EOF): a fresh worker next time
@@ -275,7 +274,6 @@ class _CalculatorWorker:
             self._proc.wait()
             self._proc.stdin.close()
             self._proc.stdout.close()
-            self._selector.close()
         self._proc = self._owner_pid = None
 
 
