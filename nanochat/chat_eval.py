@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import torch
 import torch.distributed as dist
+from torch.nn.utils.rnn import pad_sequence
 
 from nanochat.core_eval import centered_accuracy
 from nanochat.engine import Engine, SamplingParams, prompt_budget
@@ -34,14 +35,11 @@ def predict_letters(model, tokenizer, conversations, device, autocast=None):
     longer than the context keeps its end (the choices). model(idx) -> (B, T, V) logits is all that is used."""
     max_len = model.config.sequence_len
     prompts = [tokenizer.render_for_completion(c)[-max_len:] for c in conversations]
-    B, T = len(prompts), max(len(p) for p in prompts)
-    x = torch.full((B, T), tokenizer.get_bos_token_id(), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        x[i, :len(p)] = torch.tensor(p)
+    x = pad_sequence([torch.tensor(p) for p in prompts], batch_first=True, padding_value=tokenizer.get_bos_token_id())
     with (autocast or nullcontext)():
         logits = model(x.to(device))  # (B, T, V)
     last = torch.tensor([len(p) - 1 for p in prompts], device=logits.device)
-    final = logits[torch.arange(B, device=logits.device), last].float()  # (B, V): logits after each prompt
+    final = logits[torch.arange(len(prompts), device=logits.device), last].float()  # (B, V): after each prompt
     answers = []
     for row, conversation in zip(final, conversations):
         letters = conversation["letters"]
