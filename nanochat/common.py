@@ -61,10 +61,6 @@ def print0(*args, **kwargs):
         print(*args, **kwargs)
 
 
-# -----------------------------------------------------------------------------
-# Atomic writes: every artifact is written to a temp file in the same directory, then renamed,
-# so a reader (or a resumed run) never sees half a file.
-
 def parse_json(text, where):
     """json.loads(text), or a ValueError naming `where` (e.g. "path:line") when it is not JSON."""
     try:
@@ -78,6 +74,10 @@ def read_jsonl(path):
     with open(path, encoding="utf-8") as f:
         return [(f"{path}:{n}", parse_json(line, f"{path}:{n}")) for n, line in enumerate(f, 1) if line.strip()]
 
+
+# -----------------------------------------------------------------------------
+# Atomic writes: every artifact is written to a temp file in the same directory, then renamed,
+# so a reader (or a resumed run) never sees half a file.
 
 @contextmanager
 def atomic_path(path):

@@ -33,7 +33,7 @@ class WordProblems(Task):
         return {"messages": [{"role": "user", "content": row["question"]},
                              {"role": "assistant", "content": tool_call_parts(row["answer"])}]}
 
-    evaluate = reward = staticmethod(score_final_answer)  # the RL reward is exactly the eval score
+    evaluate = staticmethod(score_final_answer)  # also the RL reward (scripts/chat_rl.py calls evaluate)
 
 
 class GSM8K(WordProblems):

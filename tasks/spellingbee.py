@@ -71,4 +71,4 @@ class SpellingBee(Task):
         ]
         return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": parts}]}
 
-    evaluate = reward = staticmethod(score_final_answer)  # the RL reward is exactly the eval score
+    evaluate = staticmethod(score_final_answer)  # also the RL reward (scripts/chat_rl.py calls evaluate)

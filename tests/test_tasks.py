@@ -263,7 +263,7 @@ def test_tool_call_conversion_round_trips_the_text():
                                                      {"type": "python_output", "text": "c"}]
 
 
-def test_gsm8k_evaluate_and_reward(gsm8k):
+def test_gsm8k_evaluate(gsm8k):
     c72, c1200 = gsm8k[0], gsm8k[1]
     cases = [
         (c72, "so 72 clips.\n#### 72", 1.0),
@@ -280,7 +280,6 @@ def test_gsm8k_evaluate_and_reward(gsm8k):
     ]
     for conversation, completion, expected in cases:
         assert gsm8k.evaluate(conversation, completion) == expected, completion
-        assert gsm8k.reward(conversation, completion) == expected
     # the reference reply itself scores 1 (its text includes the tool calls and outputs)
     for conversation in gsm8k:
         reference = "".join(part["text"] for part in conversation["messages"][-1]["content"])
@@ -293,7 +292,7 @@ def test_synthetic_math_shares_gsm8k_behaviour():
     assert type(math).evaluate is GSM8K.evaluate and type(math).conversation is GSM8K.conversation
     for row, conversation in zip(math.rows, math):
         assert conversation["messages"][1]["content"] == tool_call_parts(row["answer"])
-        assert math.reward(conversation, row["answer"].replace("<<", "").replace(">>", "")) == 1.0
+        assert math.evaluate(conversation, row["answer"].replace("<<", "").replace(">>", "")) == 1.0
         assert math.evaluate(conversation, "#### -1") == 0.0
     assert SyntheticMath(size=5, seed=3).rows == math.rows[:5]  # example i depends on (seed, i) only
 
