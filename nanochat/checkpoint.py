@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from nanochat.common import active_dist, atomic_torch_save, atomic_write_json, get_base_dir
+from nanochat.common import active_dist, atomic_path, atomic_write_json, get_base_dir
 
 
 def _paths(ckpt_dir, step, rank):
@@ -24,13 +24,15 @@ def save_checkpoint(ckpt_dir, step, model_state, rank_state, meta, rank=0, keep_
     """Collective when torch.distributed is initialised: every rank must call it."""
     model_path, rank_path, meta_path = _paths(ckpt_dir, step, rank)
     os.makedirs(ckpt_dir, exist_ok=True)
-    atomic_torch_save(rank_state, rank_path)
+    with atomic_path(rank_path) as tmp:
+        torch.save(rank_state, tmp)
     dist = active_dist()
     world_size = dist.get_world_size() if dist else 1
     if dist:
         dist.barrier()   # every rank's file is on disk before the step is declared complete
     if rank == 0:
-        atomic_torch_save(model_state, model_path)
+        with atomic_path(model_path) as tmp:
+            torch.save(model_state, tmp)
         atomic_write_json(meta_path, {**meta, "step": step, "world_size": world_size})
     if dist:
         dist.barrier()
@@ -76,19 +78,6 @@ def load_checkpoint(ckpt_dir, step=None, rank=0, device="cpu", load_rank_state=T
         elif log and rank == 0:
             log(f"skipping checkpoint step {s} in {ckpt_dir}: another rank cannot load its part")
     raise FileNotFoundError(f"no complete checkpoint in {ckpt_dir}" + (f" at step {step}" if step is not None else ""))
-
-
-def rng_state():
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state):
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # -----------------------------------------------------------------------------

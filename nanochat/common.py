@@ -105,12 +105,6 @@ def atomic_write_json(path, obj):
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def atomic_torch_save(obj, path):
-    import torch
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
 @contextmanager
 def file_lock(path):
     """Holds an exclusive flock(2) on `path` (created if missing) for the `with` block, across processes and

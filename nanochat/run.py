@@ -13,7 +13,9 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict
 
-from nanochat.checkpoint import complete_steps, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+import torch
+
+from nanochat.checkpoint import complete_steps, load_checkpoint, save_checkpoint
 from nanochat.common import all_ranks_max, atomic_write_json, compute_cleanup, print0
 from nanochat.report import format_duration, get_report
 
@@ -71,7 +73,9 @@ class Run:
         self.optimizer.load_state_dict(rank_state["optimizer"])
         if self.loader is not None:
             self.loader.load_state_dict(rank_state["loader"])
-        set_rng_state(rank_state["rng"])
+        torch.set_rng_state(rank_state["rng"]["torch"])
+        if "cuda" in rank_state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rank_state["rng"]["cuda"])
         self.step, self.train_time = meta["step"], meta["train_time"]
         self.metrics.update({k: meta[k] for k in self.metrics})
         print0(f"resumed from step {self.step} of {self.ckpt_dir}")
@@ -157,7 +161,9 @@ class Run:
     def save(self, final=False):
         meta = {**self.meta, "train_config": self.config, **self.metrics, "step": self.step,
                 "train_time": self.train_time, "final": final}
-        rank_state = {"optimizer": self.optimizer.state_dict(), "rng": rng_state()}
+        rank_state = {"optimizer": self.optimizer.state_dict(), "rng": {"torch": torch.get_rng_state()}}
+        if torch.cuda.is_available():
+            rank_state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
         if self.loader is not None:
             rank_state["loader"] = self.loader.state_dict()
         for name, points in self.curves.items():   # before the checkpoint, so resuming from it never leaves a gap
