@@ -22,8 +22,7 @@ def _paths(ckpt_dir, step, rank):
 
 def save_checkpoint(ckpt_dir, step, model_state, rank_state, meta, rank=0, keep_last=None):
     """Collective when torch.distributed is initialised: every rank must call it."""
-    model_path, rank_path, meta_path = _paths(ckpt_dir, step, rank)
-    os.makedirs(ckpt_dir, exist_ok=True)
+    model_path, rank_path, meta_path = _paths(ckpt_dir, step, rank)   # atomic_path creates ckpt_dir
     with atomic_path(rank_path) as tmp:
         torch.save(rank_state, tmp)
     dist = active_dist()

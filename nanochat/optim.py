@@ -117,19 +117,6 @@ def muon_update_(params, grads, bufs, row_moments, group):
 # Communication: one small object, chosen by backend
 
 
-class _Pending:
-    """An async collective's handle (None: no communication) plus the local work that finishes it (fallbacks)."""
-
-    def __init__(self, work=None, finish=None):
-        self.work, self.finish = work, finish
-
-    def wait(self):
-        if self.work is not None:
-            self.work.wait()
-        if self.finish is not None:
-            self.finish()
-
-
 @dataclass
 class _Comm:
     world_size: int
@@ -144,30 +131,34 @@ class _Comm:
 
     def reduce_scatter_mean(self, inp):
         """Start averaging inp (W*n, ...) over ranks; this rank gets rows [rank*n, (rank+1)*n).
-        Returns (handle, out); out is valid after handle.wait(). inp itself is left unchanged."""
+        Returns (wait, out); out is valid after wait(). inp itself is left unchanged."""
         if self.world_size == 1:
-            return _Pending(), inp
+            return (lambda: None), inp
         n = inp.size(0) // self.world_size
         out = inp.new_empty((n, *inp.shape[1:]))
         if self.native:
-            return dist.reduce_scatter_tensor(out, inp, op=dist.ReduceOp.AVG, async_op=True), out
+            return dist.reduce_scatter_tensor(out, inp, op=dist.ReduceOp.AVG, async_op=True).wait, out
         total = inp.clone()  # all_reduce works in place; the caller's gradient must stay the local one
         work = dist.all_reduce(total, op=dist.ReduceOp.SUM, async_op=True)
         mine = total[self.rank * n:(self.rank + 1) * n]
-        return _Pending(work, lambda: torch.div(mine, self.world_size, out=out)), out
+
+        def wait():
+            work.wait()
+            torch.div(mine, self.world_size, out=out)
+        return wait, out
 
     def all_gather(self, inp, out=None):
         """Start gathering every rank's inp (n, ...) into out (W*n, ...), rank order. inp may be a
-        view of out (this rank's rows). Returns (handle, out); out is valid after handle.wait()."""
+        view of out (this rank's rows). Returns (wait, out); out is valid after wait()."""
         if self.world_size == 1:
             if out is not None and out.data_ptr() != inp.data_ptr():
                 out.copy_(inp)
-            return _Pending(), inp if out is None else out
+            return (lambda: None), inp if out is None else out
         if out is None:
             out = inp.new_empty((self.world_size * inp.size(0), *inp.shape[1:]))
         if self.native:
-            return dist.all_gather_into_tensor(out, inp, async_op=True), out
-        return dist.all_gather(list(out.chunk(self.world_size)), inp, async_op=True), out
+            return dist.all_gather_into_tensor(out, inp, async_op=True).wait, out
+        return dist.all_gather(list(out.chunk(self.world_size)), inp, async_op=True).wait, out
 
 
 def _padded_rows(x, rows):
@@ -226,17 +217,17 @@ class MuonAdamW(torch.optim.Optimizer):
         rows = full.size(0)
         chunk = -(-rows // W)  # ceil: rows per rank after padding
         grad = p.grad.view(1) if p.dim() == 0 else p.grad
-        work, grad_mine = comm.reduce_scatter_mean(_padded_rows(grad.contiguous(), chunk * W))
+        wait, grad_mine = comm.reduce_scatter_mean(_padded_rows(grad.contiguous(), chunk * W))
         yield
-        work.wait()
+        wait()
         # This rank's rows: a view of the parameter when dim 0 splits evenly, else rows of a padded copy
         # (padding rows have zero grad and state, so their update is zero).
         padded = _padded_rows(full, chunk * W)
         mine = padded[r * chunk:(r + 1) * chunk]
         adamw_update_(mine, grad_mine, self.state[p], group)
-        work, padded = comm.all_gather(mine, out=padded)
+        wait, padded = comm.all_gather(mine, out=padded)
         yield
-        work.wait()
+        wait()
         if padded is not full:
             full.copy_(padded[:rows])
 
@@ -244,9 +235,9 @@ class MuonAdamW(torch.optim.Optimizer):
         W, r = comm.world_size, comm.rank
         per_rank = -(-len(params) // W)  # ceil: matrices each rank owns after padding
         grads = torch.stack([p.grad for p in params])  # (K, m, n)
-        work, grads_mine = comm.reduce_scatter_mean(_padded_rows(grads, per_rank * W))  # (per_rank, m, n)
+        wait, grads_mine = comm.reduce_scatter_mean(_padded_rows(grads, per_rank * W))  # (per_rank, m, n)
         yield
-        work.wait()
+        wait()
         mine = params[r * per_rank:(r + 1) * per_rank]  # fewer than per_rank (maybe none) on the last ranks
         k = len(mine)
         updated = torch.zeros_like(grads_mine)  # padding slots stay zero
@@ -264,9 +255,9 @@ class MuonAdamW(torch.optim.Optimizer):
                 s["momentum_buffer"].copy_(bufs[i])
                 if moments is not None:
                     s["row_moments"].copy_(moments[i])
-        work, everyone = comm.all_gather(updated)  # (per_rank * W, m, n)
+        wait, everyone = comm.all_gather(updated)  # (per_rank * W, m, n)
         yield
-        work.wait()
+        wait()
         for p, new in zip(params, everyone):  # the zip stops before the padding slots
             p.copy_(new)
 

@@ -16,7 +16,7 @@ from dataclasses import asdict
 import torch
 
 from nanochat.checkpoint import complete_steps, load_checkpoint, save_checkpoint
-from nanochat.common import all_ranks_max, atomic_write_json, compute_cleanup, print0
+from nanochat.common import all_ranks_max, atomic_write_json, print0
 from nanochat.report import format_duration, get_report
 
 # The values a stage logs that also become curves on the report card (everything logged goes to wandb).
@@ -79,7 +79,6 @@ class Run:
         self.step, self.train_time = meta["step"], meta["train_time"]
         self.metrics.update({k: meta[k] for k in self.metrics})
         print0(f"resumed from step {self.step} of {self.ckpt_dir}")
-        return None
 
     # ---- where the loop is
     def progress(self):
@@ -152,8 +151,7 @@ class Run:
                    "rerun with --resume to continue")
             if self.wandb is not None:
                 self.wandb.finish()
-            compute_cleanup()
-            sys.exit(143)
+            sys.exit(143)   # the script's `with cli(...)` tears the process group down
         if self.step % self.args.save_every == 0 and not self.last:
             self.save()
 
