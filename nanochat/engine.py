@@ -124,7 +124,13 @@ class Engine:
         [p0 s0, p0 s1, ..., p1 s0, ...]; with a seed, sample j uses seed + j. Rows beyond max_batch_size queue
         for a free slot; rows are independent, so the outputs are the same either way.
         """
-        jobs = self._jobs(prompts, params, num_samples)
+        if prompts and all(isinstance(t, int) for t in prompts):
+            prompts = [prompts]
+        if isinstance(params, SamplingParams):
+            params = [params] * len(prompts)
+        assert prompts and len(params) == len(prompts) and num_samples >= 1, "one SamplingParams, or one each"
+        jobs = [(prompt, p if p.seed is None or j == 0 else replace(p, seed=p.seed + j))
+                for prompt, p in zip(prompts, params) for j in range(num_samples)]
         session = self.session(min(len(jobs), self.max_batch_size))
         waiting = deque(enumerate(jobs))
         job_of = {}  # row id -> index into jobs
@@ -139,30 +145,21 @@ class Engine:
                     del job_of[row]
             yield outputs
 
-    def generate_batch(self, prompts, params, num_samples=1):
+    def generate_batch(self, prompts, params, num_samples=1, keep_stop=False):
         """Run generate() to the end. Returns (completions, masks), one list per row: the token ids after the
-        prompt, without the final stop token, and 1 where the model sampled the token, 0 where the tool forced it.
+        prompt, the final stop token only with keep_stop (RL trains on it), and 1 where the model sampled the
+        token, 0 where the tool forced it.
         """
-        completions, masks = None, None
+        completions = masks = None
         for outputs in self.generate(prompts, params, num_samples):
             if completions is None:
                 completions, masks = [[] for _ in outputs], [[] for _ in outputs]
             for i, out in enumerate(outputs):
-                if out is None or out.finish_reason == "stop":  # "stop" means this token is the stop token
+                if out is None or (out.finish_reason == "stop" and not keep_stop):  # the token is the stop token
                     continue
                 completions[i].append(out.token)
                 masks[i].append(0 if out.forced else 1)
         return completions, masks
-
-    def _jobs(self, prompts, params, num_samples):
-        """[(prompt, params)] in row order, with per-sample seeds."""
-        if prompts and all(isinstance(t, int) for t in prompts):
-            prompts = [prompts]
-        if isinstance(params, SamplingParams):
-            params = [params] * len(prompts)
-        assert prompts and len(params) == len(prompts) and num_samples >= 1, "one SamplingParams, or one each"
-        return [(prompt, p if p.seed is None or j == 0 else replace(p, seed=p.seed + j))
-                for prompt, p in zip(prompts, params) for j in range(num_samples)]
 
 
 class Session:
@@ -239,18 +236,17 @@ class Session:
         # A row with forced tool tokens waiting draws nothing (greedy params), so its generator does not move.
         params = [SamplingParams(temperature=0) if r.forced else r.params for r in self._rows]
         choices = sample_tokens(logits, params, [r.generator for r in self._rows]).tolist()  # the step's host sync
-        outputs = {}
-        for row, choice in zip(self._rows, choices):
-            forced = bool(row.forced)
-            outputs[row.id] = self._advance(row, row.forced.popleft() if forced else choice, forced)
+        outputs = {row.id: self._advance(row, choice) for row, choice in zip(self._rows, choices)}
         for row_id, out in outputs.items():
             if out.finished:
                 self.remove(row_id)
         return outputs
 
-    def _advance(self, row, token, forced):
-        """Record `token` as the row's next token: tool state, text, finish. Returns its StepOutput."""
+    def _advance(self, row, choice):
+        """Record the row's next token (a waiting tool token, else `choice`): tool state, text, finish."""
         engine = self.engine
+        forced = bool(row.forced)
+        token = row.forced.popleft() if forced else choice
         row.num_tokens += 1
         row.next_input = token
         special = engine.special
@@ -309,13 +305,9 @@ def fit_conversation(tokenizer, conversation, max_prompt_tokens):
     dropped = 0
     while len(turns) > 1 and length(system + turns) > max_prompt_tokens:
         turns, dropped = turns[2:], dropped + 2
-    if length(system + turns) > max_prompt_tokens:
-        turns = [_crop_user_message(tokenizer, system, turns[-1], max_prompt_tokens, length)]
-    return {**conversation, "messages": system + turns}, dropped
-
-
-def _crop_user_message(tokenizer, system, message, max_prompt_tokens, length):
-    """The user message with text cut from its start until system + message fit in max_prompt_tokens."""
+    if length(system + turns) <= max_prompt_tokens:
+        return {**conversation, "messages": system + turns}, dropped
+    message = turns[-1]
     overhead = length(system + [{**message, "content": ""}])
     ids = tokenizer.encode(message["content"])
     keep = max_prompt_tokens - overhead
@@ -328,7 +320,7 @@ def _crop_user_message(tokenizer, system, message, max_prompt_tokens, length):
         cropped = {**message, "content": tokenizer.decode(ids[-keep:]).lstrip("\ufffd")}
         excess = length(system + [cropped]) - max_prompt_tokens
         if excess <= 0 or keep <= 1:
-            return cropped
+            return {**conversation, "messages": system + [cropped]}, dropped
         keep = max(1, keep - excess)
 
 

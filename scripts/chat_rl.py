@@ -98,19 +98,6 @@ def pass_at_k(n, c, k):
 # -----------------------------------------------------------------------------
 # Sampling and evaluation
 
-def sample_completions(engine, prompts, params, num_samples):
-    """(tokens, sampled) per row, prompt-major, final stop token kept; sampled is 0 where the calculator forced."""
-    tokens, sampled = None, None
-    for outputs in engine.generate(prompts, params, num_samples):
-        if tokens is None:
-            tokens, sampled = [[] for _ in outputs], [[] for _ in outputs]
-        for i, out in enumerate(outputs):
-            if out is not None:
-                tokens[i].append(out.token)
-                sampled[i].append(0 if out.forced else 1)
-    return tokens, sampled
-
-
 def completion_text(tokenizer, tokens, stop_ids):
     """The text the task scores: the completion without its final stop token."""
     return tokenizer.decode(tokens[:-1] if tokens and tokens[-1] in stop_ids else tokens)
@@ -133,10 +120,9 @@ def evaluate_pass_at_k(engine, tokenizer, task, num_examples, k, params, seed, c
         prompts = [tokenizer.render_for_completion(c) for c in conversations]
         row_params = [replace(params, seed=sample_seed(seed, "eval", i)) for i in indices]
         with compute.autocast():
-            tokens, _ = sample_completions(engine, prompts, row_params, k)
+            completions, _ = engine.generate_batch(prompts, row_params, k)
         for p, conversation in enumerate(conversations):
-            c = int(sum(task.evaluate(conversation, completion_text(tokenizer, t, engine.always_stop))
-                        for t in tokens[p * k:(p + 1) * k]))
+            c = int(sum(task.evaluate(conversation, tokenizer.decode(t)) for t in completions[p * k:(p + 1) * k]))
             sums[0] += 1
             for j in range(1, k + 1):
                 sums[j] += pass_at_k(k, c, j)
@@ -242,7 +228,7 @@ def train(args):
             prompts = [tokenizer.render_for_completion(c) for c in conversations]
             row_params = [replace(params, seed=sample_seed(args.seed, "train", step, i)) for i in indices]
             with compute.autocast():
-                tokens, sampled = sample_completions(engine, prompts, row_params, args.num_samples)
+                tokens, sampled = engine.generate_batch(prompts, row_params, args.num_samples, keep_stop=True)
             G = args.num_samples
             rewards = torch.tensor([train_task.evaluate(conversations[r // G],
                                                         completion_text(tokenizer, t, engine.always_stop))

@@ -26,7 +26,6 @@ from scripts.chat_rl import (
     main,
     pass_at_k,
     policy_gradient_loss,
-    sample_completions,
 )
 from tasks.synthetic import SyntheticMath
 from tests.dist_utils import REPO_ROOT, check_ok, run_torchrun
@@ -131,7 +130,7 @@ def test_batch_from_the_engine_masks_the_tool_output():
     model = bigram_model({**chain(A_START, PY_START, "6*7", PY_END, "?", A_END), **chain(OUT_END, "!", A_END)})
     engine = Engine(model, TOK, calculator=lambda expr: "42" if expr == "6*7" else None)
     prompt = [BOS, U_START, *b"q", U_END, A_START]
-    tokens, sampled = sample_completions(engine, [prompt], SamplingParams(temperature=1.0, seed=0), 2)
+    tokens, sampled = engine.generate_batch([prompt], SamplingParams(temperature=1.0, seed=0), 2, keep_stop=True)
     expected = [PY_START, *b"6*7", PY_END, OUT_START, *b"42", OUT_END, ord("!"), A_END]
     assert tokens == [expected, expected]  # the stop token is kept: stopping is trained on
     assert sampled[0] == [1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1]
@@ -318,9 +317,8 @@ def correct_counts(model, tokenizer, task, num_problems, num_samples, seed):
     prompts = [tokenizer.render_for_completion(task[i]) for i in range(num_problems)]
     params = [SamplingParams(temperature=1.0, top_k=50, max_tokens=96, seed=seed + i * num_samples)
               for i in range(num_problems)]
-    tokens, _ = sample_completions(engine, prompts, params, num_samples)
-    right = [task.evaluate(task[r // num_samples], completion_text(tokenizer, t, engine.always_stop))
-             for r, t in enumerate(tokens)]
+    completions, _ = engine.generate_batch(prompts, params, num_samples)
+    right = [task.evaluate(task[r // num_samples], tokenizer.decode(t)) for r, t in enumerate(completions)]
     return torch.tensor(right).view(num_problems, num_samples).sum(1)
 
 
