@@ -155,10 +155,9 @@ class Engine:
             if completions is None:
                 completions, masks = [[] for _ in outputs], [[] for _ in outputs]
             for i, out in enumerate(outputs):
-                if out is None or (out.finish_reason == "stop" and not keep_stop):  # the token is the stop token
-                    continue
-                completions[i].append(out.token)
-                masks[i].append(0 if out.forced else 1)
+                if out is not None and (keep_stop or out.finish_reason != "stop"):  # "stop": a stop token
+                    completions[i].append(out.token)
+                    masks[i].append(0 if out.forced else 1)
         return completions, masks
 
 
@@ -170,7 +169,6 @@ class Session:
     """
 
     def __init__(self, engine, batch_size):
-        assert batch_size >= 1
         self.engine = engine
         with torch.inference_mode():
             self.cache = engine.model.new_kv_cache(batch_size, engine.max_len)

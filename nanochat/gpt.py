@@ -121,8 +121,7 @@ def find_flash_attn3():
     _FA3 = None
     if torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9:
         try:
-            import flash_attn_interface
-            _FA3 = flash_attn_interface
+            import flash_attn_interface as _FA3
         except ImportError:
             pass
     return _FA3
