@@ -194,6 +194,8 @@ class Report:
         for stage in STAGES:
             data = self.read(f"Chat evaluation {stage}") or {}
             names = [n for n in str(data.get("tasks", "")).split(",") if n]  # tasks beyond METRICS, e.g. synthetic
+            if "ChatCORE" in data and set(names) != set(METRICS[1:-1]):   # not the full set: say what it averaged
+                table.setdefault(f"ChatCORE over {'+'.join(names) or '?'}", {})[stage] = data.pop("ChatCORE")
             for metric in METRICS[1:] + [n for n in names if n not in METRICS]:
                 if metric in data:
                     table.setdefault(metric, {})[stage] = data[metric]
