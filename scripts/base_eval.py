@@ -121,14 +121,13 @@ def evaluate(args):
                                 compute.world_size, args.batch_size, compute.autocast, log=print0)
         summary["core"] = results["core"]
         section = {f"centered {label}": round(c, 4) for label, c in results["centered"].items()}
-    if not args.hf_path:   # another model's numbers stay out of this run's report and eval files
+    if not args.hf_path and compute.master:   # another model's numbers stay out of this run's report and files
         get_report(base_dir).log("Base model evaluation", [summary, section])
-    if compute.master and not args.hf_path:   # what the research harness and the report read
         if not args.skip_core:
             rows = [f"{label},{acc:.6f},{results['centered'][label]:.6f}" for label, acc in results["accuracy"].items()]
             atomic_write_text(os.path.join(base_dir, "eval", "base_core.csv"),
                               "\n".join(["task,accuracy,centered", *rows, f"CORE,,{results['core']:.6f}"]) + "\n")
-        atomic_write_json(os.path.join(base_dir, "eval", "base.json"), summary)
+        atomic_write_json(os.path.join(base_dir, "eval", "base.json"), summary)   # what the research harness reads
         print0(f"wrote {os.path.join(base_dir, 'eval', 'base.json')}")
     if "core" in summary:
         print0(f"core: {summary['core']:.6f}")
