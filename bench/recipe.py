@@ -33,11 +33,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CORPUS = "/usr/share/doc/python3.11/html/_sources"
 
 
+TEXT_SUFFIXES = (".txt", ".rst", ".md", ".py")
+
+
 def corpus_documents(corpus, doc_chars=4000):
-    """Every text file under `corpus`, cut at blank lines into documents of about doc_chars characters."""
+    """Every text file (TEXT_SUFFIXES) under the comma-separated folders `corpus`, cut at blank lines into
+    documents of about doc_chars characters."""
     docs = []
-    for root, _, files in sorted(os.walk(corpus)):
-        for name in sorted(files):
+    walk = (entry for folder in corpus.split(",") for entry in sorted(os.walk(folder)))
+    for root, _, files in walk:
+        for name in sorted(f for f in files if f.endswith(TEXT_SUFFIXES)):
             with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
                 text = f.read()
             piece = ""
@@ -80,17 +85,20 @@ def run(cmd, env, cwd, log_path):
 
 # Log formats: ours prints "step 00050 | val bpb 1.2345" and "step 00051/300 (...) | ... | 1234 ms | ...";
 # nanochat prints "Step 00050 | Validation bpb: 1.234567" and "step 00051/00300 ... | dt: 1234.56ms | ...".
+# MFU as each one reports it on a GPU (its own FLOPs formula and peak): "mfu 41.2%" / "bf16_mfu: 41.20".
 PATTERNS = {
-    "ours": (r"^step (\d+) \| val bpb ([\d.]+)", r"^step (\d+)/\d+ .*\| (\d+) ms \|"),
-    "nanochat": (r"^Step (\d+) \| Validation bpb: ([\d.]+)", r"^step (\d+)/\d+ .*\| dt: ([\d.]+)ms"),
+    "ours": (r"^step (\d+) \| val bpb ([\d.]+)", r"^step (\d+)/\d+ .*\| (\d+) ms \|", r"\| mfu ([\d.]+)%"),
+    "nanochat": (r"^Step (\d+) \| Validation bpb: ([\d.]+)", r"^step (\d+)/\d+ .*\| dt: ([\d.]+)ms",
+                 r"\| bf16_mfu: ([\d.]+)"),
 }
 
 
 def parse(log, who):
-    bpb_re, dt_re = PATTERNS[who]
+    bpb_re, dt_re, mfu_re = PATTERNS[who]
     bpb = {int(m[1]): float(m[2]) for m in re.finditer(bpb_re, log, re.M)}
     dts = [float(m[2]) / 1000 for m in re.finditer(dt_re, log, re.M)]
-    return bpb, dts
+    mfus = [float(m[1]) for m in re.finditer(mfu_re, log, re.M)]
+    return bpb, dts, mfus
 
 
 def steady_step_time(dts, skip=3):
@@ -134,7 +142,7 @@ def main(argv=None):
     p.add_argument("--ratio", type=float, default=8.0, help="tokens per parameter for --flops")
     p.add_argument("--nanochat", default="", help="path of a nanochat checkout (required unless --only ours)")
     p.add_argument("--only", default="", choices=["", "ours", "nanochat"], help="run one side only")
-    p.add_argument("--corpus", default=DEFAULT_CORPUS, help="folder of real text files")
+    p.add_argument("--corpus", default=DEFAULT_CORPUS, help="folders of real text files, comma-separated")
     p.add_argument("--work", default="/tmp/bench_recipe", help="scratch folder: shards, tokenizers, logs")
     p.add_argument("--depths", default="4,8")
     p.add_argument("--steps", type=int, default=300)
@@ -145,6 +153,10 @@ def main(argv=None):
     p.add_argument("--total-batch-size", type=int, default=8192)
     p.add_argument("--vocab-size", type=int, default=8192)
     p.add_argument("--shards", type=int, default=8)
+    p.add_argument("--tok-chars", type=int, default=2_000_000_000, help="characters each tokenizer trains on")
+    p.add_argument("--fp8", action="store_true", help="both sides train with --fp8 (CUDA GPUs with fp8 only)")
+    p.add_argument("--prepare-only", action="store_true", help="write the shards and tokenizers, then stop "
+                   "(e.g. on a CPU machine, before carrying --work to a GPU one)")
     p.add_argument("--ours-args", default="", help="extra base_train flags for our side (ablations)")
     p.add_argument("--tag", default="", help="name of this run's logs and results (default: derived)")
     args = p.parse_args(argv)
@@ -154,14 +166,16 @@ def main(argv=None):
     if "nanochat" in sides and not os.path.isfile(os.path.join(args.nanochat, "scripts", "base_train.py")):
         p.error(f"--nanochat {args.nanochat!r} is not a nanochat checkout (no scripts/base_train.py); "
                 "clone github.com/karpathy/nanochat and pass its path")
-    if not os.path.isdir(args.corpus):
-        p.error(f"--corpus {args.corpus!r} is not a folder; `apt-get install python3.11-doc` provides the default")
     depths = [int(d) for d in args.depths.split(",")]
+    args.work = os.path.abspath(args.work)  # nanochat runs from its checkout: a relative path would move
     os.makedirs(args.work, exist_ok=True)
 
     # ---- the shared shards, written once
     shard_dir = os.path.join(args.work, "shards")
     if not os.path.isdir(shard_dir):
+        for folder in args.corpus.split(","):
+            if not os.path.isdir(folder):
+                p.error(f"--corpus: {folder!r} is not a folder; `apt-get install python3.11-doc` provides the default")
         docs = corpus_documents(args.corpus)
         write_shards(docs, shard_dir + ".tmp", args.shards)
         os.replace(shard_dir + ".tmp", shard_dir)
@@ -178,19 +192,27 @@ def main(argv=None):
             if not os.path.isdir(site):
                 subprocess.run([os.path.join(os.path.dirname(python), "uv"), "pip", "install", "--python", python,
                                 "--target", site, "--no-deps", "rustbpe", "filelock"], check=True)
+            if subprocess.run([python, "-c", "import wandb"], capture_output=True).returncode != 0:
+                # its base_train imports wandb at the top and only uses it with --run; a machine without it
+                # (a bare GPU box) gets an empty module in the private folder
+                with open(os.path.join(site, "wandb.py"), "w") as f:
+                    f.write('"""Empty stand-in: nanochat imports wandb but this benchmark never logs to it."""\n')
             env["PYTHONPATH"] = site + os.pathsep + cwd   # its rustbpe shadows ours in its processes only
         envs[who] = env
         data = os.path.join(base, data_name)
         if not os.path.isdir(data):
             os.makedirs(base, exist_ok=True)
-            os.symlink(shard_dir, data)
+            os.symlink(os.path.relpath(shard_dir, base), data)  # relative: --work can be copied elsewhere
         if not os.path.isdir(os.path.join(base, "tokenizer")):
-            run([python, "-m", "scripts.tok_train", "--vocab-size", str(args.vocab_size)], env, cwd,
-                os.path.join(args.work, f"{who}_tok_train.log"))
+            run([python, "-m", "scripts.tok_train", "--vocab-size", str(args.vocab_size),
+                 "--max-chars", str(args.tok_chars)], env, cwd, os.path.join(args.work, f"{who}_tok_train.log"))
+    if args.prepare_only:
+        return None
 
     common = ["--max-seq-len", str(args.max_seq_len), "--device-batch-size", str(args.device_batch_size),
               "--total-batch-size", str(args.total_batch_size), "--num-iterations", str(args.steps),
-              "--eval-every", str(args.eval_every), "--eval-tokens", str(args.eval_tokens), "--sample-every", "-1"]
+              "--eval-every", str(args.eval_every), "--eval-tokens", str(args.eval_tokens), "--sample-every", "-1",
+              *(["--fp8"] if args.fp8 else [])]
     extra = {"ours": ["--compile", "1", "--save-every", str(args.steps), "--core-every", "0",
                       *shlex.split(args.ours_args)],
              "nanochat": ["--core-metric-every", "-1"]}
@@ -203,16 +225,19 @@ def main(argv=None):
             if who == "ours":
                 cmd += ["--model-tag", f"d{depth}_{tag}"]
             log = run(cmd, envs[who], homes[who][0], log_path)
-            bpb, dts = parse(log, who)
-            results[(depth, who)] = {"bpb": bpb, "sec_per_step": steady_step_time(dts), "tag": tag}
+            bpb, dts, mfus = parse(log, who)
+            results[(depth, who)] = {"bpb": bpb, "sec_per_step": steady_step_time(dts), "tag": tag,
+                                     "mfu": steady_step_time(mfus) if mfus else None}
 
     # ---- the table
-    print(f"\nreal text: {args.corpus}; seq {args.max_seq_len}, batch {args.total_batch_size} tokens, "
+    print(f"\nreal text: the shards in {shard_dir}; seq {args.max_seq_len}, batch {args.total_batch_size} tokens, "
           f"vocab {args.vocab_size}, {args.steps} steps; both compiled, torch {_torch_version()}")
     for depth in depths:
         rows = [results[(depth, who)] for who in sides]
         steps = sorted(set.intersection(*(set(r["bpb"]) for r in rows)))
-        print(f"\ndepth {depth}: " + " | ".join(f"{who} {r['sec_per_step']:.3f} s/step" for who, r in zip(sides, rows)))
+        print(f"\ndepth {depth}: " + " | ".join(
+            f"{who} {r['sec_per_step']:.3f} s/step, {args.total_batch_size / r['sec_per_step']:,.0f} tok/s"
+            + (f", mfu {r['mfu']:.1f}% (its own formula)" if r["mfu"] else "") for who, r in zip(sides, rows)))
         print("  step | " + " | ".join(f"{who:>10s}" for who in sides))
         for s in steps:
             print(f"  {s:4d} | " + " | ".join(f"{r['bpb'][s]:10.4f}" for r in rows))
