@@ -1,0 +1,159 @@
+"""The plan of a run before paying for it: per stage the model's shape, batch, steps, tokens, FLOPs, estimated peak
+memory per GPU, and estimated time and cost on a given (or the detected) hardware. Built on meta-device models and
+the pure functions the stages themselves call (grad_accum_steps, estimate_flops, the batch-fitting rule), so the
+plan follows the code. Times and costs are estimates: FLOPs / (GPUs x bf16 peak x MFU), MFU an explicit input.
+The memory model is a sum of terms (memory_estimate), calibrated on CPU; it is not a measurement.
+"""
+
+import re
+from dataclasses import asdict, dataclass
+
+import torch
+
+from nanochat.common import BadInput
+from nanochat.gpt import GPT, config_from_depth
+from nanochat.training import PEAK_BF16_FLOPS, grad_accum_steps
+
+GB = 1e9   # memory is sold and printed in decimal GB
+MFU = 0.40   # fraction of the bf16 peak a well-tuned bf16 run reaches on these GPUs; an assumption, not measured
+# name: (memory GB, bf16 dense peak FLOP/s, $ per GPU-hour on demand, late 2025: rough, check your provider)
+GPUS = {"H100": (80, PEAK_BF16_FLOPS["H100"], 3.00), "H200": (141, PEAK_BF16_FLOPS["H200"], 3.80),
+        "A100-80GB": (80, PEAK_BF16_FLOPS["A100"], 1.80), "A100-40GB": (40, PEAK_BF16_FLOPS["A100"], 1.30),
+        "L40S": (48, PEAK_BF16_FLOPS["L40S"], 1.00), "RTX4090": (24, PEAK_BF16_FLOPS["4090"], 0.40)}
+# Saved-for-backward activations of one block, in n_embd-sized vectors per token (q, k, v, the rotary and
+# normed copies, attention's output, the MLP's 4x-wide hidden before and after ReLU^2, the norms' inputs, ...),
+# and copies of the (B, T, vocab) fp32 logits at the loss's peak (the softcapped logits, cross_entropy's
+# log-softmax, their gradient). Both fitted to the peak RSS of eager fp32 steps on CPU (tests/test_plan.py checks
+# the fit); torch.compile'd CUDA runs keep fewer (Inductor recomputes pointwise ops), so on GPUs this errs high.
+ACTIVATION_VECTORS = 37
+LOGIT_COPIES = 3
+
+
+@dataclass
+class Hardware:
+    name: str
+    count: int           # GPUs (or 1 for a CPU)
+    memory: float        # bytes per device
+    flops: float | None  # bf16 peak FLOP/s per device; None: unknown (a CPU, an unlisted GPU), no time estimate
+    hourly: float | None   # $ per device-hour
+    dtype_bytes: int = 2   # the compute dtype: bf16 on GPUs, fp32 on a CPU
+    overhead: float = 1 * GB   # beside the tensors: CUDA context, cuBLAS workspace, allocator slack
+
+
+def cpu_hardware():
+    import psutil
+    # fp32 compute; torch's own allocations at first use (thread pools, kernel scratch) measured ~0.26 GB
+    return Hardware("CPU", 1, psutil.virtual_memory().total, None, 0.0, dtype_bytes=4, overhead=0.26 * GB)
+
+
+def parse_gpus(spec):
+    """'8xH100', 'H200' (one), '2xA100-40GB' or 'cpu' -> Hardware; names as in GPUS, any case."""
+    m = re.fullmatch(r"(?:(\d+)x)?([\w-]+)", spec.strip(), re.IGNORECASE)
+    name = next((n for n in [*GPUS, "CPU"] if m and n.upper() == m[2].upper()), None)
+    if name is None or (m[1] is not None and int(m[1]) < 1):
+        raise BadInput(f"--gpus {spec!r}: expected COUNTxNAME with NAME one of {', '.join(GPUS)} (or cpu), "
+                       "e.g. --gpus 8xH100")
+    if name == "CPU":
+        return cpu_hardware()
+    memory, flops, hourly = GPUS[name]
+    return Hardware(name, int(m[1] or 1), memory * GB, flops, hourly)
+
+
+def detect_hardware():
+    """The GPUs of this machine (their real memory; FLOP/s and price from GPUS when listed), else the CPU."""
+    if not torch.cuda.is_available():
+        return cpu_hardware()
+    props = torch.cuda.get_device_properties(0)
+    squashed = props.name.upper().replace(" ", "")   # 'NVIDIA A100-SXM4-40GB' matches 'A100-40GB'
+    name = next((n for n in GPUS if all(part in squashed for part in n.split("-"))), props.name)
+    _, flops, hourly = GPUS.get(name, (None, None, None))
+    return Hardware(name, torch.cuda.device_count(), props.total_memory, flops, hourly)
+
+
+def meta_model(depth, vocab_size, seq_len, **shape):
+    """The stage's model with no storage (meta device): shapes, parameter counts and FLOPs, no memory."""
+    with torch.device("meta"):
+        return GPT(config_from_depth(depth, vocab_size, seq_len, **shape))
+
+
+def memory_estimate(model, device_batch, hw, train=True):
+    """Estimated peak bytes per device of one micro-step of `device_batch` rows of the model's sequence length."""
+    cfg, world = model.config, hw.count
+    tokens = device_batch * cfg.sequence_len
+    params = model.num_params()
+    weights = 4 * params   # fp32 master weights; autocast casts them per op
+    if not train:   # no grads, no optimizer, nothing kept for backward: a KV cache and one batch of logits
+        kv_cache = 2 * cfg.n_layer * tokens * cfg.n_kv_head * cfg.head_dim * hw.dtype_bytes
+        return weights + kv_cache + 2 * 4 * tokens * cfg.vocab_size + hw.overhead
+    grads = 4 * params   # fp32, whole on every rank until the optimizer's reduce-scatter
+    muon = sum(p.numel() for p in model.param_groups()["matrix"])
+    # optimizer state (nanochat/optim.py), each rank keeping only its share (ZeRO-2): Muon a momentum buffer
+    # (NorMuon's per-row moments are negligible), AdamW two moments, all fp32
+    state = 4 * (muon + 2 * (params - muon)) / world
+    activations = ACTIVATION_VECTORS * cfg.n_layer * tokens * cfg.n_embd * hw.dtype_bytes
+    logits = LOGIT_COPIES * 4 * tokens * cfg.vocab_size
+    return weights + grads + state + activations + logits + hw.overhead
+
+
+def fitting_batch(model, device_batch, hw, train=True):
+    """The batch training.fit_batch would settle on if memory_estimate were the truth (its rule: the largest divisor
+    of the requested batch at most half the last one tried, so the total batch is kept); 0 if not even 1 fits."""
+    b = device_batch
+    while memory_estimate(model, b, hw, train) > hw.memory:
+        if b == 1:
+            return 0
+        b = max(d for d in range(1, b // 2 + 1) if device_batch % d == 0)
+    return b
+
+
+def plan_row(stage, model, hw, device_batch, batch_tokens, steps, train=True, mfu=MFU):
+    """One stage: `batch_tokens` per optimizer step (forward-only stages: per batch) over all devices, `steps`
+    of them. Forward-only stages (eval, sampling) cost a third of estimate_flops(), which counts training."""
+    cfg = model.config
+    accum = grad_accum_steps(batch_tokens, device_batch, cfg.sequence_len, hw.count)
+    tokens = steps * batch_tokens
+    flops = model.estimate_flops() * tokens / (1 if train else 3)
+    memory = memory_estimate(model, device_batch, hw, train)
+    fit = device_batch if memory <= hw.memory else fitting_batch(model, device_batch, hw, train)
+    hours = flops / (hw.count * hw.flops * mfu) / 3600 if hw.flops else None
+    return dict(stage=stage, depth=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, params=model.num_params(),
+                seq_len=cfg.sequence_len, device_batch=device_batch, accum=accum, steps=steps, tokens=tokens,
+                flops=flops, memory=memory, fits=fit == device_batch, fit_batch=fit,
+                fit_accum=accum * device_batch // fit if fit else None,
+                hours=hours, cost=None if hours is None or hw.hourly is None else hours * hw.count * hw.hourly)
+
+
+def make_plan(rows, hw, mfu=MFU):
+    """The plan as JSON-ready data: the hardware, the MFU assumed, the rows and their totals."""
+    total = {k: sum(r[k] for r in rows) for k in ("steps", "tokens", "flops")}
+    for k in ("hours", "cost"):
+        total[k] = None if any(r[k] is None for r in rows) else sum(r[k] for r in rows)
+    return {"hardware": asdict(hw), "mfu": mfu, "stages": rows, "total": total}
+
+
+def _si(x):
+    return next((f"{x / s:.3g}{u}" for s, u in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"),
+                                                (1e3, "k")) if abs(x) >= s), f"{x:.3g}")
+
+
+def format_plan(plan):
+    """The plan as a table: one row per stage, then the totals. Time and cost are labelled estimates."""
+    hw, total = Hardware(**plan["hardware"]), plan["total"]
+    peak = f"{hw.flops / 1e12:.0f} TFLOP/s bf16 at {plan['mfu']:.0%} MFU" if hw.flops else "no FLOP/s known"
+    price = f"${hw.hourly:.2f}/device-hour" if hw.hourly is not None else "no price known"
+    hours = (lambda h: "-" if h is None else f"{h:.2f} h")
+    cost = (lambda c: "-" if c is None else f"${c:,.2f}")
+    lines = [f"plan: {hw.count} x {hw.name} ({hw.memory / GB:.0f} GB, {peak}, {price}); time and cost are ESTIMATES",
+             f"{'stage':<14}{'depth':>6}{'width':>6}{'heads':>6}{'params':>8}{'seq':>6}{'batch':>7}{'accum':>6}"
+             f"{'steps':>8}{'tokens':>8}{'FLOPs':>8}{'mem/GPU':>9}{'time':>9}{'cost':>10}"]
+    for r in plan["stages"]:
+        lines.append(f"{r['stage']:<14}{r['depth']:>6}{r['n_embd']:>6}{r['n_head']:>6}{_si(r['params']):>8}"
+                     f"{r['seq_len']:>6}{r['device_batch']:>7}{r['accum']:>6}{r['steps']:>8}{_si(r['tokens']):>8}"
+                     f"{_si(r['flops']):>8}{r['memory'] / GB:>7.1f}GB{hours(r['hours']):>9}{cost(r['cost']):>10}")
+        if not r["fits"]:
+            lines.append(f"  ! {r['stage']}: ~{r['memory'] / GB:.1f} GB does not fit in {hw.memory / GB:.0f} GB; " + (
+                f"--device-batch-size={r['fit_batch']} would fit ({r['fit_accum']} accumulation steps, same total "
+                "batch)" if r["fit_batch"] else "not even batch 1 fits: a smaller model or more GPUs"))
+    lines.append(f"{'total':<58}{total['steps']:>8}{_si(total['tokens']):>8}{_si(total['flops']):>8}{'':>9}"
+                 f"{hours(total['hours']):>9}{cost(total['cost']):>10}")
+    return "\n".join(lines)
