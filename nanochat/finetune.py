@@ -10,7 +10,7 @@ import torch.distributed as dist
 from nanochat.checkpoint import SOURCES, load_model
 from nanochat.common import BadInput, positive, print0
 from nanochat.run import Run
-from nanochat.training import add_training_args, build_optimizer, lr_multiplier, set_schedule
+from nanochat.training import add_training_args, build_optimizer, fit_batch, lr_multiplier, probe_step, set_schedule
 
 
 def add_finetune_args(p, source_default, init_lr_frac):
@@ -31,7 +31,8 @@ def add_finetune_args(p, source_default, init_lr_frac):
 
 
 class Finetune:
-    """The model loaded from an earlier stage's checkpoint, its optimizer, and one optimizer step."""
+    """The model loaded from an earlier stage's checkpoint, its optimizer, --device-batch-size fitted to the GPU
+    (a divisor of the requested one: nanochat/training.py's fit_batch), and one optimizer step."""
 
     def __init__(self, args, compute, base_dir, stage, ckpt_subdir):
         self.args, self.compute, self.base_dir, self.stage = args, compute, base_dir, stage
@@ -53,6 +54,8 @@ class Finetune:
         if args.max_seq_len > context:
             raise BadInput(f"--max-seq-len={args.max_seq_len} is longer than the model's context ({context})")
         self.seq_len = args.max_seq_len if args.max_seq_len > 0 else context
+        args.device_batch_size = fit_batch(lambda b: probe_step(model, b, self.seq_len, compute),
+                                           args.device_batch_size, compute)
 
     def run(self, loader, num_iterations, accum, **kwargs):
         """The Run (nanochat/run.py) of this finetune: resumed, checkpointed and logged like every stage."""

@@ -4,12 +4,13 @@ The loop around it is nanochat/run.py; this module never parses argv.
 """
 
 import math
+import os
 from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 
-from nanochat.common import BadInput, positive
+from nanochat.common import BadInput, all_ranks_max, positive, print0
 from nanochat.optim import MuonAdamW
 
 # bf16 dense peak of the GPUs people rent for this, for MFU; unknown GPUs report no MFU
@@ -134,20 +135,44 @@ def grad_accum_steps(total_batch_tokens, device_batch_size, seq_len, world_size)
     return total_batch_tokens // per_micro
 
 
-def fit_device_batch_size(try_batch, requested):
-    """The largest of requested, requested/2, requested/4, ... for which `try_batch(b)` does not run out
-    of GPU memory. Smaller GPUs then keep the same total batch through more accumulation steps."""
+def probe_step(model, rows, seq_len, compute):
+    """One forward/backward of `rows` rows of seq_len tokens: raises torch.cuda.OutOfMemoryError if they do not fit.
+    The tokens' values do not matter for memory: zeros leave the RNG alone."""
+    x = torch.zeros((rows, seq_len + 1), dtype=torch.long, device=compute.device)
+    try:
+        with compute.autocast():
+            model(x[:, :-1], x[:, 1:]).backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+
+
+def fit_batch(probe, requested, compute, flag="--device-batch-size"):
+    """The largest of requested, requested/2, ... (divisors of requested) for which `probe(b)`, a real step of b
+    rows, does not run out of GPU memory; the smallest over ranks. A divisor, so a total batch that was a multiple
+    of the requested size stays a multiple: the stage keeps it through more accumulation steps. Only on CUDA, or
+    with NANOCHAT_SIMULATE_GPU_ROWS=N on any device (tests): then a batch over N rows also runs out of memory."""
+    cap = int(os.environ.get("NANOCHAT_SIMULATE_GPU_ROWS", 0))
+    if compute.device_type != "cuda" and not cap:
+        return requested
     b = requested
     while True:
         try:
-            try_batch(b)
-            return b
+            if cap and b > cap:
+                raise torch.cuda.OutOfMemoryError(f"{b} rows > NANOCHAT_SIMULATE_GPU_ROWS={cap}")
+            probe(b)
+            break
         except torch.cuda.OutOfMemoryError:
             if b == 1:
                 raise
-            b //= 2
+            b = max(d for d in range(1, b // 2 + 1) if requested % d == 0)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+    fitted = -int(all_ranks_max(-b, compute.device))   # every rank uses the smallest that fits anywhere
+    if fitted != requested:
+        print0(f"{flag} {requested} does not fit in GPU memory: using {fitted}")
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()   # peak memory reports the stage, not the probes that ran out
+    return fitted
 
 
 def peak_flops(device_type):

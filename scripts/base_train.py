@@ -10,7 +10,7 @@ from dataclasses import asdict
 import torch
 
 from nanochat import training
-from nanochat.common import BadInput, all_ranks_max, cli, compute_init, get_base_dir, positive, print0
+from nanochat.common import BadInput, cli, compute_init, get_base_dir, positive, print0
 from nanochat.core_eval import EVAL_BUNDLE_URL, download_eval_bundle, evaluate_core
 from nanochat.dataloader import PackedLoader
 from nanochat.dataset import data_dir, split_shards
@@ -72,16 +72,6 @@ def parse_overrides(text, defaults, flag):
     return overrides
 
 
-def probe_step(model, batch_size, seq_len, compute):
-    """One forward/backward on random tokens: raises torch.cuda.OutOfMemoryError if the batch does not fit."""
-    x = torch.randint(0, model.config.vocab_size, (batch_size, seq_len + 1), device=compute.device)
-    try:
-        with compute.autocast():
-            model(x[:, :-1], x[:, 1:]).backward()
-    finally:
-        model.zero_grad(set_to_none=True)
-
-
 def train(args):
     compute = compute_init(args.device_type, seed=args.seed)
     base_dir = get_base_dir()
@@ -102,14 +92,9 @@ def train(args):
     scaling_params = model.num_scaling_params()  # lookups (embeddings) are not FLOPs
     flops_per_token = model.estimate_flops()
     target_tokens = training.horizon_tokens(scaling_params, args.data_param_ratio)
-    if compute.device_type == "cuda" and args.auto_batch:
-        fitted = training.fit_device_batch_size(lambda b: probe_step(model, b, args.max_seq_len, compute),
-                                                args.device_batch_size)
-        fitted = -int(all_ranks_max(-fitted, compute.device))   # every rank uses the smallest that fits anywhere
-        if fitted != args.device_batch_size:
-            print0(f"--device-batch-size {args.device_batch_size} does not fit in GPU memory: using {fitted}")
-            args.device_batch_size = fitted
-        torch.cuda.reset_peak_memory_stats()   # peak_memory_mib reports training, not the probes that ran out
+    if args.auto_batch:
+        args.device_batch_size = training.fit_batch(lambda b: training.probe_step(model, b, args.max_seq_len, compute),
+                                                    args.device_batch_size, compute)
     total_batch = args.total_batch_size
     if total_batch <= 0:
         total_batch = training.optimal_batch_tokens(flops_per_token * target_tokens)

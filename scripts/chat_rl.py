@@ -20,7 +20,7 @@ from nanochat.checkpoint import load_model
 from nanochat.common import BadInput, cli, compute_init, get_base_dir, positive, print0
 from nanochat.engine import Engine, SamplingParams
 from nanochat.run import Run
-from nanochat.training import add_training_args, build_optimizer, set_schedule
+from nanochat.training import add_training_args, build_optimizer, fit_batch, probe_step, set_schedule
 
 SYNTHETIC_TRAIN_SEED, SYNTHETIC_TEST_SEED = 0, 1
 SYNTHETIC_TRAIN_SIZE = 8000  # about GSM8K's 7,473 training problems, so an epoch means the same on both
@@ -181,6 +181,8 @@ def train(args):
     base_dir = get_base_dir()
     model, tokenizer, source_meta = load_model(args.source, compute.device, args.model_tag or None,
                                                None if args.step < 0 else args.step, base_dir)
+    args.device_batch_size = fit_batch(lambda b: probe_step(model, b, model.config.sequence_len, compute),
+                                       args.device_batch_size, compute)   # rows are at most the context long
     train_task, test_task = load_tasks(args.task, args.eval_examples, args.train_path, args.test_path)
     model_tag = os.path.basename(source_meta["checkpoint_dir"])
     ckpt_dir = os.path.join(base_dir, "chatrl_checkpoints", model_tag)
@@ -200,6 +202,7 @@ def train(args):
                                 scalar_lr=args.scalar_lr * frac, weight_decay=args.weight_decay)
     # A row's samples do not depend on the rows beside it, so this changes speed, not results.
     engine = Engine(model, tokenizer, max_batch_size=args.sample_batch_size or per_rank * args.num_samples)
+    engine.max_batch_size = fit_batch(engine.session, engine.max_batch_size, compute, "--sample-batch-size")
     params = SamplingParams(temperature=args.temperature, top_k=args.top_k or None, max_tokens=args.max_new_tokens)
     pad_id = tokenizer.encode_special("<|assistant_end|>")
 

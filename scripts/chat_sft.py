@@ -60,13 +60,14 @@ def evaluate_loss(model, batches, steps, autocast):
 def train(args):
     compute = compute_init(args.device_type, seed=args.seed)
     base_dir = get_base_dir()
-    ft = Finetune(args, compute, base_dir, "SFT", "chatsft_checkpoints")
-    tokenizer, render = ft.tokenizer, ft.tokenizer.render_conversation
-    seq_len = ft.seq_len
     per_micro = args.device_batch_size * compute.world_size
     if args.examples_per_step % per_micro:
         raise BadInput(f"--examples-per-step={args.examples_per_step} is not a multiple of --device-batch-size="
                        f"{args.device_batch_size} x {compute.world_size} processes = {per_micro}")
+    ft = Finetune(args, compute, base_dir, "SFT", "chatsft_checkpoints")   # may fit a smaller divisor batch
+    tokenizer, render = ft.tokenizer, ft.tokenizer.render_conversation
+    seq_len = ft.seq_len
+    per_micro = args.device_batch_size * compute.world_size
     accum = args.examples_per_step // per_micro
     train_ds, val_ds = sft_mixtures(args.mixture, args.synthetic_size, args.identity_path, base_dir, args.seed)
     chatcore_tasks = {}

@@ -193,8 +193,9 @@ def env_for(base_dir):
     return {**os.environ, "NANOCHAT_BASE_DIR": str(base_dir), "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO_ROOT}
 
 
-def run(base_dir, *args, timeout=300):
-    proc = subprocess.run([sys.executable, "-m", "scripts.chat_rl", *args], cwd=REPO_ROOT, env=env_for(base_dir),
+def run(base_dir, *args, timeout=300, **env):
+    proc = subprocess.run([sys.executable, "-m", "scripts.chat_rl", *args], cwd=REPO_ROOT,
+                          env={**env_for(base_dir), **env},
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"chat_rl failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
@@ -251,6 +252,21 @@ def test_sigterm_then_resume_reaches_the_same_weights(base_dir, straight):
     # and the weights did move at every step, so the equality above says something
     steps = [rl_weights(base_dir, "straight", s) for s in (1, 2, 3, 4)]
     assert all(any(not torch.equal(u[k], v[k]) for k in u) for u, v in zip(steps, steps[1:]))
+
+
+def test_oversized_batches_fit_a_small_gpu(base_dir, straight):
+    """On a simulated GPU that holds 4 rows, the training micro-batch (8) and the sampling batch (all 16 rows of
+    a step) fit themselves to 4; the step is the same: rows sample alone, and micro-batches sum to the step."""
+    log = run(base_dir, *STRAIGHT, "--num-steps=1", sft_tag(base_dir, "fitted"), NANOCHAT_SIMULATE_GPU_ROWS="4")
+    assert "--device-batch-size 8 does not fit in GPU memory: using 4" in log
+    assert "--sample-batch-size 16 does not fit in GPU memory: using 4" in log
+    assert step_rewards(log) == {1: step_rewards(straight)[1]}
+    meta = load_checkpoint(str(base_dir / "chatrl_checkpoints" / "fitted"), log=None)[2]
+    assert meta["train_config"]["device_batch_size"] == 4 and meta["step"] == 1
+    sft, whole, fitted = (load_checkpoint(str(base_dir / "chatsft_checkpoints" / "tiny"), log=None)[0],
+                          rl_weights(base_dir, "straight", 1), rl_weights(base_dir, "fitted"))
+    for k in whole:   # the same update up to the order of float sums (cautious Muon flips a few tiny entries)
+        assert (fitted[k] - whole[k]).norm() <= 0.1 * (whole[k] - sft[k]).norm(), k
 
 
 def test_two_processes_match_one(base_dir, straight):

@@ -172,3 +172,13 @@ def test_identity_file_defaults(tmp_path, capsys):
     path.write_text(json.dumps([{"role": "user", "content": "Who are you?"},
                                 {"role": "assistant", "content": "I am Ada."}]) + "\n")
     assert len(identity_entries(args, str(tmp_path), write_default=True)[0][1]()) == 1
+
+
+def test_oversized_batch_fits_a_small_gpu(base_dir, monkeypatch, capsys):
+    """On a simulated GPU that holds 3 rows, --device-batch-size=4 fits itself to 2 (a divisor, so the 8
+    conversations per step stay whole) and keeps them with 4 accumulation steps instead of 2."""
+    monkeypatch.setenv("NANOCHAT_SIMULATE_GPU_ROWS", "3")
+    chat_sft.main([*QUICK, "--output-tag=fitted", "--num-iterations=2", "--eval-every=100"])
+    assert "--device-batch-size 4 does not fit in GPU memory: using 2" in capsys.readouterr().out
+    config = load_checkpoint(os.path.join(base_dir, "chatsft_checkpoints", "fitted"), log=None)[2]["train_config"]
+    assert (config["device_batch_size"], config["grad_accum_steps"], config["examples_per_step"]) == (2, 4, 8)

@@ -91,3 +91,13 @@ def test_missing_or_empty_task_is_named(base_dir, tmp_path, capsys):
     assert f"task identity conversations {empty}" in err and "no examples" in err
     err = run_failing([*QUICK, "--total-batch-size=1000"], capsys)
     assert "--total-batch-size=1000" in err
+
+
+def test_oversized_batch_fits_a_small_gpu(base_dir, monkeypatch, capsys):
+    """On a simulated GPU that holds 1 row, --device-batch-size=4 fits itself to 1 and keeps the total batch
+    (512 tokens) with 4 accumulation steps instead of 1."""
+    monkeypatch.setenv("NANOCHAT_SIMULATE_GPU_ROWS", "1")
+    mid_train.main([*QUICK, "--output-tag=fitted", "--num-iterations=2", "--eval-every=100"])
+    assert "--device-batch-size 4 does not fit in GPU memory: using 1" in capsys.readouterr().out
+    config = load_checkpoint(os.path.join(base_dir, "mid_checkpoints", "fitted"), log=None)[2]["train_config"]
+    assert (config["device_batch_size"], config["grad_accum_steps"], config["total_batch_size"]) == (1, 4, 512)

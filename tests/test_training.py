@@ -61,31 +61,54 @@ def test_weight_decay_adds_up_to_the_decay_per_run(steps, schedule):
     assert muon_weight_decay(0.0, lr, steps, *schedule) == 0.0
 
 
-def test_fit_device_batch_size_halves_until_it_fits():
+def test_fit_batch_halves_to_a_divisor_until_it_fits(monkeypatch, capsys):
+    import types
+
     import pytest
     import torch
 
-    from nanochat.training import fit_device_batch_size
+    from nanochat.training import fit_batch
+    cuda = types.SimpleNamespace(device_type="cuda", device="cpu")   # fit_batch reads only these two
     tried = []
 
-    def try_batch(b):
+    def probe(b):
         tried.append(b)
         if b > 5:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated by the test)")
 
-    assert fit_device_batch_size(try_batch, 32) == 4
+    assert fit_batch(probe, 32, cuda) == 4
     assert tried == [32, 16, 8, 4]
-    assert fit_device_batch_size(try_batch, 3) == 3
-
-    def never_fits(b):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+    assert "--device-batch-size 32 does not fit in GPU memory: using 4" in capsys.readouterr().out
+    assert fit_batch(probe, 3, cuda) == 3
+    assert fit_batch(probe, 12, cuda) == 3   # 12 -> 6 -> 3: always a divisor, so a total batch stays whole
+    assert fit_batch(probe, 7, cuda) == 1
     with pytest.raises(torch.cuda.OutOfMemoryError):
-        fit_device_batch_size(never_fits, 8)
-
-    def other_error(b):
-        raise ValueError("not an OOM")
+        fit_batch(lambda b: probe(b + 5), 8, cuda)   # not even one row fits
     with pytest.raises(ValueError):   # only out-of-memory makes it try smaller
-        fit_device_batch_size(other_error, 8)
+        fit_batch(lambda b: int("not an OOM"), 8, cuda)
+
+    # off the GPU it does nothing, unless NANOCHAT_SIMULATE_GPU_ROWS simulates a GPU that holds so many rows
+    cpu = types.SimpleNamespace(device_type="cpu", device="cpu")
+    tried.clear()
+    assert fit_batch(probe, 32, cpu) == 32 and tried == []
+    monkeypatch.setenv("NANOCHAT_SIMULATE_GPU_ROWS", "2")
+    assert fit_batch(probe, 32, cpu) == 2 and tried == [2]   # the probe runs only on batches within the cap
+    assert fit_batch(probe, 32, cuda) == 2
+
+
+def test_probe_step_runs_a_real_step():
+    import torch
+
+    from nanochat.common import compute_init
+    from nanochat.gpt import GPT, GPTConfig
+    from nanochat.training import probe_step
+    model = GPT(GPTConfig(sequence_len=16, vocab_size=64, n_layer=1, n_head=2, n_kv_head=2, n_embd=32))
+    model.init_weights()
+    compute = compute_init("cpu")
+    state = torch.get_rng_state()
+    probe_step(model, 3, 16, compute)
+    assert all(p.grad is None for p in model.parameters())   # it leaves no gradients behind
+    assert torch.equal(state, torch.get_rng_state())          # nor a different RNG state
 
 
 def test_arch_overrides_are_typed_and_checked():
