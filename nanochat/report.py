@@ -1,6 +1,7 @@
 """The report card under $NANOCHAT_BASE_DIR/report/: `reset()` writes run_info.json at the start of a run, each stage
 `log`s its section (<slug>.md for people, <slug>.json for tools) and its curves (curves/<slug>--<name>.json), and
-`generate()` assembles report.md and <slug>-curves.png. Only rank 0 writes, every file atomically.
+`generate()` assembles report.md and <slug>-curves.png. Only rank 0 writes, every file atomically. `log_plan` keeps the
+run's plan (nanochat/plan.py) as run_plan.json, so the card shows its estimate beside the measured time and cost.
 Deliberately left out: anything that needs a running server, and prices: the cost line is an estimate,
 wall-clock x GPUs x a $/GPU-hour rate, not a bill.
 """
@@ -27,7 +28,8 @@ STAGES = ("base", "mid", "sft", "rl")
 METRICS = ["CORE", "ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "SpellingBee", "ChatCORE"]
 SUMMARY_ROWS = ["CORE", "val bpb", *METRICS[1:]]   # the summary table's fixed rows; other tasks follow them
 DEFAULT_GPU_HOUR_RATE = 3.0  # $ per GPU-hour, roughly an on-demand H100 in 2025
-RUN_INFO = "run_info.json"   # "_" never occurs in a slug, so no section can collide with it
+RUN_INFO, PLAN = "run_info.json", "run_plan.json"   # "_" never occurs in a slug: no section collides with them
+GPT2_CORE = 0.2565   # GPT-2 (1.5B)'s CORE: the leaderboard's bar (nanochat's dev/LEADERBOARD.md)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -153,10 +155,10 @@ class Report:
         return None if entry is None else entry["data"]
 
     def _entries(self, subdir=""):
-        """The JSON files in the report directory (or a subdirectory of it), sorted by name; not run_info.json."""
+        """The JSON files in the report directory (or a subdirectory of it), sorted by name; not RUN_INFO or PLAN."""
         d = os.path.join(self.dir, subdir)
         for fname in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-            if fname.endswith(".json") and fname != RUN_INFO:
+            if fname.endswith(".json") and fname not in (RUN_INFO, PLAN):
                 yield self._load(os.path.join(subdir, fname))
 
     def sections(self):
@@ -172,6 +174,13 @@ class Report:
 
     def run_info(self):
         return self._load(RUN_INFO)
+
+    def log_plan(self, plan):
+        """Keep this run's plan (nanochat.plan.make_plan) for the summary; after reset(), which empties the folder."""
+        if dist_info()[0] != 0:   # only rank 0 writes
+            return None
+        atomic_write_json(os.path.join(self.dir, PLAN), plan)
+        return os.path.join(self.dir, PLAN)
 
     # ---- the start and the end of a run
 
@@ -222,7 +231,7 @@ class Report:
             cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells]
             out.append(f"| {metric} | " + " | ".join(cells) + " |")
         out.append("")
-        out += self._time_and_cost(info, system, gpu_hour_rate) + [""]
+        out += self._leaderboard() + self._time_and_cost(info, system, gpu_hour_rate) + [""]
 
         # ---- every section, with its curves
         sections = self.sections()
@@ -244,6 +253,16 @@ class Report:
 
     # ---- helpers of generate
 
+    def _leaderboard(self):
+        """base_train's total_training_time (its step clock: evaluation excluded) and base_eval's CORE vs GPT-2's."""
+        seconds = (self.read("Base model training") or {}).get("total_training_time")
+        if seconds is None:
+            return []
+        core = (self.read("Base model evaluation") or {}).get("core")
+        verdict = "no CORE measured" if core is None else \
+            f"CORE {core:.4f}, {'beats' if core > GPT2_CORE else 'does not beat'} GPT-2's {GPT2_CORE}"
+        return [f"Leaderboard: base training {format_duration(seconds)} (training steps only), {verdict}"]
+
     def _time_and_cost(self, info, system, gpu_hour_rate):
         if info:
             seconds, since = time.time() - info["start_epoch"], "since the run started (`scripts.report reset`)"
@@ -262,6 +281,12 @@ class Report:
                          "(an estimate from wall-clock time, not a bill)")
         else:
             lines.append("Estimated cost: $0.00 (a CPU run: no GPU-hours; an estimate, not a bill)")
+        plan = self._load(PLAN)
+        if plan:
+            hours, cost, hw = plan["total"]["hours"], plan["total"]["cost"], plan["hardware"]
+            lines.append(f"The plan's estimate: {'?' if hours is None else f'{hours:.2f} h'} of training and eval "
+                         f"compute, {'?' if cost is None else f'${cost:,.2f}'}, on {hw['count']} x {hw['name']} at "
+                         f"{plan['mfu']:.0%} MFU (FLOPs / peak: no setup, data or tokenizer time)")
         return lines
 
     def _plot(self, section):

@@ -62,7 +62,7 @@ def fake_run(report, start_epoch, gpus):
                                         "ChatCORE": 0.02}])
     report.log("Tokenizer training", [{"vocab_size": 65536}])
     report.log("Chat SFT", [{"val_loss": 1.1}])
-    report.log("Base model training", [{"val_bpb": 0.81}])
+    report.log("Base model training", [{"val_bpb": 0.81, "total_training_time": 5940.4}])
     report.log_curve("Base model training", "train loss", range(1, 101), [5 / (1 + s / 10) for s in range(1, 101)])
     report.log_curve("Base model training", "val bpb", [0, 50, 100], [3.0, 1.0, 0.8])
     report.log_curve("Chat SFT", "val loss", [0, 10, 20], [2.0, 1.5, 1.2])
@@ -96,7 +96,9 @@ def test_generate_assembles_everything(report):
     assert "| ChatCORE over ARC-Easy+GSM8K | - | - | 0.1000 | - |" in table
     assert "| SyntheticMath | - | 0.0500 | - | - |" in table
     assert all(f"| {m} |" in table for m in METRICS)
+    assert "Leaderboard: base training 1h39m (training steps only), CORE 0.2000, does not beat GPT-2's 0.2565" in md
     assert re.search(r"Total wall-clock time: 2h00m since the run started", md)
+    assert "The plan's estimate" not in md   # no plan was logged
     assert "Estimated cost: 8 GPUs x 2.00 h x $3.00/GPU-hour = $48.00 (an estimate" in md
     # one PNG per stage with curves, next to report.md and linked from it inside its section
     for section in ("Base model training", "Chat SFT", "Chat RL"):
@@ -115,6 +117,28 @@ def test_chatcore_row_is_only_the_full_task_set(report):
     report.log("Chat evaluation rl", [{"tasks": ",".join(reversed(full[1:])), "ChatCORE": 0.125}])
     assert report.summary()["ChatCORE"] == {"sft": 0.25}
     assert report.summary()["ChatCORE over " + "+".join(reversed(full[1:]))] == {"rl": 0.125}
+
+
+def test_leaderboard_line_and_the_plans_estimate_beside_the_cost(report):
+    from nanochat import plan
+    fake_run(report, time.time() - 3600, gpus=8)
+    hw = plan.parse_gpus("8xH100")
+    model = plan.meta_model(24, 32768, 2048)
+    the_plan = plan.make_plan([plan.plan_row("base_train", model, hw, 16, 2**19, 11000)], hw)
+    report.log_plan(the_plan)
+    report.log("Base model evaluation", [{"core": 0.2612}])
+    with open(report.generate(gpu_hour_rate=3.0)) as f:
+        md = f.read()
+    assert "Leaderboard: base training 1h39m (training steps only), CORE 0.2612, beats GPT-2's 0.2565" in md
+    measured = re.search(r"Estimated cost: 8 GPUs x 1.00 h x \$3.00/GPU-hour = \$24.0\d", md).start()
+    total = the_plan["total"]
+    estimate = md.index(f"The plan's estimate: {total['hours']:.2f} h of training and eval compute, "
+                        f"${total['cost']:,.2f}, on 8 x H100 at 40% MFU")
+    assert estimate > measured and "## Summary" in md
+    assert "run_plan" not in " ".join(report.sections())   # the plan is not a section
+    report.log("Base model training", [{"val_bpb": 0.81}])   # a run that recorded no training time: no line
+    with open(report.generate()) as f:
+        assert "Leaderboard" not in f.read()
 
 
 def test_generate_on_a_cpu_run_without_reset(report):
