@@ -91,6 +91,15 @@ SOURCES = {
 }
 
 
+def add_checkpoint_args(p, source="sft", sources=SOURCES, use="to load", flags=("--source",)):
+    """The flags of the checkpoint a script loads, load_model's arguments: --source (its `flags`; none when
+    `source` is None: the script loads one stage's), --model-tag and --step."""
+    if source:
+        p.add_argument(*flags, default=source, choices=list(sources), help=f"which stage's checkpoint {use}")
+    p.add_argument("--model-tag", default=None, help="checkpoint tag, its subdirectory (default: the newest)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest complete one)")
+
+
 def checkpoint_dir(source, model_tag=None, base_dir=None):
     """Directory of a stage's checkpoints; without a tag, the most recently written tag."""
     subdir, command = SOURCES[source]

@@ -7,7 +7,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from nanochat.checkpoint import SOURCES, load_model
+from nanochat.checkpoint import add_checkpoint_args, load_model
 from nanochat.common import BadInput, positive, print0
 from nanochat.run import Run
 from nanochat.training import add_training_args, build_optimizer, fit_batch, lr_multiplier, probe_step, set_schedule
@@ -16,10 +16,7 @@ from nanochat.training import add_training_args, build_optimizer, fit_batch, lr_
 def add_finetune_args(p, source_default, init_lr_frac):
     """The flags both stages take (and every training stage's: add_training_args); each script adds its own."""
     add_training_args(p, eval_every=150)
-    p.add_argument("--source", default=source_default, choices=sorted(SOURCES),
-                   help="stage whose checkpoint to start from")
-    p.add_argument("--model-tag", default="", help="tag of the source checkpoint (default: the newest)")
-    p.add_argument("--step", type=int, default=None, help="step of the source checkpoint (default: the last)")
+    add_checkpoint_args(p, source_default, use="to start from")
     p.add_argument("--output-tag", default="", help="tag of this stage's checkpoints (default: the source's tag)")
     p.add_argument("--mixture", default="full", choices=("full", "synthetic"),
                    help="full: the real datasets from the hub; synthetic: the embedded generator (offline)")
@@ -37,8 +34,7 @@ class Finetune:
     def __init__(self, args, compute, base_dir, stage, ckpt_subdir):
         self.args, self.compute, self.base_dir, self.stage = args, compute, base_dir, stage
         try:
-            model, self.tokenizer, meta = load_model(args.source, compute.device, args.model_tag or None,
-                                                     args.step, base_dir)
+            model, self.tokenizer, meta = load_model(args.source, compute.device, args.model_tag, args.step, base_dir)
         except (FileNotFoundError, ValueError) as e:
             raise BadInput(f"cannot load the {args.source} model to start {stage} from: {e}") from e
         self.model = self.fwd = model.train()   # fwd: the model, or its torch.compile'd wrapper

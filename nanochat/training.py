@@ -135,13 +135,15 @@ def grad_accum_steps(total_batch_tokens, device_batch_size, seq_len, world_size)
     return total_batch_tokens // per_micro
 
 
-def probe_step(model, rows, seq_len, compute):
-    """One forward/backward of `rows` rows of seq_len tokens: raises torch.cuda.OutOfMemoryError if they do not fit.
-    The tokens' values do not matter for memory: zeros leave the RNG alone."""
+def probe_step(model, rows, seq_len, compute, train=True):
+    """One forward/backward (without `train`: a forward to logits) of `rows` rows of seq_len tokens: raises
+    torch.cuda.OutOfMemoryError if they do not fit. The tokens' values do not matter: zeros leave the RNG alone."""
     x = torch.zeros((rows, seq_len + 1), dtype=torch.long, device=compute.device)
     try:
-        with compute.autocast():
-            model(x[:, :-1], x[:, 1:]).backward()
+        with torch.set_grad_enabled(train), compute.autocast():
+            out = model(x[:, :-1], x[:, 1:]) if train else model(x[:, :-1])   # the loss, or logits
+            if train:
+                out.backward()
     finally:
         model.zero_grad(set_to_none=True)
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import torch
 
-from nanochat.checkpoint import load_model
+from nanochat.checkpoint import add_checkpoint_args, load_model
 from nanochat.common import atomic_write_json, atomic_write_text, cli, compute_init, get_base_dir, positive, print0
 from nanochat.core_eval import EVAL_BUNDLE_URL, download_eval_bundle, evaluate_core
 from nanochat.dataloader import PackedLoader
@@ -19,12 +19,12 @@ from nanochat.engine import SAMPLE_PROMPTS, sample_greedy
 from nanochat.loss_eval import check_model_is_honest, evaluate_bpb
 from nanochat.report import get_report
 from nanochat.tokenizer import get_token_bytes
+from nanochat.training import fit_batch, probe_step
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Evaluate a base model: bits per byte, samples and CORE")
-    p.add_argument("--model-tag", default="", help="base checkpoint subdirectory (default: the newest)")
-    p.add_argument("--step", type=int, default=-1, help="checkpoint step (-1: the newest complete one)")
+    add_checkpoint_args(p, source=None)   # always the base model
     p.add_argument("--max-per-task", type=int, default=-1, help="CORE examples per task (-1: all)")
     p.add_argument("--batch-size", type=positive(int), default=16, help="CORE candidate rows per forward pass")
     p.add_argument("--eval-bundle", default="", help=f"CORE eval bundle: URL, zip or unpacked directory "
@@ -83,10 +83,14 @@ def evaluate(args):
         model, tokenizer = load_hf(args.hf_path, compute.device, args.trust_remote_code)
         summary["hf_path"] = args.hf_path
     else:
-        model, tokenizer, meta = load_model("base", compute.device, args.model_tag or None,
-                                            None if args.step < 0 else args.step)
+        model, tokenizer, meta = load_model("base", compute.device, args.model_tag, args.step)
         summary = {"model_tag": os.path.basename(meta["checkpoint_dir"]), "step": meta["step"], **summary}
         print0(f"base model {summary['model_tag']} at step {summary['step']} ({meta['checkpoint_dir']})")
+
+    def probe(b):   # a forward of b full rows: the most a bpb batch or a CORE batch holds
+        probe_step(model, b, model.config.sequence_len, compute, train=False)
+    args.device_batch_size = fit_batch(probe, args.device_batch_size, compute)
+    args.batch_size = fit_batch(probe, args.batch_size, compute, "--batch-size")
 
     # ---- bits per byte on both splits of the pretraining data
     shards = data_dir(base_dir)

@@ -8,16 +8,14 @@ import argparse
 import random
 import sys
 
-from nanochat.checkpoint import SOURCES, load_model
+from nanochat.checkpoint import add_checkpoint_args, load_model
 from nanochat.common import compute_init
 from nanochat.engine import Engine, SamplingParams, ToolRenderer, completion_to_parts, fit_conversation, prompt_budget
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Chat with a nanochat model in the terminal.")
-    p.add_argument("--source", default="sft", choices=list(SOURCES), help="which stage's checkpoint to load")
-    p.add_argument("--model-tag", default=None, help="checkpoint tag (default: the most recently written)")
-    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    add_checkpoint_args(p)
     p.add_argument("-p", "--prompt", default=None, help="one-shot: answer this prompt, print the reply, exit")
     p.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (0 = greedy)")
     p.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (0 = all)")

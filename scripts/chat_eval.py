@@ -10,18 +10,17 @@ import io
 import os
 
 from nanochat.chat_eval import run_chat_eval
-from nanochat.checkpoint import SOURCES, load_model
+from nanochat.checkpoint import add_checkpoint_args, load_model
 from nanochat.common import atomic_write_json, atomic_write_text, cli, compute_init, get_base_dir, positive, print0
 from nanochat.report import get_report
+from nanochat.training import fit_batch, probe_step
 from tasks.common import DatasetUnavailableError
 from tasks.registry import DEFAULT_TASKS, TASKS, TINY_TASKS, build_tasks, parse_task_names
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Evaluate a chat model on the chat tasks and compute ChatCORE")
-    p.add_argument("-i", "--source", default="sft", choices=list(SOURCES), help="which stage's checkpoint")
-    p.add_argument("--model-tag", default="", help="checkpoint subdirectory (default: the newest)")
-    p.add_argument("--step", type=int, default=-1, help="checkpoint step (-1: the newest complete one)")
+    add_checkpoint_args(p, use="to evaluate", flags=("-i", "--source"))
     p.add_argument("-a", "--tasks", default=DEFAULT_TASKS, help=f"comma-separated tasks, from {', '.join(TASKS)}; "
                    f"offline: {TINY_TASKS}")
     p.add_argument("--max-problems", type=positive(int), default=None, help="problems per task (default: all)")
@@ -66,8 +65,10 @@ def evaluate(args):
         tasks = build_tasks(args.task_names, args.data_dir or None)
     except DatasetUnavailableError as e:
         raise DatasetUnavailableError(f"{e}\n(or leave that task out with -a/--tasks)") from e  # a BadInput
-    model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag or None,
-                                        None if args.step < 0 else args.step)
+    model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag, args.step)
+    T = model.config.sequence_len   # a forward of b x num_samples full rows outweighs b questions and their KV cache
+    args.batch_size = fit_batch(lambda b: probe_step(model, b * args.num_samples, T, compute, train=False),
+                                args.batch_size, compute, "--batch-size")
     model_tag = os.path.basename(meta["checkpoint_dir"])
     print0(f"{args.source} model {model_tag} at step {meta['step']} ({meta['checkpoint_dir']}); "
            f"tasks: {', '.join(f'{n} ({len(t)})' for n, t in tasks.items())}")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from nanochat.checkpoint import load_model
+from nanochat.checkpoint import add_checkpoint_args, load_model
 from nanochat.common import BadInput, cli, compute_init, get_base_dir, positive, print0
 from nanochat.engine import Engine, SamplingParams
 from nanochat.run import Run
@@ -135,10 +135,7 @@ def evaluate_pass_at_k(engine, tokenizer, task, num_examples, k, params, seed, c
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Reinforcement learning on math problems (GSM8K or synthetic)")
     add_training_args(p)
-    p.add_argument("--source", default="sft", choices=("sft", "mid"), help="stage whose checkpoint to start from")
-    p.add_argument("--model-tag", default="", help="checkpoint tag to start from (default: the newest); "
-                   "the RL checkpoints go to chatrl_checkpoints/<the same tag>")
-    p.add_argument("--step", type=int, default=-1, help="checkpoint step to start from (-1: newest)")
+    add_checkpoint_args(p, sources=("sft", "mid"), use="to start from (RL's go to chatrl_checkpoints/<its tag>)")
     p.add_argument("--task", default="gsm8k", choices=("gsm8k", "synthetic"),
                    help="math problems to train and evaluate on")
     p.add_argument("--train-path", default=None, help="--task=gsm8k offline: the train split as a local .jsonl/.json/"
@@ -179,8 +176,7 @@ def train(args):
         raise BadInput(f"--examples-per-step={args.examples_per_step} must be a multiple of the "
                          f"{compute.world_size} processes (each rank takes an equal share)")
     base_dir = get_base_dir()
-    model, tokenizer, source_meta = load_model(args.source, compute.device, args.model_tag or None,
-                                               None if args.step < 0 else args.step, base_dir)
+    model, tokenizer, source_meta = load_model(args.source, compute.device, args.model_tag, args.step, base_dir)
     args.device_batch_size = fit_batch(lambda b: probe_step(model, b, model.config.sequence_len, compute),
                                        args.device_batch_size, compute)   # rows are at most the context long
     train_task, test_task = load_tasks(args.task, args.eval_examples, args.train_path, args.test_path)

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from nanochat.checkpoint import SOURCES, load_model
+from nanochat.checkpoint import add_checkpoint_args, load_model
 from nanochat.common import compute_init, print0
 from nanochat.engine import Engine, SamplingParams, ToolRenderer, fit_conversation, prompt_budget
 from nanochat.serving import ChatServer, GenerationError, Job, ServerConfig, StopText
@@ -290,9 +290,7 @@ def create_app(engines, tokenizer, config=None):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Serve a nanochat model: web UI + OpenAI-compatible API")
-    p.add_argument("--source", default="sft", choices=list(SOURCES), help="which stage's checkpoint to serve")
-    p.add_argument("--model-tag", default=None, help="checkpoint tag (default: the most recently written)")
-    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    add_checkpoint_args(p, use="to serve")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the server to the network")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--replicas", type=int, default=None,

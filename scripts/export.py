@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from nanochat.checkpoint import SOURCES, load_model
+from nanochat.checkpoint import add_checkpoint_args, load_model
 from nanochat.common import BadInput, cli, get_base_dir
 from nanochat.gpt import GPTConfig
 
@@ -107,9 +107,7 @@ def write_model(model, tok, dtype, fmt, out):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Export a checkpoint as a directory transformers loads")
-    p.add_argument("--source", default="sft", choices=list(SOURCES), help="which stage's checkpoint")
-    p.add_argument("--model-tag", default="", help="checkpoint subdirectory (default: the newest)")
-    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest complete one)")
+    add_checkpoint_args(p, use="to export")
     p.add_argument("--out", required=True, help="the directory to write; must not exist yet")
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp32"], help="dtype of the saved weights")
     p.add_argument("--format", default="auto", choices=["auto", "stock", "remote"],
@@ -127,7 +125,7 @@ def export(args):
         raise BadInput(f"cannot write --out {out} ({e}): pick one whose parent exists and is writable") from None
     try:
         base_dir = get_base_dir()
-        model, tok, meta = load_model(args.source, "cpu", args.model_tag or None, args.step, base_dir)
+        model, tok, meta = load_model(args.source, "cpu", args.model_tag, args.step, base_dir)
         how = write_model(model, tok, {"bf16": "bfloat16", "fp32": "float32"}[args.dtype], args.format, tmp)
         hf_tokenizer(tok).save(os.path.join(tmp, "tokenizer.json"))
         Path(tmp, "tokenizer_config.json").write_text(json.dumps({

@@ -325,6 +325,21 @@ def test_script_end_to_end(chat_base, gpt, monkeypatch, capsys):
     assert not [f for f in os.listdir(chat_base / "eval") if f.endswith(".tmp")]
 
 
+def test_script_fits_its_batch_to_a_small_gpu(chat_base, monkeypatch, capsys):
+    """On a simulated GPU that holds 1 row, --batch-size=2 fits itself to 1 and scores the same."""
+    from scripts.chat_eval import main
+    monkeypatch.setenv("NANOCHAT_BASE_DIR", str(chat_base))
+    args = [*script_args(chat_base), "-a", "ARC-Easy,SyntheticMath"]
+    results = []
+    for rows in ("1", "2"):
+        monkeypatch.setenv("NANOCHAT_SIMULATE_GPU_ROWS", rows)
+        main(args)
+        with open(chat_base / "eval" / "chat_sft.json") as f:
+            results.append(json.load(f)["tasks"])
+    assert "--batch-size 2 does not fit in GPU memory: using 1" in capsys.readouterr().out
+    assert results[0] == results[1]
+
+
 def test_script_rejects_unknown_tasks(capsys):
     from scripts.chat_eval import main
     with pytest.raises(SystemExit) as e:

@@ -541,6 +541,19 @@ def test_base_eval_script(base_dir_with_model, tok, capsys):
     assert math.isfinite(summary["train_bpb"]) and math.isfinite(summary["val_bpb"])
 
 
+def test_base_eval_fits_its_batches_to_a_small_gpu(base_dir_with_model, tok, monkeypatch, capsys):
+    """On a simulated GPU that holds 1 row, the bpb batch (2) and the CORE batch (5) fit themselves to 1; the
+    numbers stay the same."""
+    from scripts.base_eval import main
+    base, bundle, model = base_dir_with_model
+    monkeypatch.setenv("NANOCHAT_SIMULATE_GPU_ROWS", "1")
+    summary = main(SCRIPT_ARGS + [f"--eval-bundle={bundle}"])
+    out = capsys.readouterr().out
+    assert "--device-batch-size 2 does not fit in GPU memory: using 1" in out
+    assert "--batch-size 5 does not fit in GPU memory: using 1" in out
+    assert summary["core"] == pytest.approx(evaluate_core(model, tok, bundle, "cpu")["core"])
+
+
 @pytest.mark.slow   # two torchrun workers importing torch on a shared 2-core box: ~15 s
 def test_base_eval_under_torchrun_matches_one_process(base_dir_with_model):
     from scripts.base_eval import main
