@@ -20,13 +20,13 @@ MFU = 0.40   # fraction of the bf16 peak a well-tuned bf16 run reaches on these 
 GPUS = {"H100": (80, PEAK_BF16_FLOPS["H100"], 3.00), "H200": (141, PEAK_BF16_FLOPS["H200"], 3.80),
         "A100-80GB": (80, PEAK_BF16_FLOPS["A100"], 1.80), "A100-40GB": (40, PEAK_BF16_FLOPS["A100"], 1.30),
         "L40S": (48, PEAK_BF16_FLOPS["L40S"], 1.00), "RTX4090": (24, PEAK_BF16_FLOPS["4090"], 0.40)}
-# Saved-for-backward activations of one block, in n_embd-sized vectors per token (q, k, v, the rotary and
-# normed copies, attention's output, the MLP's 4x-wide hidden before and after ReLU^2, the norms' inputs, ...),
-# and copies of the (B, T, vocab) fp32 logits at the loss's peak (the softcapped logits, cross_entropy's
-# log-softmax, their gradient). Both fitted to the peak RSS of eager fp32 steps on CPU (tests/test_plan.py checks
-# the fit); torch.compile'd CUDA runs keep fewer (Inductor recomputes pointwise ops), so on GPUs this errs high.
-ACTIVATION_VECTORS = 37
-LOGIT_COPIES = 3
+# compiled -> (saved-for-backward activations of one block, in n_embd-sized vectors per token: q, k, v, their
+# rotary and normed copies, attention's output, the MLP's 4x-wide hidden before and after ReLU^2, the norms'
+# inputs, ...; copies of the (B, T, vocab) fp32 logits at the loss's peak: the softcapped logits, cross_entropy's
+# log-softmax, their gradient). Fitted to the peak RSS of fp32 steps on CPU: eager from 12 shapes (tests/test_plan.py
+# checks the tiny profile's), torch.compile'd (Inductor recomputes pointwise ops and fuses the loss) more roughly,
+# from the growth with batch, depth and vocab. Not yet measured on a GPU (bf16, flash-attention).
+SAVED = {False: (37, 3.0), True: (24, 1.5)}
 
 
 @dataclass
@@ -76,7 +76,7 @@ def meta_model(depth, vocab_size, seq_len, **shape):
         return GPT(config_from_depth(depth, vocab_size, seq_len, **shape))
 
 
-def memory_estimate(model, device_batch, hw, train=True):
+def memory_estimate(model, device_batch, hw, train=True, compiled=False):
     """Estimated peak bytes per device of one micro-step of `device_batch` rows of the model's sequence length."""
     cfg, world = model.config, hw.count
     tokens = device_batch * cfg.sequence_len
@@ -90,31 +90,33 @@ def memory_estimate(model, device_batch, hw, train=True):
     # optimizer state (nanochat/optim.py), each rank keeping only its share (ZeRO-2): Muon a momentum buffer
     # (NorMuon's per-row moments are negligible), AdamW two moments, all fp32
     state = 4 * (muon + 2 * (params - muon)) / world
-    activations = ACTIVATION_VECTORS * cfg.n_layer * tokens * cfg.n_embd * hw.dtype_bytes
-    logits = LOGIT_COPIES * 4 * tokens * cfg.vocab_size
+    vectors, logit_copies = SAVED[compiled]
+    activations = vectors * cfg.n_layer * tokens * cfg.n_embd * hw.dtype_bytes
+    logits = logit_copies * 4 * tokens * cfg.vocab_size
     return weights + grads + state + activations + logits + hw.overhead
 
 
-def fitting_batch(model, device_batch, hw, train=True):
+def fitting_batch(model, device_batch, hw, train=True, compiled=False):
     """The batch training.fit_batch would settle on if memory_estimate were the truth (its rule: the largest divisor
     of the requested batch at most half the last one tried, so the total batch is kept); 0 if not even 1 fits."""
     b = device_batch
-    while memory_estimate(model, b, hw, train) > hw.memory:
+    while memory_estimate(model, b, hw, train, compiled) > hw.memory:
         if b == 1:
             return 0
         b = max(d for d in range(1, b // 2 + 1) if device_batch % d == 0)
     return b
 
 
-def plan_row(stage, model, hw, device_batch, batch_tokens, steps, train=True, mfu=MFU):
+def plan_row(stage, model, hw, device_batch, batch_tokens, steps, train=True, compiled=False, mfu=MFU):
     """One stage: `batch_tokens` per optimizer step (forward-only stages: per batch) over all devices, `steps`
-    of them. Forward-only stages (eval, sampling) cost a third of estimate_flops(), which counts training."""
+    of them; `compiled` as the stage runs (base and mid on CUDA). Forward-only stages (eval, sampling) cost a third
+    of estimate_flops(), which counts training."""
     cfg = model.config
     accum = grad_accum_steps(batch_tokens, device_batch, cfg.sequence_len, hw.count)
     tokens = steps * batch_tokens
     flops = model.estimate_flops() * tokens / (1 if train else 3)
-    memory = memory_estimate(model, device_batch, hw, train)
-    fit = device_batch if memory <= hw.memory else fitting_batch(model, device_batch, hw, train)
+    memory = memory_estimate(model, device_batch, hw, train, compiled)
+    fit = fitting_batch(model, device_batch, hw, train, compiled)
     hours = flops / (hw.count * hw.flops * mfu) / 3600 if hw.flops else None
     return dict(stage=stage, depth=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, params=model.num_params(),
                 seq_len=cfg.sequence_len, device_batch=device_batch, accum=accum, steps=steps, tokens=tokens,

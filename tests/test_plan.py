@@ -36,7 +36,7 @@ hw = plan.parse_gpus("8xH100")
 model = plan.meta_model(24, 32768, 2048)
 tokens = training.horizon_tokens(model.num_scaling_params(), 8)
 batch = training.optimal_batch_tokens(model.estimate_flops() * tokens)
-rows = [plan.plan_row("base_train", model, hw, 32, batch, tokens // batch),
+rows = [plan.plan_row("base_train", model, hw, 32, batch, tokens // batch, compiled=True),
         plan.plan_row("chat_eval", model, hw, 8, 8 * 2048 * 8, 100, train=False)]
 result = plan.make_plan(rows, hw)
 print(plan.format_plan(result))
