@@ -42,8 +42,9 @@ class Hardware:
 
 def cpu_hardware():
     import psutil
-    # fp32 compute; torch's own allocations at first use (thread pools, kernel scratch) measured ~0.26 GB
-    return Hardware("CPU", 1, psutil.virtual_memory().total, None, 0.0, dtype_bytes=4, overhead=0.26 * GB)
+    # fp32 compute. The overhead is the process's own: Python and torch's libraries (~0.56 GB resident), and
+    # torch's allocations at first use (~0.26 GB): so the estimate compares with the peak RSS a stage reports.
+    return Hardware("CPU", 1, psutil.virtual_memory().total, None, 0.0, dtype_bytes=4, overhead=0.82 * GB)
 
 
 def parse_gpus(spec):
