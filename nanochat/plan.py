@@ -1,8 +1,7 @@
-"""The plan of a run before paying for it: per stage the model's shape, batch, steps, tokens, FLOPs, estimated peak
-memory per GPU, and estimated time and cost on a given (or the detected) hardware. Built on meta-device models and
-the pure functions the stages themselves call (grad_accum_steps, estimate_flops, the batch-fitting rule), so the
-plan follows the code. Times and costs are estimates: FLOPs / (GPUs x bf16 peak x MFU), MFU an explicit input.
-The memory model is a sum of terms (memory_estimate), calibrated on CPU; it is not a measurement.
+"""The plan of a run before paying for it: per stage the model's shape, batch, steps, tokens, FLOPs, and estimated
+peak memory per GPU, time and cost on named or detected hardware. Built on meta-device models and the functions the
+stages call (grad_accum_steps, estimate_flops, the batch-fitting rule), so it follows the code. Estimates, not
+measurements: time is FLOPs / (GPUs x bf16 peak x MFU), MFU an input; memory a sum of terms calibrated on CPU.
 """
 
 import re
@@ -20,12 +19,10 @@ MFU = 0.40   # fraction of the bf16 peak a well-tuned bf16 run reaches on these 
 GPUS = {"H100": (80, PEAK_BF16_FLOPS["H100"], 3.00), "H200": (141, PEAK_BF16_FLOPS["H200"], 3.80),
         "A100-80GB": (80, PEAK_BF16_FLOPS["A100"], 1.80), "A100-40GB": (40, PEAK_BF16_FLOPS["A100"], 1.30),
         "L40S": (48, PEAK_BF16_FLOPS["L40S"], 1.00), "RTX4090": (24, PEAK_BF16_FLOPS["4090"], 0.40)}
-# compiled -> (saved-for-backward activations of one block, in n_embd-sized vectors per token: q, k, v, their
-# rotary and normed copies, attention's output, the MLP's 4x-wide hidden before and after ReLU^2, the norms'
-# inputs, ...; copies of the (B, T, vocab) fp32 logits at the loss's peak: the softcapped logits, cross_entropy's
-# log-softmax, their gradient). Fitted to the peak RSS of fp32 steps on CPU: eager from 12 shapes (tests/test_plan.py
-# checks the tiny profile's), torch.compile'd (Inductor recomputes pointwise ops and fuses the loss) more roughly,
-# from the growth with batch, depth and vocab. Not yet measured on a GPU (bf16, flash-attention).
+# compiled -> (activations one block saves for backward, in n_embd-sized vectors per token: q, k, v, their rotary and
+# normed copies, the MLP's 4x-wide hidden before and after ReLU^2, ...; copies of the (B, T, vocab) fp32 logits at
+# the loss: softcapped, log-softmax, gradient). Fitted to the peak RSS of fp32 steps on CPU, eager over 12 shapes,
+# compiled (Inductor recomputes pointwise ops, fuses the loss) from a few; not yet measured on a GPU.
 SAVED = {False: (37, 3.0), True: (24, 1.5)}
 
 
@@ -49,9 +46,9 @@ def cpu_hardware():
 
 def parse_gpus(spec):
     """'8xH100', 'H200' (one), '2xA100-40GB' or 'cpu' -> Hardware; names as in GPUS, any case."""
-    m = re.fullmatch(r"(?:(\d+)x)?([\w-]+)", spec.strip(), re.IGNORECASE)
+    m = re.fullmatch(r"(?:([1-9]\d*)x)?([\w-]+)", spec.strip(), re.IGNORECASE)
     name = next((n for n in [*GPUS, "CPU"] if m and n.upper() == m[2].upper()), None)
-    if name is None or (m[1] is not None and int(m[1]) < 1):
+    if name is None:
         raise BadInput(f"--gpus {spec!r}: expected COUNTxNAME with NAME one of {', '.join(GPUS)} (or cpu), "
                        "e.g. --gpus 8xH100")
     if name == "CPU":
@@ -128,9 +125,8 @@ def plan_row(stage, model, hw, device_batch, batch_tokens, steps, train=True, co
 
 def make_plan(rows, hw, mfu=MFU):
     """The plan as JSON-ready data: the hardware, the MFU assumed, the rows and their totals."""
-    total = {k: sum(r[k] for r in rows) for k in ("steps", "tokens", "flops")}
-    for k in ("hours", "cost"):
-        total[k] = None if any(r[k] is None for r in rows) else sum(r[k] for r in rows)
+    total = {k: None if any(r[k] is None for r in rows) else sum(r[k] for r in rows)
+             for k in ("steps", "tokens", "flops", "hours", "cost")}   # no time known for one stage: none in total
     return {"hardware": asdict(hw), "mfu": mfu, "stages": rows, "total": total}
 
 
@@ -140,23 +136,25 @@ def _si(x):
 
 
 def format_plan(plan):
-    """The plan as a table: one row per stage, then the totals. Time and cost are labelled estimates."""
+    """The plan as a table: one row per stage, then the totals, then the stages that do not fit and what would."""
     hw, total = Hardware(**plan["hardware"]), plan["total"]
-    peak = f"{hw.flops / 1e12:.0f} TFLOP/s bf16 at {plan['mfu']:.0%} MFU" if hw.flops else "no FLOP/s known"
-    price = f"${hw.hourly:.2f}/device-hour" if hw.hourly is not None else "no price known"
     hours = (lambda h: "-" if h is None else f"{h:.2f} h")
     cost = (lambda c: "-" if c is None else f"${c:,.2f}")
-    lines = [f"plan: {hw.count} x {hw.name} ({hw.memory / GB:.0f} GB, {peak}, {price}); time and cost are ESTIMATES",
-             f"{'stage':<14}{'depth':>6}{'width':>6}{'heads':>6}{'params':>8}{'seq':>6}{'batch':>7}{'accum':>6}"
-             f"{'steps':>8}{'tokens':>8}{'FLOPs':>8}{'mem/GPU':>9}{'time':>9}{'cost':>10}"]
-    for r in plan["stages"]:
-        lines.append(f"{r['stage']:<14}{r['depth']:>6}{r['n_embd']:>6}{r['n_head']:>6}{_si(r['params']):>8}"
-                     f"{r['seq_len']:>6}{r['device_batch']:>7}{r['accum']:>6}{r['steps']:>8}{_si(r['tokens']):>8}"
-                     f"{_si(r['flops']):>8}{r['memory'] / GB:>7.1f}GB{hours(r['hours']):>9}{cost(r['cost']):>10}")
-        if not r["fits"]:
-            lines.append(f"  ! {r['stage']}: ~{r['memory'] / GB:.1f} GB does not fit in {hw.memory / GB:.0f} GB; " + (
-                f"--device-batch-size={r['fit_batch']} would fit ({r['fit_accum']} accumulation steps, same total "
-                "batch)" if r["fit_batch"] else "not even batch 1 fits: a smaller model or more GPUs"))
-    lines.append(f"{'total':<58}{total['steps']:>8}{_si(total['tokens']):>8}{_si(total['flops']):>8}{'':>9}"
-                 f"{hours(total['hours']):>9}{cost(total['cost']):>10}")
+    table = [["stage", "depth", "width", "heads", "params", "seq", "batch", "accum", "steps", "tokens", "FLOPs",
+              "mem/GPU", "time", "cost"]]
+    table += [[r["stage"], r["depth"], r["n_embd"], r["n_head"], _si(r["params"]), r["seq_len"], r["device_batch"],
+               r["accum"], r["steps"], _si(r["tokens"]), _si(r["flops"]), f"{r['memory'] / GB:.1f} GB",
+               hours(r["hours"]), cost(r["cost"])] for r in plan["stages"]]
+    table.append(["total", *[""] * 7, total["steps"], _si(total["tokens"]), _si(total["flops"]), "",
+                  hours(total["hours"]), cost(total["cost"])])
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
+    peak = f"{hw.flops / 1e12:.0f} TFLOP/s bf16 at {plan['mfu']:.0%} MFU" if hw.flops else "no FLOP/s known"
+    price = f"${hw.hourly:.2f}/device-hour" if hw.hourly is not None else "no price known"
+    lines = [f"plan: {hw.count} x {hw.name} ({hw.memory / GB:.0f} GB, {peak}, {price}); time and cost are ESTIMATES"]
+    lines += ["  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+              for row in table]
+    for r in (r for r in plan["stages"] if not r["fits"]):
+        lines.append(f"! {r['stage']}: ~{r['memory'] / GB:.1f} GB does not fit in {hw.memory / GB:.0f} GB; " + (
+            f"--device-batch-size={r['fit_batch']} would ({r['fit_accum']} accumulation steps, the same total batch)"
+            if r["fit_batch"] else "not even batch 1 fits: a smaller model or more GPUs"))
     return "\n".join(lines)

@@ -108,7 +108,7 @@ def test_a_batch_too_big_for_a_small_gpu_is_flagged_with_the_batch_that_fits():
     assert 1 <= b < 32 and 32 % b == 0
     assert plan.memory_estimate(model, b, hw) <= hw.memory < plan.memory_estimate(model, 2 * b, hw)
     assert row["fit_accum"] * b == row["accum"] * 32   # the total batch is kept
-    assert f"--device-batch-size={b} would fit" in plan.format_plan(plan.make_plan([row], hw))
+    assert f"--device-batch-size={b} would" in plan.format_plan(plan.make_plan([row], hw))
     tiny_gpu = plan.Hardware("toy", 1, memory=1e9, flops=None, hourly=None)
     assert plan.plan_row("base_train", model, tiny_gpu, 32, batch, 1)["fit_batch"] == 0   # not even 1 row
 
