@@ -127,3 +127,21 @@ def test_parse_gpus():
 def test_detect_hardware_names_this_machine():
     hw = plan.detect_hardware()
     assert hw.count >= 1 and hw.memory > 0
+
+
+def test_plan_row_matches_a_real_base_train_run(tmp_path, monkeypatch):
+    from nanochat.synthetic import write_embedded_corpus
+    from scripts.base_train import main
+    from tests.engine_utils import byte_tokenizer
+    monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tmp_path))
+    write_embedded_corpus(str(tmp_path / "base_data"), num_shards=2, chars_per_shard=20_000)
+    tokenizer = byte_tokenizer()
+    tokenizer.save(str(tmp_path / "tokenizer"))
+    metrics = main(["--depth=2", "--aspect-ratio=32", "--head-dim=32", "--max-seq-len=32", "--device-batch-size=4",
+                    "--total-batch-size=128", "--num-iterations=6", "--eval-tokens=256", "--sample-every=-1",
+                    "--compile=0", "--device-type=cpu", "--core-every=0"])
+    model = plan.meta_model(2, tokenizer.get_vocab_size(), 32, aspect_ratio=32, head_dim=32)
+    row = plan.plan_row("base_train", model, plan.cpu_hardware(), 4, 128, 6)
+    assert (row["steps"], row["tokens"], row["params"]) == (metrics["step"], metrics["tokens"], metrics["parameters"])
+    assert row["flops"] == pytest.approx(metrics["flops_per_token"] * metrics["tokens"])
+    assert row["accum"] == 1 and row["fits"]
