@@ -9,9 +9,9 @@ from contextlib import nullcontext
 from dataclasses import replace
 
 import torch
-import torch.distributed as dist
 from torch.nn.utils.rnn import pad_sequence
 
+from nanochat.common import all_ranks_sum
 from nanochat.core_eval import centered_accuracy
 from nanochat.engine import Engine, SamplingParams, prompt_budget
 
@@ -85,10 +85,7 @@ def evaluate_task(task, model, tokenizer, engine=None, device="cpu", max_problem
         for j, conversation in enumerate(conversations):
             replies = [tokenizer.decode(ids) for ids in completions[j * num_samples:(j + 1) * num_samples]]
             correct += any_passes(task, conversation, replies)
-    counts = torch.tensor([correct, len(mine), chance], dtype=torch.float64, device=device)
-    if world_size > 1 and dist.is_available() and dist.is_initialized():
-        dist.all_reduce(counts)
-    correct, total, chance = counts.tolist()
+    correct, total, chance = all_ranks_sum([correct, len(mine), chance], device)
     if total == 0:
         raise ValueError(f"task {getattr(task, 'name', task)!r}: no problems to evaluate "
                          f"(it has {len(task)}, max_problems={max_problems})")

@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from nanochat.common import active_dist, atomic_path, atomic_write_json, get_base_dir
+from nanochat.common import active_dist, all_ranks_max, atomic_path, atomic_write_json, get_base_dir
 
 
 def _paths(ckpt_dir, step, rank):
@@ -63,10 +63,7 @@ def load_checkpoint(ckpt_dir, step=None, rank=0, device="cpu", load_rank_state=T
             rank_state = torch.load(rank_path, map_location=device, weights_only=False) if load_rank_state else None
         except Exception as e:  # truncated zip, missing file, bad JSON: all mean "skip this step"
             why = f"{type(e).__name__}: {e}"
-        ok = torch.tensor([0 if why else 1])
-        if dist:
-            dist.all_reduce(ok, op=dist.ReduceOp.MIN)   # gloo and nccl both have MIN
-        if ok.item() == 1:
+        if all_ranks_max(1 if why else 0, device) == 0:   # no rank failed; on `device`, which nccl can reduce
             world_size = dist.get_world_size() if dist else 1
             if load_rank_state and meta.get("world_size", 1) != world_size:
                 raise ValueError(f"checkpoint step {s} in {ckpt_dir} was written by {meta['world_size']} ranks, "

@@ -208,12 +208,16 @@ def compute_cleanup():
         active_dist().destroy_process_group()
 
 
-def all_ranks_max(value, device="cpu"):
-    """The max of a number over ranks (identity without a process group)."""
+def all_ranks_sum(values, device="cpu", op="sum"):
+    """Each number of `values` summed (op="max": the max) over ranks in one float64 all_reduce; unchanged alone."""
     import torch
     dist = active_dist()
     if not dist:
-        return value
-    t = torch.tensor([float(value)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t.item()
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def all_ranks_max(value, device="cpu"):
+    return all_ranks_sum([value], device, op="max")[0]

@@ -18,10 +18,9 @@ import zipfile
 from contextlib import nullcontext
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
-from nanochat.common import atomic_path, file_lock, get_base_dir, read_jsonl
+from nanochat.common import all_ranks_sum, atomic_path, file_lock, get_base_dir, read_jsonl
 
 EVAL_BUNDLE_URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
 FEWSHOT_SEED = 1234        # example i draws its few-shot examples from random.Random(FEWSHOT_SEED + i)
@@ -288,10 +287,7 @@ def evaluate_task(model, tokenizer, examples, task_meta, device, rank=0, world_s
         pending.append((_candidates(examples[idx], task_type)[2], rows))
     if pending:
         flush()
-    counts = torch.tensor([correct, total], dtype=torch.long, device=device)
-    if world_size > 1 and dist.is_available() and dist.is_initialized():
-        dist.all_reduce(counts)
-    correct, total = counts.tolist()
+    correct, total = all_ranks_sum([correct, total], device)
     assert total > 0, f"task {task_meta['label']!r}: no examples to evaluate (max_examples={max_examples})"
     return correct / total
 

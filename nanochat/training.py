@@ -167,8 +167,7 @@ def fit_batch(probe, requested, compute, flag="--device-batch-size"):
             if b == 1:
                 raise
             b = max(d for d in range(1, b // 2 + 1) if requested % d == 0)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            torch.cuda.empty_cache()   # a no-op without CUDA
     fitted = -int(all_ranks_max(-b, compute.device))   # every rank uses the smallest that fits anywhere
     if fitted != requested:
         print0(f"{flag} {requested} does not fit in GPU memory: using {fitted}")

@@ -9,7 +9,7 @@ import random
 import sys
 
 from nanochat.checkpoint import add_checkpoint_args, load_model
-from nanochat.common import compute_init
+from nanochat.common import compute_init, positive
 from nanochat.engine import Engine, SamplingParams, ToolRenderer, completion_to_parts, fit_conversation, prompt_budget
 
 
@@ -19,7 +19,7 @@ def parse_args(argv=None):
     p.add_argument("-p", "--prompt", default=None, help="one-shot: answer this prompt, print the reply, exit")
     p.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (0 = greedy)")
     p.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (0 = all)")
-    p.add_argument("--max-tokens", type=int, default=512, help="the longest reply, in tokens")
+    p.add_argument("--max-tokens", type=positive(int), default=512, help="the longest reply, in tokens")
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible replies (default: random)")
     p.add_argument("--device-type", default="", help="cuda | cpu | mps (default: autodetect)")
     return p.parse_args(argv)
@@ -27,8 +27,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.max_tokens < 1:
-        raise SystemExit(f"--max-tokens must be >= 1, got {args.max_tokens}")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     compute = compute_init(args.device_type, seed=seed)  # rows without a seed draw theirs from torch's RNG
     model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag, args.step)

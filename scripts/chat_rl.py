@@ -14,10 +14,9 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from nanochat.checkpoint import add_checkpoint_args, load_model
-from nanochat.common import BadInput, cli, compute_init, get_base_dir, positive, print0
+from nanochat.common import BadInput, all_ranks_sum, cli, compute_init, get_base_dir, positive, print0
 from nanochat.engine import Engine, SamplingParams
 from nanochat.run import Run
 from nanochat.training import add_training_args, build_optimizer, fit_batch, probe_step, set_schedule
@@ -103,13 +102,6 @@ def completion_text(tokenizer, tokens, stop_ids):
     return tokenizer.decode(tokens[:-1] if tokens and tokens[-1] in stop_ids else tokens)
 
 
-def all_reduce_sum(values, device):
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(t)
-    return t.tolist()
-
-
 @torch.no_grad()
 def evaluate_pass_at_k(engine, tokenizer, task, num_examples, k, params, seed, compute):
     """{1: pass@1, ..., k: pass@k} over the first num_examples problems; seeds depend on the problem only."""
@@ -126,7 +118,7 @@ def evaluate_pass_at_k(engine, tokenizer, task, num_examples, k, params, seed, c
             sums[0] += 1
             for j in range(1, k + 1):
                 sums[j] += pass_at_k(k, c, j)
-    sums = all_reduce_sum(sums, compute.device)
+    sums = all_ranks_sum(sums, compute.device)
     return {j: sums[j] / sums[0] for j in range(1, k + 1)}
 
 
@@ -237,8 +229,8 @@ def train(args):
 
             # ---- one policy-gradient step, in micro-batches of device_batch_size rows
             model.train()
-            reward_sum, num_rows, num_tokens = all_reduce_sum([rewards.sum().item(), len(tokens),
-                                                               sum(map(sum, sampled))], compute.device)
+            reward_sum, num_rows, num_tokens = all_ranks_sum([rewards.sum().item(), len(tokens),
+                                                              sum(map(sum, sampled))], compute.device)
             # The optimizer AVERAGES gradients over ranks, so each rank normalises by its share of the tokens:
             # the mean over ranks of (local sum / (N / W)) is (total sum / N), the per-token loss of the step.
             norm = max(num_tokens, 1) / compute.world_size

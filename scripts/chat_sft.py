@@ -11,7 +11,7 @@ import torch
 
 from nanochat.chat_data import PaddedLoader
 from nanochat.chat_eval import run_chat_eval
-from nanochat.common import BadInput, active_dist, cli, compute_init, get_base_dir, positive, print0
+from nanochat.common import BadInput, all_ranks_sum, cli, compute_init, get_base_dir, positive, print0
 from nanochat.finetune import Finetune, add_finetune_args
 from nanochat.training import evaluating
 from tasks.mixtures import sft_mixtures
@@ -50,20 +50,18 @@ def evaluate_loss(model, batches, steps, autocast):
         with autocast():
             total[0] += model(x, y, loss_reduction="sum").double()
         total[1] += (y >= 0).sum()
-    if active_dist():
-        active_dist().all_reduce(total)
-    if total[1].item() == 0:
+    nats, tokens = all_ranks_sum(total.tolist(), total.device)
+    if tokens == 0:
         raise ValueError("the validation batches hold no assistant tokens to score")
-    return (total[0] / total[1]).item()
+    return nats / tokens
 
 
 def train(args):
     compute = compute_init(args.device_type, seed=args.seed)
     base_dir = get_base_dir()
-    per_micro = args.device_batch_size * compute.world_size
-    if args.examples_per_step % per_micro:
+    if args.examples_per_step % (args.device_batch_size * compute.world_size):
         raise BadInput(f"--examples-per-step={args.examples_per_step} is not a multiple of --device-batch-size="
-                       f"{args.device_batch_size} x {compute.world_size} processes = {per_micro}")
+                       f"{args.device_batch_size} x {compute.world_size} processes")
     ft = Finetune(args, compute, base_dir, "SFT", "chatsft_checkpoints")   # may fit a smaller divisor batch
     tokenizer, render = ft.tokenizer, ft.tokenizer.render_conversation
     seq_len = ft.seq_len
