@@ -34,8 +34,8 @@ def env_for(base_dir):
     return {**os.environ, "NANOCHAT_BASE_DIR": str(base_dir), "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO_ROOT}
 
 
-def run(base_dir, module, *args, timeout=300):
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env=env_for(base_dir),
+def run(base_dir, module, *args, timeout=300, **env):
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env={**env_for(base_dir), **env},
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{module} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert "leaked" not in proc.stderr, proc.stderr[-3000:]   # gc.freeze() without unfreeze: nanobind's exit report
@@ -130,6 +130,17 @@ def test_sigterm_leaves_loadable_checkpoint(base_dir):
               "--model-tag=sigterm", "--resume")
     assert f"resumed from step {meta['step']}" in log
     assert load_checkpoint(ckpt, log=None)[2]["final"]
+
+
+def test_oversized_batch_fits_a_small_gpu(base_dir):
+    """On a simulated GPU that holds 3 rows, --device-batch-size=4 fits itself to 2 (halving) and keeps the total
+    batch, 512 tokens, with 4 accumulation steps instead of 2."""
+    log = run(base_dir, "scripts.base_train", *TINY, "--num-iterations=2", "--eval-every=100", "--model-tag=fitted",
+              NANOCHAT_SIMULATE_GPU_ROWS="3")
+    assert "--device-batch-size 4 does not fit in GPU memory: using 2" in log
+    config = load_checkpoint(str(base_dir / "base_checkpoints" / "fitted"), log=None)[2]["train_config"]
+    assert (config["device_batch_size"], config["grad_accum_steps"], config["total_batch_size"]) == (2, 4, 512)
+    assert sorted(step_losses(log)) == [1, 2]
 
 
 def test_bad_total_batch_size(base_dir):
