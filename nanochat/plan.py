@@ -21,9 +21,11 @@ GPUS = {"H100": (80, PEAK_BF16_FLOPS["H100"], 3.00), "H200": (141, PEAK_BF16_FLO
         "L40S": (48, PEAK_BF16_FLOPS["L40S"], 1.00), "RTX4090": (24, PEAK_BF16_FLOPS["4090"], 0.40)}
 # compiled -> (activations one block saves for backward, in n_embd-sized vectors per token: q, k, v, their rotary and
 # normed copies, the MLP's 4x-wide hidden before and after ReLU^2, ...; copies of the (B, T, vocab) fp32 logits at
-# the loss: softcapped, log-softmax, gradient). Fitted to the peak RSS of fp32 steps on CPU, eager over 12 shapes,
-# compiled (Inductor recomputes pointwise ops, fuses the loss) from a few; not yet measured on a GPU.
-SAVED = {False: (37, 3.0), True: (24, 1.5)}
+# the loss: softcapped, log-softmax, gradient). Eager: fitted to the peak RSS of fp32 steps on CPU over 12 shapes.
+# Compiled (Inductor recomputes pointwise ops, fuses the loss; the stages compile on CUDA only): fitted to one H200
+# step, depth 12, 32 x 2048 tokens, vocab 32,768, bf16, whose allocator peaked at 35,000 MiB (docs/LOG.md,
+# 2026-12-04); this formula then gives 34,763 MiB before its overhead term.
+SAVED = {False: (37, 3.0), True: (16, 1.5)}
 
 
 @dataclass
