@@ -73,7 +73,8 @@ def main(argv=None):
 
     docs = list(itertools.islice(generate_documents(1), 3000))
     if args.source:
-        model, tokenizer, meta = load_model(args.source, device, args.model_tag, args.step, args.base_dir)
+        model, tokenizer, meta = load_model(args.source, device, args.model_tag, args.step, args.base_dir,
+                                             dtype=torch.bfloat16 if device.type == "cuda" else None)  # as chat_web
         print(f"checkpoint: {meta['checkpoint_dir']} step {meta['step']}")
     else:
         t0 = time.perf_counter()

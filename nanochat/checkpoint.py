@@ -113,15 +113,17 @@ def checkpoint_dir(source, model_tag=None, base_dir=None):
     return max((os.path.join(root, t) for t in tags), key=os.path.getmtime)
 
 
-def load_model(source, device="cpu", model_tag=None, step=None, base_dir=None):
-    """(model in eval mode, tokenizer, meta) from a stage's newest (or given) checkpoint."""
+def load_model(source, device="cpu", model_tag=None, step=None, base_dir=None, dtype=None):
+    """(model in eval mode, tokenizer, meta) from a stage's newest (or given) checkpoint. An inference-only
+    caller passes its compute dtype: weights stored in bf16 save a cast kernel per matmul per decode step
+    (1.14-1.38x decode tok/s on an H200, docs/LOG.md 2026-12-04); training keeps fp32 master weights."""
     from nanochat.gpt import GPT, GPTConfig
     from nanochat.tokenizer import get_tokenizer
     path = checkpoint_dir(source, model_tag, base_dir)
     model_state, _, meta = load_checkpoint(path, step=step, device=device, load_rank_state=False, log=None)
     model = GPT(GPTConfig(**meta["model_config"]))
     model.load_state_dict(model_state)
-    model.to(device).eval()
+    model.to(device, dtype).eval()
     tokenizer = get_tokenizer(base_dir)
     if tokenizer.get_vocab_size() != model.config.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.get_vocab_size()} tokens but the {source} model in {path} "

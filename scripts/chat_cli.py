@@ -29,7 +29,7 @@ def main(argv=None):
     args = parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     compute = compute_init(args.device_type, seed=seed)  # rows without a seed draw theirs from torch's RNG
-    model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag, args.step)
+    model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag, args.step, dtype=compute.dtype)
     engine = Engine(model, tokenizer, max_batch_size=1)
     params = SamplingParams(temperature=args.temperature, top_k=args.top_k or None, max_tokens=args.max_tokens)
     max_prompt_tokens = prompt_budget(engine.max_len, args.max_tokens)

@@ -65,7 +65,7 @@ def evaluate(args):
         tasks = build_tasks(args.task_names, args.data_dir or None)
     except DatasetUnavailableError as e:
         raise DatasetUnavailableError(f"{e}\n(or leave that task out with -a/--tasks)") from e  # a BadInput
-    model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag, args.step)
+    model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag, args.step, dtype=compute.dtype)
     T = model.config.sequence_len   # a forward of b x num_samples full rows outweighs b questions and their KV cache
     args.batch_size = fit_batch(lambda b: probe_step(model, b * args.num_samples, T, compute, train=False),
                                 args.batch_size, compute, "--batch-size")

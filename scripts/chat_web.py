@@ -321,7 +321,7 @@ def main(argv=None):
     for device in devices:
         # CPU/MPS replicas share one set of weights: inference only reads them; each has its own KV cache.
         if not engines or device.type == "cuda":
-            model, tokenizer, meta = load_model(args.source, device, args.model_tag, args.step)
+            model, tokenizer, meta = load_model(args.source, device, args.model_tag, args.step, dtype=compute.dtype)
         engines.append(Engine(model, tokenizer, max_batch_size=args.max_batch_size))
     name = f"nanochat-{args.source}-{os.path.basename(meta['checkpoint_dir'])}-step{meta['step']}"
     config = ServerConfig(model_name=name, temperature=args.temperature, top_k=args.top_k, max_tokens=args.max_tokens)

@@ -361,3 +361,19 @@ def test_rl_raises_reward_on_held_out_problems(tmp_path):
     # +0.133 +- 0.021 (6.5 standard errors).
     assert mean > 4 * stderr and mean > 0.04, (mean, stderr)
 
+
+
+def test_inference_load_in_bf16_decodes_like_fp32_weights(base_dir):
+    """load_model(dtype=bf16), as chat_web/chat_cli/chat_eval do on bf16 GPUs: every weight is stored in bf16, and
+    under bf16 autocast its logits stay within bf16 rounding of the fp32-weight model's (the matmuls see the same
+    rounded weights; only the residual stream and lookups lose fp32 precision)."""
+    fp32, tokenizer, _ = load_model("sft", model_tag="tiny", base_dir=str(base_dir))
+    bf16, _, _ = load_model("sft", model_tag="tiny", base_dir=str(base_dir), dtype=torch.bfloat16)
+    assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16}
+    ids = torch.tensor([tokenizer.render_for_completion(
+        {"messages": [{"role": "user", "content": "What is 12 + 30?"}, {"role": "assistant", "content": ""}]})])
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        a, b = fp32(ids).float(), bf16(ids).float()
+    # measured: 0.12 against a largest logit of 14.1 (0.8%)
+    assert (a - b).abs().max() < 0.03 * a.abs().max(), ((a - b).abs().max(), a.abs().max())
+    assert (a[0, -1].argmax() == b[0, -1].argmax()).item()
