@@ -140,9 +140,7 @@ def download_shard(url, dest, max_attempts=5, timeout=60, backoff=2.0):
 def download(num_train_shards, dataset=DEFAULT_DATASET, directory=None, workers=8,
              url_template=HUB_URL, max_attempts=5, backoff=2.0, log=print):
     """Fetch training shards 0..num_train_shards-1 plus the dataset's pinned validation shard."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
-    repo, total = DATASETS[dataset]
+    repo, total = DATASETS[dataset]   # main's --dataset choices check the name
     if not 1 <= num_train_shards <= total - 1:
         raise ValueError(f"num_train_shards={num_train_shards}: {dataset} has {total - 1} training shards")
     directory = directory or data_dir()

@@ -43,8 +43,6 @@ class Tokenizer:
                                      special_tokens=self.special_ids)
         self.bos_id = self.special_ids["<|bos|>"]
 
-    # ---------------------------------------------------------------- training, saving, loading
-
     @classmethod
     def train_from_iterator(cls, texts, vocab_size, pattern=SPLIT_PATTERN):
         """Train BPE on an iterable of strings. `vocab_size` counts the special tokens too."""
@@ -82,8 +80,6 @@ class Tokenizer:
         with open(os.path.join(tokenizer_dir, RANKS_FILE)) as f:
             ranks = {base64.b64decode(tok): int(rank) for tok, rank in map(str.split, f)}
         return cls(ranks, meta["pattern"])
-
-    # ---------------------------------------------------------------- basics
 
     def get_vocab_size(self):
         return self.enc.n_vocab
@@ -124,9 +120,7 @@ class Tokenizer:
         sizes = [0 if i in special else len(self.enc.decode_single_token_bytes(i)) for i in range(self.enc.n_vocab)]
         return torch.tensor(sizes, dtype=torch.int32)
 
-    # ---------------------------------------------------------------- chat template
-
-    def render_conversation(self, conversation, max_tokens=None):
+    def render_conversation(self, conversation):
         """Render a conversation to (ids, mask). mask[i] == 1 where ids[i] is a training target.
 
         Trained on: the assistant's text, its python tool calls (with their delimiters) and
@@ -156,8 +150,6 @@ class Tokenizer:
                 else:  # python_output
                     add(0, sid["<|output_start|>"], text(part["text"]), sid["<|output_end|>"])
             add(1, sid["<|assistant_end|>"])
-        if max_tokens is not None:
-            ids, mask = ids[:max_tokens], mask[:max_tokens]
         return ids, mask
 
     def render_for_completion(self, conversation):

@@ -85,7 +85,6 @@ class Research:
         self.rows = [dict(zip(COLUMNS, ln.rstrip("\n").split("\t"))) for ln in open(self.tsv).readlines()[1:]]
         self.done = {int(r["exp"]) for r in self.rows if r["exp"].isdigit()}
 
-    # ---- bookkeeping
     def better(self, a, b):
         """a beats b by more than the noise margin."""
         return a > b + self.margin if self.stage.higher_is_better else a < b - self.margin
@@ -120,7 +119,6 @@ class Research:
         Path(path).write_text(text)
         return path
 
-    # ---- one run of the stage
     @contextlib.contextmanager
     def worktree(self, name, commit):
         """A detached checkout of `commit` at worktrees/<name>; on exit it and the run's base/<name> are removed."""
@@ -194,7 +192,6 @@ class Research:
             print(f"[{name}] {out.status}; last lines of {log}:\n" + "\n".join(text.splitlines()[-15:]), flush=True)
         return out
 
-    # ---- baseline and experiments
     def baseline(self, name, slot, gpu):
         with self.worktree(name, self.tip) as wt:
             out = self.measure(wt, name, slot, gpu)

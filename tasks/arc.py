@@ -3,13 +3,13 @@ Some rows label choices "1".."4"; the prompt shows letters A, B, ... by position
 Deliberately not here: scoring each answer's likelihood, as the base-model CORE eval does.
 """
 
-from tasks.common import MultipleChoice, check_choice, load_rows, mc_conversation
+from tasks.common import MultipleChoice, load_rows, mc_conversation
 
 
 class ARC(MultipleChoice):
     def __init__(self, subset, split, data_path=None, **view):
-        check_choice("subset", subset, ("ARC-Easy", "ARC-Challenge"))
-        check_choice("split", split, ("train", "validation", "test"))
+        assert subset in ("ARC-Easy", "ARC-Challenge"), subset
+        assert split in ("train", "validation", "test"), split
         name = f"{subset}/{split}"
         self.rows = load_rows(name, "allenai/ai2_arc", subset, split, data_path,
                               columns=("question", "choices", "answerKey"))

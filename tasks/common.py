@@ -85,11 +85,6 @@ class TaskMixture(Task):
 # -----------------------------------------------------------------------------
 # Loading rows
 
-def check_choice(what, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{what}={value!r} is not one of {', '.join(map(repr, allowed))}")
-
-
 def load_rows(name, hub_id, config, split, data_path=None, columns=()):
     """Rows (dicts) of a hub dataset split, or of the local file `data_path` in the same format: a list or a
     memory-mapped `datasets.Dataset`. `columns` are checked on the first row."""

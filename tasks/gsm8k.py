@@ -6,7 +6,7 @@ Deliberately not here: partial credit or reward shaping for RL (reward is the sa
 
 import re
 
-from tasks.common import Task, check_choice, load_rows, score_final_answer
+from tasks.common import Task, load_rows, score_final_answer
 
 # <<expression=result>>; the expression itself never contains "<" or ">" in GSM8K
 _ANNOTATION = re.compile(r"<<([^<>]*)>>")
@@ -38,8 +38,7 @@ class WordProblems(Task):
 
 class GSM8K(WordProblems):
     def __init__(self, split, subset="main", data_path=None, **view):
-        check_choice("split", split, ("train", "test"))
-        check_choice("subset", subset, ("main", "socratic"))
+        assert split in ("train", "test") and subset in ("main", "socratic"), (split, subset)
         name = f"GSM8K-{subset}/{split}"
         self.rows = load_rows(name, "openai/gsm8k", subset, split, data_path, columns=("question", "answer"))
         super().__init__(name=name, **view)

@@ -3,15 +3,14 @@ are wrapped one level deeper ({"train": row}). Conversations carry "subject" for
 Deliberately not here: the 57 per-subject configs (filter "all" by subject instead) and few-shot prompts.
 """
 
-from tasks.common import MultipleChoice, check_choice, load_rows, mc_conversation
+from tasks.common import MultipleChoice, load_rows, mc_conversation
 
 SPLITS = {"all": ("test", "validation", "dev"), "auxiliary_train": ("train",)}
 
 
 class MMLU(MultipleChoice):
     def __init__(self, subset, split, data_path=None, **view):
-        check_choice("subset", subset, tuple(SPLITS))
-        check_choice(f"split (of subset {subset!r})", split, SPLITS[subset])
+        assert split in SPLITS[subset], (subset, split)
         self.subset = subset
         name = f"MMLU-{subset}/{split}"
         columns = ("train",) if subset == "auxiliary_train" else ("question", "subject", "choices", "answer")

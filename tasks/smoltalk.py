@@ -2,12 +2,12 @@
 and extra message keys are ignored. Training only: there is no automatic check of a reply.
 """
 
-from tasks.common import Task, check_choice, checked_messages, load_rows
+from tasks.common import Task, checked_messages, load_rows
 
 
 class SmolTalk(Task):
     def __init__(self, split, data_path=None, **view):
-        check_choice("split", split, ("train", "test"))
+        assert split in ("train", "test"), split
         name = f"SmolTalk/{split}"
         self.rows = load_rows(name, "HuggingFaceTB/smol-smoltalk", None, split, data_path, columns=("messages",))
         super().__init__(name=name, **view)

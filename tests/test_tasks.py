@@ -224,7 +224,7 @@ def test_mmlu_all_and_auxiliary_train(tmp_path):
     assert [c["subject"] for c in mmlu] == ["elementary_mathematics", "astronomy"]
     assert mmlu[1]["letters"] == ["A", "B", "C", "D"] and "C. Mercury" in mmlu[1]["messages"][0]["content"]
     assert mmlu.evaluate(mmlu[1], "C") == 1.0 and mmlu.evaluate(mmlu[1], "B") == 0.0
-    with pytest.raises(ValueError, match="'train'"):
+    with pytest.raises(AssertionError):   # auxiliary_train has only a train split
         MMLU("auxiliary_train", "test", data_path=str(tmp_path / "aux.parquet"))
     with pytest.raises(ValueError, match=r"lack column\(s\) \['train'\]"):  # unwrapped rows given as aux
         MMLU("auxiliary_train", "train", data_path=str(tmp_path / "mmlu.jsonl"))
@@ -483,9 +483,9 @@ def test_read_rows_formats(tmp_path):
 
 
 def test_bad_arguments_and_missing_files(tmp_path):
-    with pytest.raises(ValueError, match="split='training' is not one of 'train', 'test'"):
+    with pytest.raises(AssertionError):   # tasks are built by code (registry, mixtures): a typo is a bug
         GSM8K("training")
-    with pytest.raises(ValueError, match="subset='ARC-Hard'"):
+    with pytest.raises(AssertionError):
         ARC("ARC-Hard", "train")
     missing = str(tmp_path / "nope.jsonl")
     with pytest.raises(FileNotFoundError, match=r"data_path for ARC-Easy/test does not exist: .*nope\.jsonl"):
