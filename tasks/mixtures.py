@@ -64,8 +64,7 @@ def mid_mixtures(mixture, synthetic_size, identity_path, base_dir, seed):
                ("GSM8K test", lambda: GSM8K("test", stop=420)),
                ("SpellingBee validation", lambda: SpellingBee(size=200, seed=1))]
     else:
-        train, val = synthetic_entries(synthetic_size, seed=0)
-        train[2:2] = identity_entries(identity_path, base_dir, copies=2)
+        train, val = synthetic_entries(synthetic_size, 0, identity_entries(identity_path, base_dir, copies=2))
     return (build_mixture(f"midtraining ({mixture}, train)", train, seed),
             build_mixture(f"midtraining ({mixture}, validation)", val, seed))
 
@@ -83,17 +82,17 @@ def sft_mixtures(mixture, synthetic_size, identity_path, base_dir, seed):
                ("GSM8K test", lambda: GSM8K("test", stop=420)),
                ("SpellingBee validation", lambda: SpellingBee(size=200, seed=1))]
     else:
-        train, val = synthetic_entries(synthetic_size, seed=2)   # seeds apart from midtraining's 0
-        train[2:2] = identity_entries(identity_path, base_dir)
+        train, val = synthetic_entries(synthetic_size, 2, identity_entries(identity_path, base_dir))  # mid uses 0
     return (build_mixture(f"SFT ({mixture}, train)", train, seed),
             build_mixture(f"SFT ({mixture}, validation)", val, seed))
 
 
-def synthetic_entries(n, seed):
-    """The embedded generator's chats and math (n each) and SpellingBee on its vocabulary, drawn with `seed`,
-    and the validation entries (seed 1) that midtraining and SFT share."""
+def synthetic_entries(n, seed, identity):
+    """The embedded generator's chats and math (n each), the `identity` entries and SpellingBee on its vocabulary,
+    drawn with `seed`, and the validation entries (seed 1) that midtraining and SFT share."""
     train = [("SyntheticChat train", lambda: SyntheticChat(size=n, seed=seed)),
              ("SyntheticMath train", lambda: SyntheticMath(size=n, seed=seed)),
+             *identity,
              ("SpellingBee train", lambda: SpellingBee(size=max(1, n // 5), seed=seed))]
     val = [("SyntheticChat validation", lambda: SyntheticChat(size=500, seed=1)),
            ("SyntheticMath validation", lambda: SyntheticMath(size=500, seed=1)),
