@@ -133,13 +133,18 @@ class Tokenizer:
                 ids.extend(t)
                 mask.extend([m] * len(t))
 
+        messages = conversation["messages"]
+        if messages[0]["role"] == "system":   # no system turn in the template: it opens the first user turn
+            messages = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]},
+                        *messages[2:]]
         add(0, self.bos_id)
-        for msg in _normalize_messages(conversation):
+        for msg in messages:
+            content = msg["content"]
             if msg["role"] == "user":
-                add(0, sid["<|user_start|>"], text(msg["content"]), sid["<|user_end|>"])
+                add(0, sid["<|user_start|>"], text(content), sid["<|user_end|>"])
                 continue
             add(0, sid["<|assistant_start|>"])
-            for part in msg["content"]:
+            for part in [{"type": "text", "text": content}] if isinstance(content, str) else content:
                 if part["type"] == "text":
                     add(1, text(part["text"]))
                 elif part["type"] == "python":
@@ -190,21 +195,6 @@ def check_messages(messages, last=None):
                                   f"{{type: one of {PART_TYPES}, text}} parts), got {content!r:.40}")
     if len(messages) == first or last and messages[-1]["role"] != last:
         raise BadConversation(f"messages[{len(messages) - 1}]", f"is the last, so it must be the {last or 'user'}'s")
-
-
-def _normalize_messages(conversation):
-    """Fold a system message into the first user turn and list-ify assistant content (see check_messages)."""
-    messages = conversation["messages"]
-    system = messages[0]["content"] if messages[0]["role"] == "system" else None
-    out = []
-    for msg in messages[1:] if system is not None else messages:
-        content = msg["content"]
-        if msg["role"] == "user" and system is not None:
-            content, system = system + "\n\n" + content, None
-        elif msg["role"] == "assistant" and isinstance(content, str):
-            content = [{"type": "text", "text": content}]
-        out.append({"role": msg["role"], "content": content})
-    return out
 
 
 # -----------------------------------------------------------------------------
