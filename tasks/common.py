@@ -51,11 +51,8 @@ class Task:
         return len(self._indices())
 
     def get(self, i):
-        """The i-th conversation of this view; a fresh dict, so callers may modify it."""
-        indices = self._indices()
-        if not -len(indices) <= i < len(indices):
-            raise IndexError(f"index {i} is out of range for {self.name}, which has {len(indices)} examples")
-        return self.example(indices[i])
+        """The i-th conversation of this view (IndexError past its end); a fresh dict, so callers may modify it."""
+        return self.example(self._indices()[i])
 
     __getitem__ = get
 

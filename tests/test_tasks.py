@@ -425,7 +425,7 @@ def test_slicing_matches_python_slices(tmp_path):
         assert len(view) == len(full[start:stop:step])
     view = GSM8K("train", data_path=path, start=2, step=3)  # 2, 5, 8
     assert view[-1] == full[8] and view[0] == full[2]
-    with pytest.raises(IndexError, match="out of range for GSM8K-main/train, which has 3 examples"):
+    with pytest.raises(IndexError):   # range's own check, which also ends iteration
         view.get(3)
     with pytest.raises(ValueError):   # Python's own slice rules
         len(GSM8K("train", data_path=path, step=0))
