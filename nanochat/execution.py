@@ -28,7 +28,6 @@ class ExecutionResult:
     stdout: str
     stderr: str
     error: str | None    # "ValueError: boom", "timed out after 5.0 s", ...; None when status is "pass"
-    duration_s: float
 
     @property
     def success(self) -> bool:
@@ -51,7 +50,6 @@ def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512, max_
     # The child proves it reached the end by echoing a secret it reads from stdin before the program starts: an
     # exit with status 0 (SystemExit(0), os._exit(0)) before the tests ran is then a fail, not a pass.
     nonce = os.urandom(16).hex()
-    start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nanochat_sandbox_", ignore_cleanup_errors=True) as scratch:
         scratch = os.path.realpath(scratch)
         with open(os.path.join(scratch, "solution.py"), "w", encoding="utf-8") as f:
@@ -78,8 +76,7 @@ def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 512, max_
     stderr = stderr[:max_output_bytes - len(stdout)]
     status_name, error = _classify(proc.returncode, reason, status.decode("utf-8", "replace"), nonce,
                                    timeout, max_memory_mb, max_output_bytes)
-    return ExecutionResult(status_name, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"),
-                           error, time.monotonic() - start)
+    return ExecutionResult(status_name, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"), error)
 
 
 def _use_jail(jail):

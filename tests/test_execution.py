@@ -72,7 +72,6 @@ def test_passing_program_runs_in_a_scratch_dir_that_is_removed():
     assert hello == "hello"
     assert scratch != os.getcwd() and "nanochat_sandbox_" in scratch
     assert not os.path.exists(scratch)
-    assert r.duration_s > 0
 
 
 def test_failing_program_reports_the_exception():
