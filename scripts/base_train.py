@@ -95,13 +95,9 @@ def train(args):
     if args.auto_batch:
         args.device_batch_size = training.fit_batch(lambda b: training.probe_step(model, b, args.max_seq_len, compute),
                                                     args.device_batch_size, compute)
-    total_batch = args.total_batch_size
-    if total_batch <= 0:
-        total_batch = training.optimal_batch_tokens(flops_per_token * target_tokens)
-        per_micro = args.device_batch_size * args.max_seq_len * compute.world_size
-        total_batch = max(per_micro, total_batch // per_micro * per_micro)   # whole micro-batches
-    accum = training.grad_accum_steps(total_batch, args.device_batch_size, args.max_seq_len, compute.world_size)
-    num_iterations = args.num_iterations if args.num_iterations > 0 else max(1, target_tokens // total_batch)
+    total_batch, accum, num_iterations = training.base_schedule(
+        flops_per_token, target_tokens, args.total_batch_size, args.device_batch_size, args.max_seq_len,
+        compute.world_size, args.num_iterations)
     steps_from_budget = args.time_budget > 0 and args.num_iterations <= 0
     if steps_from_budget:
         num_iterations = 10 ** 9   # the time budget decides when to stop

@@ -4,6 +4,7 @@ import pytest
 
 from nanochat.common import BadInput
 from nanochat.training import (
+    base_schedule,
     grad_accum_steps,
     horizon_tokens,
     lr_multiplier,
@@ -46,6 +47,15 @@ def test_derived_horizon_and_batch():
     # smaller runs want smaller batches, and the result is always a power of two
     small = optimal_batch_tokens(6 * 5e6 * 1e8)
     assert small < 2 ** 19 and small & (small - 1) == 0
+
+
+def test_base_schedule():
+    # derived: the optimal batch (2^19 here) in whole micro-batches, then the horizon in such batches
+    assert base_schedule(6 * 560e6, 11_200_000_000, -1, 32, 2048, 8) == (2 ** 19, 1, 11_200_000_000 // 2 ** 19)
+    assert base_schedule(6 * 560e6, 11_200_000_000, -1, 24, 2048, 8) == (3 * 2 ** 17, 1, 28_483)   # 24-row micro
+    # a micro-batch bigger than the derived batch: one micro-batch a step; flags given win
+    assert base_schedule(6 * 5e6, 10 ** 8, -1, 32, 2048, 8)[:2] == (2 ** 19, 1)
+    assert base_schedule(6 * 5e6, 10 ** 8, 8192, 16, 256, 1, num_iterations=7) == (8192, 2, 7)
 
 
 @pytest.mark.parametrize("steps, schedule", [(300, (0.0, 0.2, 0.0)), (5000, (0.05, 0.65, 0.05)), (40, (0.0, 1.0, 0.0))])
