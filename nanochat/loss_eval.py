@@ -6,8 +6,9 @@ import math
 from contextlib import nullcontext
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
+
+from nanochat.common import all_ranks_sum
 
 
 @torch.no_grad()
@@ -28,12 +29,10 @@ def evaluate_bpb(model, batches, steps, token_bytes, autocast=None):
         nbytes = torch.where(y >= 0, token_bytes[y.clamp(min=0)], 0)      # (B*T,) bytes per target
         total_nats += (loss * (nbytes > 0)).sum()
         total_bytes += nbytes.sum()
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(total_nats)
-        dist.all_reduce(total_bytes)
-    if total_bytes.item() == 0:
+    nats, nbytes = all_ranks_sum([total_nats.item(), total_bytes.item()], token_bytes.device)   # float64 both
+    if nbytes == 0:
         raise ValueError("no target bytes to evaluate: every target was ignored or a special token")
-    return (total_nats / (math.log(2) * total_bytes)).item()
+    return nats / (math.log(2) * nbytes)
 
 
 @torch.no_grad()
