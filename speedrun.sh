@@ -11,6 +11,12 @@
 # Overrides (environment): NANOCHAT_PROFILE=full|tiny, DEPTH, NPROC (GPUs to use), WANDB_RUN, FP8=1,
 # NANOCHAT_BASE_DIR (where artifacts go, default ~/.cache/nanochat).
 #
+#   bash speedrun.sh --plan [--gpus 8xH100]  # (or NANOCHAT_PLAN=1, NANOCHAT_GPUS=8xH100) print the plan, run nothing
+#
+# The plan (scripts/plan.py) is every stage's shape, batch, steps, tokens, FLOPs, estimated memory per GPU, time
+# and cost, on this machine's hardware or the one --gpus names; every real run prints it first and keeps it in
+# the report.
+#
 # Re-running after an interruption skips finished stages (each leaves a marker in
 # $NANOCHAT_BASE_DIR/speedrun/) and resumes the interrupted one from its checkpoint. A failing
 # stage stops the run and names the stage and its log file.
@@ -20,9 +26,21 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
+plan_only="${NANOCHAT_PLAN:-0}"
+plan_gpus="${NANOCHAT_GPUS:-}"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --plan) plan_only=1;;
+        --gpus) plan_gpus="${2:-}"; shift;;
+        --gpus=*) plan_gpus="${1#--gpus=}";;
+        *) echo "speedrun.sh: unknown argument '$1'; it takes --plan and --gpus COUNTxNAME (e.g. --gpus 8xH100)" >&2
+           exit 2;;
+    esac
+    shift
+done
+
 source runs/setup_env.sh
 export NANOCHAT_BASE_DIR="${NANOCHAT_BASE_DIR:-$HOME/.cache/nanochat}"
-mkdir -p "$NANOCHAT_BASE_DIR/speedrun/logs"
 
 # ---------------------------------------------------------------- profile
 gpus=0
@@ -93,6 +111,20 @@ else
 fi
 export WANDB_RUN="${WANDB_RUN:-}"
 
+# ---------------------------------------------------------------- the plan
+# Each stage's argument string, parsed by that stage's own parse_args (scripts/plan.py): what it plans is what runs.
+run_plan() {
+    "$NANOCHAT_PY" -m scripts.plan ${plan_gpus:+--gpus="$plan_gpus"} --nproc="$NPROC" --depth="$DEPTH" \
+        --vocab-size="$VOCAB" --seq-len="$SEQ" --base="--device-batch-size=$DEVICE_BATCH $BASE_ARGS" \
+        --base-eval="$BASE_EVAL_ARGS" --mid="$MID_ARGS" --sft="$SFT_ARGS" --rl="$RL_ARGS" --eval="$EVAL_ARGS" \
+        --chat-tasks="$CHAT_TASKS" --rl-tasks="$RL_EVAL_TASKS" "$@"
+}
+if [ "$plan_only" = 1 ]; then
+    run_plan
+    exit 0
+fi
+mkdir -p "$NANOCHAT_BASE_DIR/speedrun/logs"
+
 # ---------------------------------------------------------------- stage runner
 # stage NAME CMD...: runs CMD unless NAME already finished; logs to speedrun/logs/NAME.log
 stage() {
@@ -127,6 +159,7 @@ launch() {
 
 # ---------------------------------------------------------------- the pipeline
 stage report_reset "$NANOCHAT_PY" -m scripts.report reset
+run_plan --report   # every run, resumed ones too: printed first, kept in the report beside the measured cost
 
 if [ "$profile" = full ]; then
     stage data_first "$NANOCHAT_PY" -m nanochat.dataset -n 8

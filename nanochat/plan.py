@@ -144,17 +144,21 @@ def format_plan(plan):
     cost = (lambda c: "-" if c is None else f"${c:,.2f}")
     table = [["stage", "depth", "width", "heads", "params", "seq", "batch", "accum", "steps", "tokens", "FLOPs",
               "mem/GPU", "time", "cost"]]
+    est = (lambda r: "~" if r.get("estimated") else "")   # steps from data not yet downloaded: an estimate
     table += [[r["stage"], r["depth"], r["n_embd"], r["n_head"], _si(r["params"]), r["seq_len"], r["device_batch"],
-               r["accum"], r["steps"], _si(r["tokens"]), _si(r["flops"]), f"{r['memory'] / GB:.1f} GB",
-               hours(r["hours"]), cost(r["cost"])] for r in plan["stages"]]
-    table.append(["total", *[""] * 7, total["steps"], _si(total["tokens"]), _si(total["flops"]), "",
-                  hours(total["hours"]), cost(total["cost"])])
+               r["accum"], est(r) + str(r["steps"]), est(r) + _si(r["tokens"]), _si(r["flops"]),
+               f"{r['memory'] / GB:.1f} GB", hours(r["hours"]), cost(r["cost"])] for r in plan["stages"]]
+    approx = "~" if any(r.get("estimated") for r in plan["stages"]) else ""
+    table.append(["total", *[""] * 7, approx + str(total["steps"]), approx + _si(total["tokens"]),
+                  _si(total["flops"]), "", hours(total["hours"]), cost(total["cost"])])
     widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
     peak = f"{hw.flops / 1e12:.0f} TFLOP/s bf16 at {plan['mfu']:.0%} MFU" if hw.flops else "no FLOP/s known"
     price = f"${hw.hourly:.2f}/device-hour" if hw.hourly is not None else "no price known"
     lines = [f"plan: {hw.count} x {hw.name} ({hw.memory / GB:.0f} GB, {peak}, {price}); time and cost are ESTIMATES"]
     lines += ["  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
               for row in table]
+    if approx:
+        lines.append("~: steps estimated from the datasets' published sizes, before they are downloaded")
     for r in (r for r in plan["stages"] if not r["fits"]):
         lines.append(f"! {r['stage']}: ~{r['memory'] / GB:.1f} GB does not fit in {hw.memory / GB:.0f} GB; " + (
             f"--device-batch-size={r['fit_batch']} would ({r['fit_accum']} accumulation steps, the same total batch)"

@@ -145,3 +145,46 @@ def test_plan_row_matches_a_real_base_train_run(tmp_path, monkeypatch):
     assert (row["steps"], row["tokens"], row["params"]) == (metrics["step"], metrics["tokens"], metrics["parameters"])
     assert row["flops"] == pytest.approx(metrics["flops_per_token"] * metrics["tokens"])
     assert row["accum"] == 1 and row["fits"]
+
+
+STAGES = ["base_train", "base_eval", "mid_train", "sft_train", "rl_train", "mid_eval", "sft_eval", "rl_eval"]
+# speedrun.sh --plan in a fresh process; the largest RSS among its children (python's scripts.plan among them)
+SPEEDRUN_PLAN = """
+import resource, subprocess, sys
+out = subprocess.run(["bash", "speedrun.sh", *sys.argv[1:]], capture_output=True, text=True)
+print(out.stdout, out.stderr, sep="\\n")
+print("maxrss", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, "rc", out.returncode)
+"""
+
+
+def speedrun_plan(tmp_path, *argv, **env):
+    from tests.dist_utils import REPO_ROOT
+    env = {**os.environ, "NANOCHAT_BASE_DIR": str(tmp_path / "base"), "OMP_NUM_THREADS": "1", **env}
+    out = subprocess.run([sys.executable, "-c", SPEEDRUN_PLAN, *argv], cwd=REPO_ROOT, env=env, capture_output=True,
+                         text=True, timeout=300).stdout
+    *text, last = out.rstrip().splitlines()
+    _, rss, _, rc = last.split()
+    return "\n".join(text), int(rss), int(rc)
+
+
+def test_speedrun_plan_of_the_full_profile_prints_every_stage_and_trains_nothing(tmp_path):
+    text, rss, rc = speedrun_plan(tmp_path, "--plan", "--gpus", "8xH100", NANOCHAT_PROFILE="full")
+    assert rc == 0, text
+    assert "plan: 8 x H100" in text and "ESTIMATES" in text and "~: steps estimated" in text
+    for stage in STAGES:
+        assert f"\n{stage} " in text, f"{stage} missing from the plan:\n{text}"
+    assert " 24   1536 " in text and "total" in text   # the depth-24 model
+    assert rss < 1.5e9   # meta-device models: no 5 GB of depth-24 weights (measured 0.84 GB with the stages' imports)
+    assert not (tmp_path / "base").exists()   # nothing trained, downloaded or even created
+
+
+def test_speedrun_plan_of_the_tiny_profile_through_the_environment(tmp_path):
+    text, _, rc = speedrun_plan(tmp_path, NANOCHAT_PROFILE="tiny", NANOCHAT_SMOKE="1", NANOCHAT_PLAN="1",
+                                NANOCHAT_GPUS="cpu")
+    assert rc == 0 and "plan: 1 x CPU" in text and "~" not in text, text   # the tiny profile fixes every step
+    assert all(f"\n{stage} " in text for stage in STAGES) and not (tmp_path / "base").exists()
+
+
+def test_speedrun_plan_with_bad_gpus_names_the_value_and_the_fix(tmp_path):
+    text, _, rc = speedrun_plan(tmp_path, "--plan", "--gpus=8xH1000", NANOCHAT_PROFILE="tiny")
+    assert rc == 2 and "--gpus '8xH1000'" in text and "e.g. --gpus 8xH100" in text, text
