@@ -31,7 +31,8 @@ plan_gpus="${NANOCHAT_GPUS:-}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --plan) plan_only=1;;
-        --gpus) plan_gpus="${2:-}"; shift;;
+        --gpus) [ $# -ge 2 ] || { echo "speedrun.sh: --gpus needs a value, e.g. --gpus 8xH100" >&2; exit 2; }
+                plan_gpus="$2"; shift;;
         --gpus=*) plan_gpus="${1#--gpus=}";;
         *) echo "speedrun.sh: unknown argument '$1'; it takes --plan and --gpus COUNTxNAME (e.g. --gpus 8xH100)" >&2
            exit 2;;

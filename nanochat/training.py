@@ -137,16 +137,14 @@ def grad_accum_steps(total_batch_tokens, device_batch_size, seq_len, world_size)
 
 def base_schedule(flops_per_token, target_tokens, total_batch_size, device_batch_size, seq_len, world_size,
                   num_iterations=-1):
-    """Pretraining's (total batch in tokens, accumulation steps, optimizer steps). total_batch_size <= 0: derived
-    from the run's FLOPs (optimal_batch_tokens), in whole micro-batches; num_iterations <= 0: the horizon's
-    target_tokens in such batches. Pure, so the plan (scripts/plan.py) computes the run's numbers with this code."""
-    total_batch = total_batch_size
-    if total_batch <= 0:
-        total_batch = optimal_batch_tokens(flops_per_token * target_tokens)
+    """Pretraining's (total batch in tokens, accumulation steps, steps); flags <= 0 are derived: the batch from the
+    run's FLOPs in whole micro-batches, the steps from target_tokens. scripts/plan.py calls it too."""
+    total = total_batch_size
+    if total <= 0:
         per_micro = device_batch_size * seq_len * world_size
-        total_batch = max(per_micro, total_batch // per_micro * per_micro)   # whole micro-batches
-    accum = grad_accum_steps(total_batch, device_batch_size, seq_len, world_size)
-    return total_batch, accum, num_iterations if num_iterations > 0 else max(1, target_tokens // total_batch)
+        total = max(per_micro, optimal_batch_tokens(flops_per_token * target_tokens) // per_micro * per_micro)
+    accum = grad_accum_steps(total, device_batch_size, seq_len, world_size)
+    return total, accum, num_iterations if num_iterations > 0 else max(1, target_tokens // total)
 
 
 def probe_step(model, rows, seq_len, compute, train=True):

@@ -1,10 +1,10 @@
-"""The plan of a speedrun before paying for it (nanochat/plan.py): per stage the model's shape, device batch,
-accumulation, steps, tokens, FLOPs, estimated memory per GPU, time and cost, on the named (--gpus) or detected
-hardware. speedrun.sh passes each stage's argument string, and each is parsed by THAT stage's own parse_args;
-base_train's batch and horizon come from training.base_schedule, which base_train calls. This is the one script
-allowed to read other stages' flags, precisely so that it cannot drift from them. Nothing is downloaded and no
-real tensor allocated (meta-device models). Steps that depend on data not downloaded yet are estimates, marked
-'~'. Eval, SFT and RL rows count whole-context rows: upper bounds on their tokens. CORE is not planned.
+"""The plan of a speedrun before paying for it (nanochat/plan.py): per stage the model's shape, batch, steps, tokens,
+FLOPs, memory per GPU, time and cost, on the named (--gpus) or detected hardware. speedrun.sh passes each stage's
+argument string and THAT stage's own parse_args reads it; base_train's batch and horizon come from the function
+base_train calls (training.base_schedule). This is the one script allowed to read other stages' flags, precisely
+so that it cannot drift from them. Nothing is downloaded or allocated (meta-device models). Steps that depend on
+data not downloaded yet are estimates, marked '~'; eval, SFT and RL rows count whole-context rows (upper bounds on
+their tokens). CORE is not planned: its bundle's size is unknown until downloaded.
 """
 
 import argparse
@@ -13,7 +13,7 @@ import shlex
 from dataclasses import replace
 
 from nanochat import plan, training
-from nanochat.common import atomic_write_json, cli
+from nanochat.common import cli
 from nanochat.report import get_report
 from scripts import base_eval, base_train, chat_eval, chat_rl, chat_sft, mid_train
 from tasks.registry import GENERATED_SIZE
@@ -38,7 +38,6 @@ def parse_args(argv=None):
     p.add_argument("--nproc", type=int, default=0, help="GPUs (processes) each stage uses (0: all of --gpus)")
     for stage in ("base", "base-eval", "mid", "sft", "rl", "eval", "chat-tasks", "rl-tasks"):
         p.add_argument(f"--{stage}", default="", help=f"speedrun.sh's argument string for the {stage} stage(s)")
-    p.add_argument("--json", default="", help="also write the plan here as JSON")
     p.add_argument("--report", action="store_true", help="also keep the plan in this run's report (Report.log_plan)")
     return p.parse_args(argv)
 
@@ -90,8 +89,6 @@ def main(argv=None):
         hw = replace(hw, count=args.nproc or hw.count)
         result = plan.make_plan(stage_rows(args, hw), hw)
         print(plan.format_plan(result))
-        if args.json:
-            atomic_write_json(args.json, result)
         if args.report:
             get_report().log_plan(result)
         return result

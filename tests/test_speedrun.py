@@ -132,3 +132,35 @@ def test_web_server_answers_from_the_final_checkpoint(finished_run):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_plan_matches_the_run(finished_run):
+    """The plan every run prints first and keeps in its report (scripts/plan.py, from each stage's own flags) has
+    the run's real shapes, batches, accumulation, steps and tokens, stage by stage."""
+    from nanochat.report import Report
+    base, first_log, _ = finished_run
+    assert "plan: 1 x CPU" in first_log and "\nrl_eval " in first_log   # printed before anything trains
+    rows = {r["stage"]: r for r in json.loads((base / "report" / "run_plan.json").read_text())["stages"]}
+    report = Report(str(base / "report"))
+    with open(sorted(glob.glob(str(base / "base_checkpoints" / "*" / "meta_*.json")))[-1]) as f:
+        shape = json.load(f)["model_config"]
+    for stage, section in (("base_train", "Base model training"), ("mid_train", "Midtraining"),
+                           ("sft_train", "Chat SFT"), ("rl_train", "Chat RL")):
+        row, real = rows[stage], report.read(section)
+        assert not row["estimated"]
+        assert (row["depth"], row["n_embd"], row["n_head"]) == (shape["n_layer"], shape["n_embd"], shape["n_head"])
+        assert (row["steps"], row["device_batch"]) == (real["steps"], real["device_batch_size"]), stage
+        rl_micro = stage == "rl_train" and real["examples_per_step"] * real["num_samples"] // real["device_batch_size"]
+        assert row["accum"] == (rl_micro or real["grad_accum_steps"]), stage   # RL: micro-batches of samples
+        assert row["seq_len"] == real.get("max_seq_len", shape["sequence_len"]) == shape["sequence_len"], stage
+        # the memory estimate against the stage's peak RSS: measured -10%, -3%, +2%, +16% (base, mid, SFT, RL)
+        measured = real["peak_memory_mib"] * 2**20
+        assert abs(row["memory"] - measured) / measured < 0.30, (stage, row["memory"], measured)
+    for stage, section in (("base_train", "Base model training"), ("mid_train", "Midtraining")):
+        assert rows[stage]["tokens"] == report.read(section)["tokens"], stage   # packed rows: every token counts
+    assert rows["base_train"]["params"] == report.read("Base model training")["parameters"]
+    for source in ("mid", "sft", "rl"):   # eval batches: each task's problems evaluated, in batches of --batch-size
+        row, ev = rows[f"{source}_eval"], json.loads((base / "eval" / f"chat_{source}.json").read_text())
+        assert row["steps"] == sum(-(-t["total"] // row["device_batch"]) for t in ev["tasks"].values())
+    sft = report.read("Chat SFT")   # padded rows: the plan counts each conversation as a whole-context row
+    assert rows["sft_train"]["tokens"] == sft["conversations"] * shape["sequence_len"]
