@@ -158,7 +158,8 @@ def format_plan(plan):
     lines += ["  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
               for row in table]
     if approx:
-        lines.append("~: steps estimated from the datasets' published sizes, before they are downloaded")
+        lines.append("~: estimated before the data is downloaded, from the datasets' published sizes (and for "
+                     "midtraining an assumed mean conversation length: scripts/plan.py)")
     for r in (r for r in plan["stages"] if not r["fits"]):
         lines.append(f"! {r['stage']}: ~{r['memory'] / GB:.1f} GB does not fit in {hw.memory / GB:.0f} GB; " + (
             f"--device-batch-size={r['fit_batch']} would ({r['fit_accum']} accumulation steps, the same total batch)"

@@ -170,7 +170,7 @@ def speedrun_plan(tmp_path, *argv, **env):
 def test_speedrun_plan_of_the_full_profile_prints_every_stage_and_trains_nothing(tmp_path):
     text, rss, rc = speedrun_plan(tmp_path, "--plan", "--gpus", "8xH100", NANOCHAT_PROFILE="full")
     assert rc == 0, text
-    assert "plan: 8 x H100" in text and "ESTIMATES" in text and "~: steps estimated" in text
+    assert "plan: 8 x H100" in text and "ESTIMATES" in text and "~: estimated before the data" in text
     for stage in STAGES:
         assert f"\n{stage} " in text, f"{stage} missing from the plan:\n{text}"
     assert " 24   1536 " in text and "total" in text   # the depth-24 model

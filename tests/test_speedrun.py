@@ -140,6 +140,7 @@ def test_the_plan_matches_the_run(finished_run):
     from nanochat.report import Report
     base, first_log, _ = finished_run
     assert "plan: 1 x CPU" in first_log and "\nrl_eval " in first_log   # printed before anything trains
+    assert "The plan's estimate" in (base / "report" / "report.md").read_text()   # beside the measured cost
     rows = {r["stage"]: r for r in json.loads((base / "report" / "run_plan.json").read_text())["stages"]}
     report = Report(str(base / "report"))
     with open(sorted(glob.glob(str(base / "base_checkpoints" / "*" / "meta_*.json")))[-1]) as f:
