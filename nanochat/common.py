@@ -1,6 +1,6 @@
-"""Small utilities every stage shares: where artifacts live, printing from rank 0, atomic writes, and the compute
-(device, dtype, process group). Nothing runs at import: a script calls `compute_init()` in its `main()` and passes
-the `Compute` down; library code never reads torchrun's environment variables itself.
+"""Small utilities every stage shares: where artifacts live, printing from rank 0, atomic writes and downloads, and
+the compute (device, dtype, process group). Nothing runs at import: a script calls `compute_init()` in its `main()`
+and passes the `Compute` down; library code never reads torchrun's environment variables itself.
 """
 
 import argparse
@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -103,6 +104,31 @@ def atomic_write_text(path, text):
 
 def atomic_write_json(path, obj):
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def download_file(url, dest, check=None, max_attempts=5, timeout=60, backoff=2.0):
+    """Download `url` to `dest` atomically, retried with exponential backoff; the size must match the server's
+    Content-Length and `check(temp path)` must not raise. An existing `dest` is kept. RuntimeError at the end."""
+    import requests
+    if os.path.exists(dest):
+        return dest
+    for attempt in range(1, max_attempts + 1):
+        try:
+            with requests.get(url, stream=True, timeout=timeout) as r, atomic_path(dest) as tmp:
+                r.raise_for_status()
+                with open(tmp, "wb") as f:
+                    for chunk in r.iter_content(chunk_size=1 << 20):
+                        f.write(chunk)
+                expected, size = int(r.headers.get("Content-Length", -1)), os.path.getsize(tmp)
+                if expected >= 0 and size != expected:
+                    raise OSError(f"got {size} bytes, server announced {expected}")
+                if check:
+                    check(tmp)
+            return dest
+        except (OSError, ValueError, requests.RequestException) as e:
+            if attempt == max_attempts:
+                raise RuntimeError(f"failed to download {url} after {max_attempts} attempts: {e}") from e
+            time.sleep(backoff * 2 ** (attempt - 1))
 
 
 @contextmanager

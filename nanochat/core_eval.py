@@ -6,21 +6,18 @@ elsewhere), per-task prompt templates beyond the bundle's continuation_delimiter
 """
 
 import csv
-import http.client
 import os
 import random
 import shutil
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 
-from nanochat.common import all_ranks_sum, atomic_path, file_lock, get_base_dir, read_jsonl
+from nanochat.common import all_ranks_sum, download_file, file_lock, get_base_dir, read_jsonl
 
 EVAL_BUNDLE_URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
 FEWSHOT_SEED = 1234        # example i draws its few-shot examples from random.Random(FEWSHOT_SEED + i)
@@ -54,11 +51,10 @@ def _fetch_zip(url, dest):
                                     f"directory or a URL (default {EVAL_BUNDLE_URL})")
         return url, False
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, atomic_path(dest) as tmp, open(tmp, "wb") as f:
-            shutil.copyfileobj(response, f, length=1 << 20)
-    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
+        download_file(url, dest, max_attempts=1)
+    except RuntimeError as e:
         raise ConnectionError(
-            f"could not download the CORE eval bundle from {url} ({e}). Offline? Fetch eval_bundle.zip "
+            f"could not download the CORE eval bundle from {url} ({e.__cause__}). Offline? Fetch eval_bundle.zip "
             f"from {EVAL_BUNDLE_URL} on a machine with internet, copy it here and pass its path "
             f"(--eval-bundle=/path/eval_bundle.zip), or unzip it so that "
             f"{os.path.join(os.path.dirname(dest), 'eval_bundle', 'core.yaml')} exists.") from e

@@ -12,7 +12,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from nanochat.common import atomic_write_text, get_base_dir
+from nanochat.common import atomic_write_text, download_file, get_base_dir
 
 # name -> (hub dataset repo, total shard count); the last shard of each is its validation shard
 DATASETS = {
@@ -107,36 +107,6 @@ def claim_directory(directory, dataset):
         atomic_write_text(marker, dataset + "\n")
 
 
-def download_shard(url, dest, max_attempts=5, timeout=60, backoff=2.0):
-    """Download one file to `dest` via `dest.tmp` + rename, checking size and parquet format. Idempotent."""
-    import requests
-    if os.path.exists(dest):
-        return dest
-    tmp = dest + ".tmp"
-    last_error = None
-    for attempt in range(1, max_attempts + 1):
-        try:
-            with requests.get(url, stream=True, timeout=timeout) as r:
-                r.raise_for_status()
-                expected = int(r.headers.get("Content-Length", -1))
-                with open(tmp, "wb") as f:
-                    for chunk in r.iter_content(chunk_size=1 << 20):
-                        f.write(chunk)
-            size = os.path.getsize(tmp)
-            if expected >= 0 and size != expected:
-                raise OSError(f"got {size} bytes, server announced {expected}")
-            check_shard(tmp)
-            os.replace(tmp, dest)
-            return dest
-        except (OSError, ValueError, requests.RequestException) as e:
-            last_error = e
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            if attempt < max_attempts:
-                time.sleep(backoff * 2 ** (attempt - 1))
-    raise RuntimeError(f"failed to download {url} after {max_attempts} attempts: {last_error}")
-
-
 def download(num_train_shards, dataset=DEFAULT_DATASET, directory=None, workers=8,
              url_template=HUB_URL, max_attempts=5, backoff=2.0, log=print):
     """Fetch training shards 0..num_train_shards-1 plus the dataset's pinned validation shard."""
@@ -150,8 +120,8 @@ def download(num_train_shards, dataset=DEFAULT_DATASET, directory=None, workers=
     log(f"{dataset}: {len(indices) - len(todo)}/{len(indices)} shards already in {directory}")
     t0, nbytes = time.time(), 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(download_shard, url_template.format(repo=repo, name=shard_name(i)),
-                               os.path.join(directory, shard_name(i)), max_attempts, 60, backoff): i
+        futures = {pool.submit(download_file, url_template.format(repo=repo, name=shard_name(i)),
+                               os.path.join(directory, shard_name(i)), check_shard, max_attempts, 60, backoff): i
                    for i in todo}
         try:
             for done, fut in enumerate(as_completed(futures), 1):
