@@ -37,9 +37,6 @@ def main(argv=None):
     def note(text):
         print(f"({text})", file=sys.stderr, flush=True)
 
-    def write(text):
-        print(text, end="", flush=True)
-
     def answer(messages):
         """Reply to the conversation (fitting it to the context first); returns the messages to keep."""
         conversation, dropped = fit_conversation(tokenizer, {"messages": messages}, max_prompt_tokens)
@@ -51,8 +48,8 @@ def main(argv=None):
                 if out.finish_reason != "stop":
                     tokens.append(out.token)
                 for text, _ in renderer.feed(out):  # the stop token may still flush a cut-off character
-                    write(text)
-        write("\n")
+                    print(text, end="", flush=True)
+        print(flush=True)
         return conversation["messages"] + [{"role": "assistant", "content": completion_to_parts(tokenizer, tokens)}]
 
     if args.prompt is not None:
@@ -69,7 +66,7 @@ def main(argv=None):
             elif line.startswith("/"):
                 note(f"unknown command {line!r}: /clear starts a new conversation, /quit exits")
             elif line:
-                write("\nAssistant: ")
+                print("\nAssistant: ", end="", flush=True)
                 messages = answer(messages + [{"role": "user", "content": line}])
     except (EOFError, KeyboardInterrupt):
         pass
