@@ -102,12 +102,11 @@ class _Row:
 class Engine:
     """Sampling from `model` (a nanochat GPT, already on its device and in eval mode) with `tokenizer`."""
 
-    def __init__(self, model, tokenizer, calculator=eval_calculator, max_batch_size=32, max_len=None):
-        max_len = model.config.sequence_len if max_len is None else max_len
-        assert max_batch_size >= 1 and 1 <= max_len <= model.cos.size(0), "positions past the rotary table"
+    def __init__(self, model, tokenizer, calculator=eval_calculator, max_batch_size=32):
+        self.max_batch_size, self.max_len = max_batch_size, model.config.sequence_len
+        assert max_batch_size >= 1 and self.max_len <= model.cos.size(0), "positions past the rotary table"
         assert tokenizer.get_vocab_size() == model.config.vocab_size, "the tokenizer is not the model's"
         self.model, self.tokenizer, self.calculator = model, tokenizer, calculator
-        self.max_batch_size, self.max_len = max_batch_size, max_len
         self.device = model.wte.weight.device
         self.special = {name: tokenizer.encode_special(name) for name in SPECIAL_TOKENS}
         self.special_ids = frozenset(self.special.values())
@@ -196,7 +195,7 @@ class Session:
         assert self.free_slots and prompt and 0 <= min(prompt) and max(prompt) < engine.model.config.vocab_size
         if len(prompt) > engine.max_len:
             raise ValueError(f"the prompt has {len(prompt)} tokens but the KV cache holds {engine.max_len}; "
-                             "shorten it (fit_conversation drops old turns) or use a larger max_len")
+                             "shorten it (fit_conversation drops old turns)")
         slot = len(self._rows)
         # All but the last prompt token go into the cache now, in one forward; the last one is fed by the next
         # step() together with every other row, so every step treats all rows alike. The forward writes
