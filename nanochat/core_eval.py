@@ -43,24 +43,6 @@ def _check_bundle(bundle_dir, what, error=FileNotFoundError, hint=""):
         raise error(f"{what} lacks {', '.join(missing)}{hint}")
 
 
-def _fetch_zip(url, dest):
-    """Local path of the bundle zip, downloading http(s) URLs to `dest`. Returns (path, downloaded)."""
-    if "://" not in url:
-        if not os.path.isfile(url):
-            raise FileNotFoundError(f"eval bundle {url!r} does not exist; pass a zip file, an unpacked bundle "
-                                    f"directory or a URL (default {EVAL_BUNDLE_URL})")
-        return url, False
-    try:
-        download_file(url, dest, max_attempts=1)
-    except RuntimeError as e:
-        raise ConnectionError(
-            f"could not download the CORE eval bundle from {url} ({e.__cause__}). Offline? Fetch eval_bundle.zip "
-            f"from {EVAL_BUNDLE_URL} on a machine with internet, copy it here and pass its path "
-            f"(--eval-bundle=/path/eval_bundle.zip), or unzip it so that "
-            f"{os.path.join(os.path.dirname(dest), 'eval_bundle', 'core.yaml')} exists.") from e
-    return dest, True
-
-
 def _unpack(zip_path, bundle_dir):
     """Unzip into a temp dir next to bundle_dir, then rename the folder holding core.yaml onto bundle_dir."""
     if not zipfile.is_zipfile(zip_path):
@@ -93,11 +75,24 @@ def download_eval_bundle(base_dir=None, url=EVAL_BUNDLE_URL):
         if os.path.exists(bundle_dir):
             _check_bundle(bundle_dir, f"{bundle_dir} exists but", hint="; delete it and run again to unpack it afresh")
             return bundle_dir
-        zip_path, downloaded = _fetch_zip(url, os.path.join(base_dir, "eval_bundle.zip"))
+        zip_path = url
+        if "://" in url:
+            zip_path = os.path.join(base_dir, "eval_bundle.zip")
+            try:
+                download_file(url, zip_path, max_attempts=1)
+            except RuntimeError as e:
+                raise ConnectionError(
+                    f"could not download the CORE eval bundle from {url} ({e.__cause__}). Offline? Fetch "
+                    f"eval_bundle.zip from {EVAL_BUNDLE_URL} on a machine with internet, copy it here and pass its "
+                    f"path (--eval-bundle=/path/eval_bundle.zip), or unzip it so that "
+                    f"{os.path.join(bundle_dir, 'core.yaml')} exists.") from e
+        elif not os.path.isfile(url):
+            raise FileNotFoundError(f"eval bundle {url!r} does not exist; pass a zip file, an unpacked bundle "
+                                    f"directory or a URL (default {EVAL_BUNDLE_URL})")
         try:
             _unpack(zip_path, bundle_dir)
         finally:
-            if downloaded:   # unpacked (or unusable): the 160 MB zip is not needed again
+            if zip_path != url:   # downloaded, then unpacked (or unusable): the 160 MB zip is not needed again
                 os.remove(zip_path)
     return bundle_dir
 
