@@ -362,18 +362,16 @@ def _child_install_guard(scratch):
         return real_os_open(path, flags, *args, **kwargs)
 
     for module in (os, posix):  # os re-exports posix's functions: patch both so `import posix` is no way around
-        for name in _REFUSED_OS:
-            if hasattr(module, name):
-                setattr(module, name, refuse(f"os.{name}"))
         for name in _SCRATCH_ONLY_OS:
             if hasattr(module, name):
                 setattr(module, name, scratch_only(f"os.{name}", getattr(module, name)))
         module.open = guarded_os_open
     for module in (builtins, io, _io):  # pathlib, shutil.copy, ... all open files through one of these
         module.open = guarded_open
-    refused = [(subprocess, "Popen"), (_posixsubprocess, "fork_exec"),  # multiprocessing and subprocess end here
-               (shutil, "rmtree"), (shutil, "move"), (resource, "setrlimit"), (resource, "prlimit"),
-               (signal, "pidfd_send_signal"), (builtins, "exit"), (builtins, "quit"), (sys, "exit")]
+    refused = [(module, name) for module in (os, posix) for name in _REFUSED_OS] + [
+        (subprocess, "Popen"), (_posixsubprocess, "fork_exec"),  # multiprocessing and subprocess end here
+        (shutil, "rmtree"), (shutil, "move"), (resource, "setrlimit"), (resource, "prlimit"),
+        (signal, "pidfd_send_signal"), (builtins, "exit"), (builtins, "quit"), (sys, "exit")]
     for module, name in refused:
         if hasattr(module, name):
             setattr(module, name, refuse(f"{module.__name__}.{name}"))
