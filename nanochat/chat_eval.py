@@ -61,8 +61,7 @@ def evaluate_task(task, model, tokenizer, engine=None, device="cpu", max_problem
     engine then holds batch_size * num_samples rows). sampling: a SamplingParams for the generative replies
     (default greedy, 256 tokens); problem i samples with seeds seed + i * num_samples + j, j < num_samples."""
     assert task.eval_type in ("categorical", "generative"), task.eval_type
-    n = len(task) if max_problems is None else min(max_problems, len(task))
-    mine = range(rank, n, world_size)
+    mine = range(len(task))[:max_problems][rank::world_size]
     correct = chance = 0.0
     if task.eval_type == "generative":
         engine = engine or Engine(model, tokenizer, max_batch_size=batch_size * num_samples)

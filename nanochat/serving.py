@@ -138,8 +138,7 @@ class Replica:
         session = self.engine.session()
         while True:
             with self.cond:
-                while not self.stopping and not self.rows and not self.pending:
-                    self.cond.wait()
+                self.cond.wait_for(lambda: self.stopping or self.rows or self.pending)
                 if self.stopping:
                     break
             self._drop_cancelled(session)
