@@ -15,11 +15,11 @@ from nanochat.common import BadInput, all_ranks_sum, cli, compute_init, get_base
 from nanochat.finetune import Finetune, add_finetune_args
 from nanochat.training import evaluating
 from tasks.mixtures import sft_mixtures
-from tasks.registry import build_tasks, parse_task_names
+from tasks.registry import build_tasks
 
-# The quick ChatCORE during SFT: multiple-choice tasks only by default, one forward pass per batch of
+# The quick ChatCORE during SFT: multiple-choice tasks only, one forward pass per batch of
 # questions; generative tasks (GSM8K, SpellingBee) sample replies and take much longer.
-CHATCORE_TASKS = {"full": "ARC-Easy,ARC-Challenge,MMLU", "synthetic": "SyntheticMathChoice"}
+CHATCORE_TASKS = {"full": ["ARC-Easy", "ARC-Challenge", "MMLU"], "synthetic": ["SyntheticMathChoice"]}
 
 
 def parse_args(argv=None):
@@ -30,15 +30,8 @@ def parse_args(argv=None):
     p.add_argument("--num-epochs", type=positive(float), default=1.0, help="passes over the mixture")
     p.add_argument("--eval-examples", type=positive(int), default=1024, help="validation conversations per evaluation")
     p.add_argument("--eval-every-chatcore", type=int, default=200, help="quick ChatCORE every N steps (-1: never)")
-    p.add_argument("--chatcore-tasks", default="", help="the quick ChatCORE's tasks, as in tasks/registry.py "
-                   f"(default: {CHATCORE_TASKS['full']}; {CHATCORE_TASKS['synthetic']} for --mixture=synthetic)")
     p.add_argument("--chatcore-max-problems", type=int, default=100, help="problems per task in the quick ChatCORE")
-    args = p.parse_args(argv)
-    try:
-        args.chatcore_task_names = parse_task_names(args.chatcore_tasks or CHATCORE_TASKS[args.mixture])
-    except ValueError as e:
-        p.error(f"--chatcore-tasks: {e}")
-    return args
+    return p.parse_args(argv)
 
 
 @torch.no_grad()
@@ -71,10 +64,10 @@ def train(args):
     chatcore_tasks = {}
     if args.eval_every_chatcore > 0:
         try:
-            chatcore_tasks = build_tasks(args.chatcore_task_names)
-        except Exception as e:   # offline hub, bad file: name the task and the way out
-            raise BadInput(f"the quick ChatCORE cannot load its tasks ({', '.join(args.chatcore_task_names)}): "
-                           f"{e}\n(choose others with --chatcore-tasks, or pass --eval-every-chatcore=-1)") from e
+            chatcore_tasks = build_tasks(CHATCORE_TASKS[args.mixture])
+        except Exception as e:   # offline hub, bad file: name the tasks and the way out
+            raise BadInput(f"the quick ChatCORE cannot load its tasks ({', '.join(CHATCORE_TASKS[args.mixture])}): "
+                           f"{e}\n(pass --eval-every-chatcore=-1 to skip it)") from e
     num_iterations = args.num_iterations if args.num_iterations > 0 else \
         max(1, math.ceil(args.num_epochs * len(train_ds) / args.examples_per_step))
     print0(f"train: {train_ds.name} ({len(train_ds):,} examples); validation: {val_ds.name} ({len(val_ds):,})")
