@@ -103,11 +103,14 @@ class Run:
             self.wandb.log(values, step=self.step)
 
     def evaluated(self, values):
-        """Print and record evaluation results; a name that is also a metric ("val bpb" -> val_bpb) updates it."""
+        """Print and record evaluation results; a name that is also a metric ("val bpb" -> val_bpb) updates it,
+        and at step 0 its start_ twin (start_val_bpb) too, when the stage keeps one."""
         print0(f"step {self.step:05d} | " + " | ".join(f"{k} {v:.4f}" for k, v in values.items()))
         for name, value in values.items():
-            if name.replace(" ", "_") in self.metrics:
-                self.metrics[name.replace(" ", "_")] = value
+            key = name.replace(" ", "_")
+            for k in (key, "start_" + key) if self.step == 0 else (key,):
+                if k in self.metrics:
+                    self.metrics[k] = value
         self.log(values)
 
     # ---- one optimizer step

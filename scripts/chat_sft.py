@@ -90,8 +90,6 @@ def train(args):
                                       compute.world_size, compute.device)
             with evaluating(ft.model):
                 run.evaluated({"val loss": evaluate_loss(ft.model, val_loader, eval_steps, compute.autocast)})
-            if run.step == 0:
-                run.metrics["start_val_loss"] = run.metrics["val_loss"]
         if args.eval_every_chatcore > 0 and run.step > 0 and run.due(args.eval_every_chatcore):
             with evaluating(ft.model):
                 results = run_chat_eval(ft.model, tokenizer, chatcore_tasks, device=compute.device,

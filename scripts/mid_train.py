@@ -64,8 +64,6 @@ def train(args):
                                                   compute.world_size, compute.device, use_mask=use_mask)
             with evaluating(ft.model):
                 run.evaluated({"val bpb": evaluate_bpb(ft.fwd, val_loader, eval_steps, token_bytes, compute.autocast)})
-            if run.step == 0:
-                run.metrics["start_val_bpb"] = run.metrics["val_bpb"]
         if run.last:
             break
         train_loss, lrm = ft.step(run, loader, accum)
