@@ -109,8 +109,7 @@ class Replica:
 
     def __init__(self, engine, name):
         self.engine, self.name = engine, name
-        cuda = engine.device.type == "cuda"
-        self.autocast = partial(torch.autocast, "cuda", torch.bfloat16) if cuda else nullcontext
+        self.autocast = partial(torch.autocast, "cuda", torch.bfloat16) if engine.device.type == "cuda" else nullcontext
         self.cond = threading.Condition()
         self.pending = deque()  # (job, choice index) rows waiting for a slot; shared, guarded by cond
         self.rows = {}          # session row id -> (job, choice index); touched by the worker thread only
