@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from nanochat.common import positive
 from research.agents import ACTIVE_GROUPS, Reject, detect_gpus, git, git_ok, make_agent, run_group, signal_group, tail
 from research.stages import STAGES, Stage, lookup, matches, read_memory
 
@@ -357,7 +358,7 @@ def parse_args(argv=None):
     which.add_argument("--stage", choices=sorted(STAGES), help="what to improve")
     which.add_argument("--stage-file", default="", help="JSON with a custom Stage's fields (instead of --stage)")
     p.add_argument("--agent", required=True, help="a shell command (gets {prompt}), openai:MODEL or replay:DIR")
-    p.add_argument("--budget", type=float, default=300, help="seconds each experiment gets")
+    p.add_argument("--budget", type=positive(float), default=300, help="seconds each experiment gets")
     p.add_argument("--tag", default="", help="run name: branch autoresearch/<tag> (default: the stage's name)")
     p.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     p.add_argument("--run-dir", default="", help="default <repo>/.autoresearch/<tag>")
@@ -367,7 +368,7 @@ def parse_args(argv=None):
     p.add_argument("--evaluate", default=None, help="override the stage's evaluation command line")
     p.add_argument("--grace", type=float, default=None, help="seconds past the budget before a kill (default: the "
                    "stage's)")
-    p.add_argument("--baseline-runs", type=int, default=2, help="baseline repeats, to measure the noise")
+    p.add_argument("--baseline-runs", type=positive(int), default=2, help="baseline repeats, to measure the noise")
     p.add_argument("--min-delta", type=float, default=0.0, help="smallest margin a gain must beat")
     p.add_argument("--confirm", action="store_true", help="re-run a winner once and judge the worse of the two")
     p.add_argument("--max-experiments", type=int, default=None, help="stop after N experiments (this invocation)")
@@ -376,8 +377,6 @@ def parse_args(argv=None):
     p.add_argument("--agent-timeout", type=float, default=3600, help="seconds an agent may take per proposal")
     p.add_argument("--program", default="", help="agent instructions (default <repo>/research/program.md)")
     args = p.parse_args(argv)
-    if args.baseline_runs < 1 or args.budget <= 0:
-        p.error("--baseline-runs must be >= 1 and --budget > 0")
     args.gpus = detect_gpus(os.environ) if args.parallel else [None]  # None leaves CUDA_VISIBLE_DEVICES alone
     return args
 
