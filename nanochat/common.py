@@ -164,7 +164,6 @@ class Compute:
     device_type: str         # "cuda" | "cpu" | "mps"
     device: object           # torch.device
     rank: int
-    local_rank: int
     world_size: int
     ddp: bool                # True when a process group is initialised (world_size > 1)
 
@@ -220,7 +219,7 @@ def compute_init(device_type="", seed=42):
         dist.init_process_group(backend=backend, device_id=device if device_type == "cuda" else None)
         dist.barrier()
     torch.manual_seed(seed)   # seeds every device's generator, CUDA's included
-    return Compute(device_type, device, rank, local_rank, world_size, ddp=world_size > 1)
+    return Compute(device_type, device, rank, world_size, ddp=world_size > 1)
 
 
 def active_dist():
