@@ -176,11 +176,9 @@ class Replica:
                 job, i = self.pending.popleft()
             try:
                 with self.autocast():
-                    row_id = session.add(job.prompt, job.params[i])
+                    self.rows[session.add(job.prompt, job.params[i])] = (job, i)
             except Exception as e:  # e.g. a prompt longer than the KV cache: this row fails, the rest go on
                 job.deliver(i, GenerationError(f"{type(e).__name__}: {e}"))
-                continue
-            self.rows[row_id] = (job, i)
 
     def _fail_all(self, message):
         with self.cond:
