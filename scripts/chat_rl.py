@@ -25,16 +25,6 @@ SYNTHETIC_TRAIN_SEED, SYNTHETIC_TEST_SEED = 0, 1
 SYNTHETIC_TRAIN_SIZE = 8000  # about GSM8K's 7,473 training problems, so an epoch means the same on both
 
 
-def load_tasks(name, eval_examples, train_path=None, test_path=None):
-    """(train task, test task) for --task; GSM8K from the hub, or from local files in the hub's row format."""
-    if name == "gsm8k":
-        from tasks.gsm8k import GSM8K
-        return GSM8K("train", data_path=train_path), GSM8K("test", data_path=test_path)
-    from tasks.synthetic import SyntheticMath
-    return (SyntheticMath(size=SYNTHETIC_TRAIN_SIZE, seed=SYNTHETIC_TRAIN_SEED),
-            SyntheticMath(size=max(1, eval_examples), seed=SYNTHETIC_TEST_SEED))
-
-
 # -----------------------------------------------------------------------------
 # The pure parts: which problems, the seeds, advantages, the batch, the loss, pass@k (tests/test_chat_rl.py)
 
@@ -171,7 +161,13 @@ def train(args):
     model, tokenizer, source_meta = load_model(args.source, compute.device, args.model_tag, args.step, base_dir)
     args.device_batch_size = fit_batch(lambda b: probe_step(model, b, model.config.sequence_len, compute),
                                        args.device_batch_size, compute)   # rows are at most the context long
-    train_task, test_task = load_tasks(args.task, args.eval_examples, args.train_path, args.test_path)
+    if args.task == "gsm8k":   # from the hub, or from local files in the hub's row format
+        from tasks.gsm8k import GSM8K
+        train_task, test_task = GSM8K("train", data_path=args.train_path), GSM8K("test", data_path=args.test_path)
+    else:
+        from tasks.synthetic import SyntheticMath
+        train_task = SyntheticMath(size=SYNTHETIC_TRAIN_SIZE, seed=SYNTHETIC_TRAIN_SEED)
+        test_task = SyntheticMath(size=max(1, args.eval_examples), seed=SYNTHETIC_TEST_SEED)
     model_tag = os.path.basename(source_meta["checkpoint_dir"])
     ckpt_dir = os.path.join(base_dir, "chatrl_checkpoints", model_tag)
     num_steps = args.num_steps if args.num_steps > 0 else \
