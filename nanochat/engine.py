@@ -138,10 +138,8 @@ class Engine:
                 j, (prompt, p) = waiting.popleft()
                 job_of[session.add(prompt, p)] = j
             outputs = [None] * len(jobs)
-            for row, out in session.step().items():
+            for row, out in session.step().items():  # row ids are never reused: job_of keeps finished ones
                 outputs[job_of[row]] = out
-                if out.finished:
-                    del job_of[row]
             yield outputs
 
     def generate_batch(self, prompts, params, num_samples=1, keep_stop=False):
@@ -209,8 +207,7 @@ class Session:
                 ids = torch.tensor([prompt[:-1]], dtype=torch.long, device=engine.device)
                 engine.model(ids, kv_cache=_rows_view(self.cache, slot, slot + 1))  # logits unused
         seed = params.seed if params.seed is not None else int(torch.randint(2**62, ()))
-        generator = torch.Generator(device=engine.device)
-        generator.manual_seed(seed)
+        generator = torch.Generator(device=engine.device).manual_seed(seed)
         # The cache feeds positions 0..max_len-1; the last completion token is never fed, so a prompt of n
         # tokens leaves room for max_len - n + 1 completion tokens.
         max_tokens = min(params.max_tokens, engine.max_len - len(prompt) + 1)
