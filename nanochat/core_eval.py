@@ -295,7 +295,6 @@ def evaluate_core(model, tokenizer, bundle_dir, device, max_per_task=-1, rank=0,
     results = {"accuracy": {}, "centered": {}}
     for meta, examples in load_core_tasks(bundle_dir):
         t0 = time.time()
-        examples = list(examples)
         random.Random(SHUFFLE_SEED).shuffle(examples)   # the permutation depends only on the length
         acc = evaluate_task(model, tokenizer, examples, meta, device, rank, world_size, batch_size,
                             max_per_task, autocast)
