@@ -48,8 +48,8 @@ def test_full_profile_plan_allocates_no_real_tensors():
     base = m["result"]["stages"][0]
     assert (base["depth"], base["n_embd"], base["seq_len"]) == (24, 1536, 2048) and base["params"] > 1e9
     # a real depth-24 model would take > 5 GB for its fp32 weights alone; the plan's process grows by ~0.1 GB
-    # (measured 0.16 GB, on top of 0.56 GB for Python and torch)
-    assert m["after"] - m["before"] < 0.5e9 and m["after"] < 1.2e9
+    # (measured 0.16 GB, on top of 0.56-1.2 GB for Python and torch, which varies with the machine's libraries)
+    assert m["after"] - m["before"] < 0.5e9 and m["after"] < 2.5e9
 
 
 TINY_STEP = """
