@@ -140,7 +140,14 @@ def main(argv=None):
 
     result = {"decode_tokens_per_s": round(decode_tps, 1)}
     if not args.source:
-        with torch.no_grad():  # logits of order 1, not ~0.01: the samples then depend on every detail of the math
+        with torch.no_grad():
+            # At init every residual branch is exactly zero (zero output projections), so samples would not
+            # depend on attention or the MLP at all: give each zero weight seeded noise, then make the logits of
+            # order 1, not ~0.01. The samples then depend on every part of the decode step.
+            g = torch.Generator().manual_seed(1)
+            for w in model.parameters():
+                if not w.any():
+                    w.copy_(0.02 * torch.randn(w.shape, generator=g))
             model.lm_head.weight.mul_(100)
         rows = [SamplingParams(temperature=0.6, top_k=50, max_tokens=32, seed=i) for i in range(4)]
         samples, _ = engine.generate_batch([prompt] * len(rows), rows)

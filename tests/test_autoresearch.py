@@ -389,16 +389,19 @@ def _repo_files():
 
 @pytest.mark.slow
 def test_engine_stage_metrics_from_the_real_benchmark(tmp_path):
-    """bench/engine.py writes the engine stage's metric and an outputs digest that repeats run to run."""
+    """bench/engine.py writes the engine stage's metric and an outputs digest that repeats run to run, and that
+    an attention 1% off changes (the guard sees the whole decode step, not only the lm_head and sampling)."""
     stage = st.STAGES["engine"]
+    flags = ["--depth", "1", "--vocab-size", "512", "--seq-len", "128", "--prompt-tokens", "20", "--decode-steps",
+             "4", "--batch-sizes", "1", "2", "--repeats", "1"]
+    off = ("import sys, nanochat.gpt as g; f = g.cached_attention; "
+           "g.cached_attention = lambda *a, **k: 1.01 * f(*a, **k); from bench.engine import main; main(sys.argv[1:])")
     results = []
-    for i in range(2):
+    for i, run in enumerate([["-m", "bench.engine"], ["-m", "bench.engine"], ["-c", off]]):
         path = tmp_path / f"engine{i}.json"
-        cmd = [sys.executable, "-m", "bench.engine", "--depth", "1", "--vocab-size", "512", "--seq-len", "128",
-               "--prompt-tokens", "20", "--decode-steps", "4", "--batch-sizes", "1", "2", "--repeats", "1",
-               "--json", str(path)]
-        subprocess.run(cmd, cwd=REPO_ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, check=True)
+        subprocess.run([sys.executable, *run, *flags, "--json", str(path)], cwd=REPO_ROOT,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, check=True)
         results.append(json.loads(path.read_text()))
     assert all(st.lookup(r, stage.metric) > 0 for r in results)
-    digests = {st.lookup(r, stage.guard) for r in results}
-    assert len(digests) == 1 and len(digests.pop()) == 16
+    digests = [st.lookup(r, stage.guard) for r in results]
+    assert digests[0] == digests[1] != digests[2] and len(digests[0]) == 16
