@@ -90,6 +90,28 @@ def config_from_depth(depth, vocab_size, sequence_len, aspect_ratio=64, head_dim
                      n_head=n_head, n_kv_head=n_head, n_embd=n_embd, **recipe)
 
 
+class Linear(nn.Linear):
+    """A bias-free nn.Linear. Decoding on a CPU (a few rows, no autograd) multiplies by a cached contiguous copy
+    of W^T: MKL streams that layout faster than W's own (all 25 matrix-vector products of a depth-4 decode step:
+    1.4 vs 2.4 ms at batch 1, 3.4 vs 4.6 ms at batch 8), and such products are most of a CPU decode step. The
+    copy costs the weights' memory once more and is remade whenever the weight changes (RL trains what it
+    samples from). Elsewhere (GPUs, training, long inputs) it is F.linear."""
+
+    def __init__(self, in_features, out_features):
+        super().__init__(in_features, out_features, bias=False)
+        self._w_t = (None, None)  # (the weight's (version, address, dtype) when copied, W^T)
+
+    def forward(self, x):
+        w = self.weight
+        # In this order, so that torch.compile (training, evaluation) never traces is_inference().
+        if torch.is_grad_enabled() or w.device.type != "cpu" or x.numel() > 64 * w.size(1) or w.is_inference():
+            return F.linear(x, w)
+        key = (w._version, w.data_ptr(), w.dtype)  # an in-place update bumps the version
+        if self._w_t[0] != key:
+            self._w_t = (key, w.t().contiguous())
+        return x @ self._w_t[1]
+
+
 def norm(x):
     """Parameter-free RMSNorm over the last dimension."""
     return F.rms_norm(x, (x.size(-1),))
@@ -223,15 +245,15 @@ class CausalSelfAttention(nn.Module):
         self.window = config.windows[layer_idx]
         self.scale = config.qk_scale / self.head_dim ** 0.5
         C = config.n_embd
-        self.c_q = nn.Linear(C, self.n_head * self.head_dim, bias=False)
-        self.c_k = nn.Linear(C, self.n_kv_head * self.head_dim, bias=False)
-        self.c_v = nn.Linear(C, self.n_kv_head * self.head_dim, bias=False)
-        self.c_proj = nn.Linear(C, C, bias=False)
+        self.c_q = Linear(C, self.n_head * self.head_dim)
+        self.c_k = Linear(C, self.n_kv_head * self.head_dim)
+        self.c_v = Linear(C, self.n_kv_head * self.head_dim)
+        self.c_proj = Linear(C, C)
         # Value embedding gate: how much of the token's own value embedding each kv head mixes in
         # (ResFormer-style value residual, arXiv 2410.17897; the per-head gate follows modded-nanogpt).
         self.ve_gate = None
         if config.has_value_embed(layer_idx):
-            self.ve_gate = nn.Linear(min(GATE_CHANNELS, C), self.n_kv_head, bias=False)
+            self.ve_gate = Linear(min(GATE_CHANNELS, C), self.n_kv_head)
 
     def forward(self, x, cos, sin, ve=None, kv_cache=None, slots=None, attn_masks=None):
         B, T, C = x.shape
@@ -258,8 +280,8 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+        self.c_fc = Linear(config.n_embd, 4 * config.n_embd)
+        self.c_proj = Linear(4 * config.n_embd, config.n_embd)
 
     def forward(self, x):
         return self.c_proj(F.relu(self.c_fc(x)).square())  # ReLU^2: cheap, and beats GELU at this scale
@@ -283,7 +305,7 @@ class GPT(nn.Module):
         C, L = config.n_embd, config.n_layer
         self.wte = nn.Embedding(config.vocab_size, C)
         self.blocks = nn.ModuleList([Block(config, i) for i in range(L)])
-        self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
+        self.lm_head = Linear(C, config.vocab_size)
         kv_dim = config.n_kv_head * config.head_dim
         self.value_embeds = nn.ModuleDict({str(i): nn.Embedding(config.vocab_size, kv_dim)
                                            for i in range(L) if config.has_value_embed(i)})
@@ -292,7 +314,7 @@ class GPT(nn.Module):
             self.resid_lambdas = nn.Parameter(torch.empty(L))
             self.x0_lambdas = nn.Parameter(torch.empty(L))
         if config.smear:
-            self.smear_gate = nn.Linear(min(GATE_CHANNELS, C), 1, bias=False)
+            self.smear_gate = Linear(min(GATE_CHANNELS, C), 1)
             self.smear_lambda = nn.Parameter(torch.empty(()))
         if config.backout:
             self.backout_lambda = nn.Parameter(torch.empty(()))

@@ -9,7 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nanochat.gpt import GPT, GPTConfig, KVCache, apply_rotary, config_from_depth, find_flash_attn3, rotary_tables
+from nanochat.gpt import (
+    GPT,
+    GPTConfig,
+    KVCache,
+    Linear,
+    apply_rotary,
+    config_from_depth,
+    find_flash_attn3,
+    rotary_tables,
+)
 
 TINY = GPTConfig(sequence_len=16, vocab_size=67, n_layer=2, n_head=4, n_kv_head=4, n_embd=32)
 TINY_GQA = GPTConfig(sequence_len=16, vocab_size=67, n_layer=2, n_head=4, n_kv_head=2, n_embd=32)
@@ -273,6 +282,28 @@ def test_kv_cache_rows_at_different_positions(cfg):
     batch.row_copy_(1, single, 0)
     for step in range(3):
         decode(tokens(3, 1, seed=400 + step))
+
+
+def test_cpu_decoding_linear_follows_weight_updates():
+    """Without autograd a CPU Linear multiplies by a cached copy of W^T: it must equal F.linear, and see every
+    update of the weight (an optimizer step between sampling rounds, as RL does; an in-place edit)."""
+    torch.manual_seed(0)
+    lin = Linear(16, 8)
+    x = torch.randn(3, 1, 16)
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
+    outputs = []
+    for _ in range(2):
+        with torch.inference_mode():
+            outputs.append(lin(x))
+            assert_close(outputs[-1], F.linear(x, lin.weight), atol=1e-5)
+        lin(x).square().sum().backward()  # with autograd: F.linear itself
+        opt.step()
+        opt.zero_grad()
+    assert (outputs[1] - outputs[0]).abs().max() > 0.1  # the step moved the outputs: a stale copy would show
+    with torch.no_grad():
+        lin.weight[0] = 1.0
+        assert_close(lin(x), F.linear(x, lin.weight), atol=1e-5)
+        assert_close(lin(x)[..., 0], x.sum(-1), atol=1e-5)
 
 
 def test_kv_cache_errors():
