@@ -71,7 +71,9 @@ def load_hf(path, device, trust_remote_code):
         rows = [[bos] * (prepend is not None) + ids for ids in rows]
         return rows if isinstance(text, list) else rows[0]
     tokenizer = SimpleNamespace(encode=encode, decode=tok.decode, get_bos_token_id=lambda: bos)
-    sequence_len = getattr(lm.config, "max_position_embeddings", None) or tok.model_max_length
+    # The context CORE crops to and the batch probe fills: the model's own limit, capped at 2,048 (long-context
+    # models declare 128k positions, and transformers' "no limit" is 1e30; CORE's examples are far shorter).
+    sequence_len = min(getattr(lm.config, "max_position_embeddings", None) or tok.model_max_length, 2048)
     return HFModel(lm.to(device).eval(), sequence_len), tokenizer
 
 

@@ -18,6 +18,7 @@ from nanochat.core_eval import evaluate_core
 from nanochat.engine import Engine, SamplingParams
 from nanochat.gpt import GPT, GPTConfig, config_from_depth
 from nanochat.tokenizer import SPECIAL_TOKENS, Tokenizer
+from scripts.base_eval import load_hf as base_eval_load_hf
 from scripts.base_eval import main as base_eval_main
 from scripts.export import main as export_main
 from tests.test_core_eval import _varied_bundle_tasks, write_bundle
@@ -184,7 +185,7 @@ def test_bad_input_exits_2_and_writes_nothing(exported, tmp_path, monkeypatch, c
 
 # ----------------------------------------------------------------------------- base_eval --hf-path
 
-def tiny_gpt2(path):
+def tiny_gpt2(path, n_positions=64):
     """A random GPT-2-shaped model and a byte-level BPE tokenizer trained here (no network), saved to path."""
     from tokenizers import Tokenizer as HFTok
     from tokenizers import decoders, models, pre_tokenizers, trainers
@@ -197,7 +198,7 @@ def tiny_gpt2(path):
                                                eos_token="<|endoftext|>")
     tok.save_pretrained(path)
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+    config = transformers.GPT2Config(vocab_size=len(tok), n_positions=n_positions, n_embd=32, n_layer=2, n_head=2,
                                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     transformers.GPT2LMHeadModel(config).save_pretrained(path)
     return path
@@ -215,6 +216,13 @@ def test_base_eval_hf_path_runs_core_on_gpt2(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as e:   # a path that is not a model
         base_eval_main(["--hf-path", str(tmp_path / "nothing"), f"--eval-bundle={bundle}", *HF_ARGS])
     assert e.value.code == 2
+
+
+def test_base_eval_hf_path_context_is_the_models_own_capped_at_2048(tmp_path):
+    """CORE crops to the model's context; one that declares a long one (or none) is evaluated at 2,048."""
+    for name, positions, context in [("short", 64, 64), ("long", 8192, 2048)]:
+        model, _ = base_eval_load_hf(tiny_gpt2(str(tmp_path / name), n_positions=positions), "cpu", False)
+        assert model.config.sequence_len == context
 
 
 def test_base_eval_hf_path_of_an_export_equals_ours(exported, tmp_path, monkeypatch):
