@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from nanochat.common import positive
+from nanochat.dataset import list_shards
 from research.agents import ACTIVE_GROUPS, Reject, detect_gpus, git, git_ok, make_agent, run_group, signal_group, tail
 from research.stages import STAGES, Stage, lookup, matches, read_memory
 
@@ -134,12 +135,28 @@ class Research:
                 git_ok(self.repo, "worktree", "prune")  # forgets the worktrees whose folder is gone
             shutil.rmtree(os.path.join(self.run_dir, "base", name), ignore_errors=True)
 
+    def link_held_out(self, base, evaluating):
+        """The held-out folder, remade as one link per shard: the stage's own run sees the first shard under the
+        validation shard's name (it cannot train on what it is judged on), the evaluation sees the real one.
+        Remade for the evaluation, so nothing the run put in the folder reaches it."""
+        if not self.stage.held_out:
+            return
+        folder = os.path.join(base, self.stage.held_out)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+        shards = list_shards(os.path.abspath(os.path.join(self.opts.inputs, self.stage.held_out)))
+        for shard in shards:
+            shown = shard if evaluating or shard != shards[-1] else shards[0]
+            os.symlink(shown, os.path.join(folder, os.path.basename(shard)))
+
     def env(self, name, gpu):
         base = os.path.join(self.run_dir, "base", name)
         shutil.rmtree(base, ignore_errors=True)
         os.makedirs(base)
         for need in self.stage.needs:  # the user's inputs, seen through symlinks; outputs stay in this run's dir
-            os.symlink(os.path.abspath(os.path.join(self.opts.inputs, need)), os.path.join(base, need))
+            if need != self.stage.held_out:
+                os.symlink(os.path.abspath(os.path.join(self.opts.inputs, need)), os.path.join(base, need))
+        self.link_held_out(base, evaluating=False)
         # Compile caches per run too: a warm cache hands later runs free budget (on an H200, base_train's first,
         # compiling step took 19 s of a 20 s budget cold; the next run, cache warm, trained many more steps).
         env = dict(os.environ, NANOCHAT_BASE_DIR=base, TORCHINDUCTOR_CACHE_DIR=os.path.join(base, ".inductor"),
@@ -166,6 +183,7 @@ class Research:
                 if cmd is s.evaluate:
                     git(wt, "checkout", "-f", "-q", "HEAD", "--", ".")
                     git(wt, "clean", "-ffdxq")
+                    self.link_held_out(base, evaluating=True)
                     if os.path.exists(metrics):
                         os.remove(metrics)   # only the evaluation may write the number it is judged by
                 rc, seconds, rss, timed_out = run_group(cmd.format(**fill), wt, env, budget + s.grace - out.seconds,

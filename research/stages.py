@@ -25,6 +25,7 @@ class Stage:
     needs: dict = field(default_factory=dict)       # artifact under NANOCHAT_BASE_DIR -> the command that makes it
     guard: str = ""      # key whose value must equal the baseline's (e.g. a digest of generated tokens)
     memory: str = ""     # "<glob under the base dir>:<key>" of the stage's own peak memory (MiB); else peak RSS
+    held_out: str = ""   # a `needs` folder of shards whose last (validation) only the evaluation may read
     grace: float = 60.0  # seconds past the budget (startup, compile, evaluation) before a run is killed
 
 
@@ -44,7 +45,7 @@ STAGES = {s.name: s for s in [
           "{python} -m scripts.tok_eval", "eval/tokenizer.json", "bytes_per_token.ours.val", True,
           ["rustbpe/src/*", "scripts/tok_train.py"],
           protected=["scripts/tok_eval.py", "nanochat/tokenizer.py", "nanochat/dataset.py"],
-          needs={"base_data": DATA}, grace=300),
+          needs={"base_data": DATA}, held_out="base_data", grace=300),
     # val bpb by base_eval, which first checks the (editable) model is causal and reports its true loss.
     Stage("base", "{python} -m scripts.base_train --time-budget={budget} --depth=12 --max-seq-len=1024 "
           "--eval-every=1000000 --eval-tokens=65536 --sample-every=-1 --save-every=1000000 --keep-last=1 "
@@ -55,7 +56,7 @@ STAGES = {s.name: s for s in [
           protected=["scripts/base_eval.py", "nanochat/loss_eval.py", "nanochat/dataloader.py", "nanochat/dataset.py",
                      "nanochat/checkpoint.py", "nanochat/tokenizer.py"],
           needs={"base_data": DATA, "tokenizer": TOKENIZER}, memory="base_checkpoints/*/metrics.json:peak_memory_mib",
-          grace=300),
+          held_out="base_data", grace=300),
     Stage("sft", "{python} -m scripts.chat_sft --mixture=synthetic --time-budget={budget} --eval-every=1000000 "
           "--eval-every-chatcore=-1 --save-every=1000000 --keep-last=1",
           "{python} -m scripts.chat_eval -i sft -a SyntheticMathChoice,SyntheticMath,SpellingBee --max-problems=256",

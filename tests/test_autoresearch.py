@@ -348,6 +348,30 @@ def test_clear_errors_for_missing_prerequisites_and_commits(tmp_path):
                     options(empty, inputs, tmp_path / "run2"))
 
 
+def test_held_out_shard_is_seen_only_by_the_evaluation(tmp_path):
+    """The stage's run reads the first shard under the validation shard's name and cannot plant a shard of its
+    own; the evaluation reads the real validation shard."""
+    repo, inputs = make_repo(tmp_path)
+    (inputs / "base_data").mkdir()
+    for i, text in enumerate(["train0", "train1", "VAL"]):
+        (inputs / "base_data" / f"shard_{i:05d}.parquet").write_text(text)
+    last = "sorted(os.listdir(d))[-1]"
+    command = ("{python} -c \"import os; b = os.environ['NANOCHAT_BASE_DIR']; d = os.path.join(b, 'base_data'); "
+               f"open(os.path.join(b, 'seen.txt'), 'w').write(open(os.path.join(d, {last})).read()); "
+               "open(os.path.join(d, 'shard_99999.parquet'), 'w').write('PLANTED')\"")
+    evaluate = ("{python} -c \"import json, os; b = os.environ['NANOCHAT_BASE_DIR']; d = os.path.join(b, 'base_data'); "
+                f"json.dump({{{{'val': open(os.path.join(d, {last})).read(), 'seen': open(os.path.join(b, 'seen.txt'))"
+                ".read(), 'score': 1.0}}, open(os.path.join(b, 'score.json'), 'w'))\"")
+    stage = st.Stage("held", command, evaluate, "score.json", "score", True, ["params.py"], protected=["score.py"],
+                     needs={"base_data": "make it"}, held_out="base_data")
+    run_dir = tmp_path / "run"
+    agent = ag.ReplayAgent(str(write_patches(tmp_path / "p", repo, [("x", "params.py", "VALUE = 1.0\n", True)])))
+    ar.Research(stage, agent, options(repo, inputs, run_dir, baseline_runs=1, max_experiments=0)).run()
+    assert json.loads((run_dir / "logs" / "b0.metrics.json").read_text()) == {"val": "VAL", "seen": "train0",
+                                                                              "score": 1.0}
+    assert sorted(os.listdir(inputs / "base_data"))[-1] == "shard_00002.parquet"  # the user's folder untouched
+
+
 def test_extract_diff_and_patch_descriptions(tmp_path):
     diff = "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n"
     assert ag.extract_diff(f"text\n```python\nprint(1)\n```\n```diff\n{diff}```") == diff
