@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import re
 import shlex
 import shutil
@@ -73,6 +74,12 @@ class Research:
         if json.load(open(config_path)) != config:
             raise ValueError(f"{self.run_dir} was started with a different stage or budget "
                              f"(see {config_path}); use a new --tag for a new run")
+        # The generated eval problems' seed ({eval_seed} in a command), drawn once per run and never shown to the
+        # agent, unlike the public default: a candidate cannot train on the problems it is judged on.
+        seed_path = Path(self.run_dir, "eval_seed")
+        if not seed_path.exists():
+            seed_path.write_text(str(random.SystemRandom().randrange(10**6, 10**9)))
+        self.eval_seed = int(seed_path.read_text())
         if not git_ok(self.repo, "rev-parse", "--verify", "-q", f"refs/heads/{self.branch}")[0]:
             if not git_ok(self.repo, "rev-parse", "--verify", "-q", "HEAD^{commit}")[0]:
                 raise ValueError(f"{self.repo} has no commit yet; experiments start from HEAD, so commit first")
@@ -176,7 +183,7 @@ class Research:
         base = env["NANOCHAT_BASE_DIR"]
         metrics = os.path.join(base, s.metrics)
         fill = dict(python=shlex.quote(sys.executable), budget=f"{budget:g}", run_dir=shlex.quote(self.run_dir),
-                    slot=slot, metrics=shlex.quote(metrics))
+                    slot=slot, metrics=shlex.quote(metrics), eval_seed=self.eval_seed)
         out, rc, timed_out = Outcome("ok", memory=0.0), 0, False
         try:
             for cmd in filter(None, (s.command, s.evaluate)):

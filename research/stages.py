@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Stage:
-    """Commands get {python} {budget} {run_dir} {slot} {metrics} filled in (literal braces: {{ }})."""
+    """Commands get {python} {budget} {run_dir} {slot} {metrics} {eval_seed} filled in (literal braces: {{ }})."""
     name: str
     command: str    # the stage's own run (e.g. training), code the agent may edit; "" for none
     evaluate: str   # runs after it, only `protected` code, and writes `metrics`
@@ -59,7 +59,8 @@ STAGES = {s.name: s for s in [
           held_out="base_data", grace=300),
     Stage("sft", "{python} -m scripts.chat_sft --mixture=synthetic --time-budget={budget} --eval-every=1000000 "
           "--eval-every-chatcore=-1 --save-every=1000000 --keep-last=1",
-          "{python} -m scripts.chat_eval -i sft -a SyntheticMathChoice,SyntheticMath,SpellingBee --max-problems=256",
+          "{python} -m scripts.chat_eval -i sft -a SyntheticMathChoice,SyntheticMath,SpellingBee --max-problems=256 "
+          "--eval-seed={eval_seed}",
           "eval/chat_sft.json", "chatcore", True,
           ["scripts/chat_sft.py", "nanochat/finetune.py", "nanochat/chat_data.py", "tasks/mixtures.py",
            "nanochat/training.py", "nanochat/optim.py", "nanochat/run.py"],
@@ -67,7 +68,8 @@ STAGES = {s.name: s for s in [
           memory="chatsft_checkpoints/*/metrics.json:peak_memory_mib", grace=600),
     Stage("rl", "{python} -m scripts.chat_rl --task=synthetic --time-budget={budget} --eval-every=1000000 "
           "--save-every=1000000 --keep-last=1",
-          "{python} -m scripts.chat_eval -i rl -a SyntheticMath --max-problems=256", "eval/chat_rl.json",
+          "{python} -m scripts.chat_eval -i rl -a SyntheticMath --max-problems=256 --eval-seed={eval_seed}",
+          "eval/chat_rl.json",
           "tasks.SyntheticMath.accuracy", True,
           ["scripts/chat_rl.py", "nanochat/training.py", "nanochat/optim.py", "nanochat/run.py"],
           protected=CHAT_EVAL, needs={"tokenizer": TOKENIZER, "chatsft_checkpoints": "python -m scripts.chat_sft"},

@@ -15,7 +15,7 @@ from nanochat.common import atomic_write_json, atomic_write_text, cli, compute_i
 from nanochat.report import get_report
 from nanochat.training import fit_batch, probe_step
 from tasks.common import DatasetUnavailableError
-from tasks.registry import DEFAULT_TASKS, TASKS, TINY_TASKS, build_tasks, parse_task_names
+from tasks.registry import DEFAULT_TASKS, EVAL_SEED, TASKS, TINY_TASKS, build_tasks, parse_task_names
 
 
 def parse_args(argv=None):
@@ -33,6 +33,8 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", default="", help="directory of local task files named <task>.jsonl etc. "
                    "(default: load from the Hugging Face hub)")
     p.add_argument("--seed", type=int, default=42, help="sampling seed")
+    p.add_argument("--eval-seed", type=int, default=EVAL_SEED, help="the generated tasks' problems (the research "
+                   "harness passes a seed of its own, so a candidate cannot train on what it is judged on)")
     p.add_argument("--device-type", default="", help="cuda|cpu|mps (default: autodetect)")
     args = p.parse_args(argv)
     try:
@@ -62,7 +64,7 @@ def evaluate(args):
     compute = compute_init(args.device_type, seed=args.seed)
     base_dir = get_base_dir()
     try:
-        tasks = build_tasks(args.task_names, args.data_dir or None)
+        tasks = build_tasks(args.task_names, args.data_dir or None, args.eval_seed)
     except DatasetUnavailableError as e:
         raise DatasetUnavailableError(f"{e}\n(or leave that task out with -a/--tasks)") from e  # a BadInput
     model, tokenizer, meta = load_model(args.source, compute.device, args.model_tag, args.step, dtype=compute.dtype)
@@ -79,7 +81,8 @@ def evaluate(args):
 
     settings = {"source": args.source, "model_tag": model_tag, "step": meta["step"], "tasks": ",".join(tasks),
                 "max_problems": args.max_problems, "num_samples": args.num_samples, "temperature": args.temperature,
-                "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "world_size": compute.world_size}
+                "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "eval_seed": args.eval_seed,
+                "world_size": compute.world_size}
     if compute.master:
         per_task = {name: {"eval_type": t.eval_type, **{key: results[key][name] for key in
                     ("accuracy", "baseline", "centered", "correct", "total")}} for name, t in tasks.items()}

@@ -350,7 +350,7 @@ def test_clear_errors_for_missing_prerequisites_and_commits(tmp_path):
 
 def test_held_out_shard_is_seen_only_by_the_evaluation(tmp_path):
     """The stage's run reads the first shard under the validation shard's name and cannot plant a shard of its
-    own; the evaluation reads the real validation shard."""
+    own; the evaluation reads the real validation shard, and gets the run's own seed for generated problems."""
     repo, inputs = make_repo(tmp_path)
     (inputs / "base_data").mkdir()
     for i, text in enumerate(["train0", "train1", "VAL"]):
@@ -361,14 +361,16 @@ def test_held_out_shard_is_seen_only_by_the_evaluation(tmp_path):
                "open(os.path.join(d, 'shard_99999.parquet'), 'w').write('PLANTED')\"")
     evaluate = ("{python} -c \"import json, os; b = os.environ['NANOCHAT_BASE_DIR']; d = os.path.join(b, 'base_data'); "
                 f"json.dump({{{{'val': open(os.path.join(d, {last})).read(), 'seen': open(os.path.join(b, 'seen.txt'))"
-                ".read(), 'score': 1.0}}, open(os.path.join(b, 'score.json'), 'w'))\"")
+                ".read(), 'score': 1.0, 'seed': {eval_seed}}}, open(os.path.join(b, 'score.json'), 'w'))\"")
     stage = st.Stage("held", command, evaluate, "score.json", "score", True, ["params.py"], protected=["score.py"],
                      needs={"base_data": "make it"}, held_out="base_data")
     run_dir = tmp_path / "run"
     agent = ag.ReplayAgent(str(write_patches(tmp_path / "p", repo, [("x", "params.py", "VALUE = 1.0\n", True)])))
     ar.Research(stage, agent, options(repo, inputs, run_dir, baseline_runs=1, max_experiments=0)).run()
+    seed = int((run_dir / "eval_seed").read_text())
+    assert seed >= 10**6   # drawn for this run, not the public default (tasks/registry.py EVAL_SEED)
     assert json.loads((run_dir / "logs" / "b0.metrics.json").read_text()) == {"val": "VAL", "seen": "train0",
-                                                                              "score": 1.0}
+                                                                              "score": 1.0, "seed": seed}
     assert sorted(os.listdir(inputs / "base_data"))[-1] == "shard_00002.parquet"  # the user's folder untouched
 
 
@@ -389,7 +391,7 @@ def test_builtin_stages_are_well_formed():
     for name, stage in st.STAGES.items():
         assert stage.name == name
         for cmd in (stage.command, stage.evaluate):
-            cmd.format(python="python", budget="300", run_dir="/r", slot=0, metrics="/m.json")
+            cmd.format(python="python", budget="300", run_dir="/r", slot=0, metrics="/m.json", eval_seed=7)
         assert stage.evaluate and stage.protected
         for pattern in stage.editable + stage.protected:   # every glob names files this repo has
             assert any(st.fnmatch.fnmatchcase(p, pattern) for p in files), (name, pattern)

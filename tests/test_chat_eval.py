@@ -301,7 +301,7 @@ def test_script_end_to_end(chat_base, gpt, monkeypatch, capsys):
         saved = json.load(f)
     assert out[-1] == f"chatcore: {saved['chatcore']:.6f}"
     assert sorted(saved["tasks"]) == sorted(SCRIPT_TASKS.split(","))
-    assert saved["step"] == 5 and saved["model_tag"] == "t1" and saved["world_size"] == 1
+    assert saved["step"] == 5 and saved["model_tag"] == "t1" and saved["world_size"] == 1 and saved["eval_seed"] == 1000
     tasks = build_tasks(SCRIPT_TASKS.split(","), chat_base / "data")
     for name, r in saved["tasks"].items():
         assert r["total"] == min(3, len(tasks[name]))
@@ -323,6 +323,16 @@ def test_script_end_to_end(chat_base, gpt, monkeypatch, capsys):
     assert section["ChatCORE"] == pytest.approx(saved["chatcore"], abs=1e-4)
     assert section["ARC-Easy"] == pytest.approx(saved["tasks"]["ARC-Easy"]["accuracy"], abs=1e-4)
     assert not [f for f in os.listdir(chat_base / "eval") if f.endswith(".tmp")]
+
+
+def test_eval_seed_draws_other_generated_problems():
+    """--eval-seed (the research harness's own) changes the generated tasks' problems, not the real datasets'."""
+    from tasks.registry import EVAL_SEED, build_tasks
+    names = ["SyntheticMath", "SyntheticMathChoice", "SpellingBee"]
+    public, secret = build_tasks(names), build_tasks(names, seed=123457)
+    for name in names:
+        assert public[name].get(0) == build_tasks([name], seed=EVAL_SEED)[name].get(0)
+        assert public[name].get(0) != secret[name].get(0), name
 
 
 def test_script_fits_its_batch_to_a_small_gpu(chat_base, monkeypatch, capsys):
