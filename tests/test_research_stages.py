@@ -36,11 +36,12 @@ TOY = {   # stage -> (command, evaluate) at toy sizes
     "sft": ("{python} -m scripts.chat_sft " + " ".join(POSTTRAIN) + " --source=mid --examples-per-step=4 "
             "--num-iterations=3 --eval-every=1000 --eval-every-chatcore=-1 --save-every=1000",
             "{python} -m scripts.chat_eval -i sft -a SyntheticMathChoice,SyntheticMath --max-problems=4 "
-            "--max-new-tokens=8 " + CPU),
+            "--max-new-tokens=8 --eval-seed={eval_seed} " + CPU),
     "rl": ("{python} -m scripts.chat_rl --task=synthetic --num-steps=1 --examples-per-step=2 --num-samples=2 "
            "--device-batch-size=4 --max-new-tokens=8 --eval-every=1000 --eval-examples=2 --eval-samples=1 "
            "--save-every=1000 " + CPU,
-           "{python} -m scripts.chat_eval -i rl -a SyntheticMath --max-problems=4 --max-new-tokens=8 " + CPU),
+           "{python} -m scripts.chat_eval -i rl -a SyntheticMath --max-problems=4 --max-new-tokens=8 "
+           "--eval-seed={eval_seed} " + CPU),
     "engine": ("", "{python} -m bench.engine --depth 1 --vocab-size 512 --seq-len 128 --prompt-tokens 20 "
                    "--decode-steps 4 --batch-sizes 1 2 --repeats 1 --json {metrics}"),
 }
@@ -94,12 +95,12 @@ def research(repo, inputs, tmp_path, name, patches):
 def test_base_stage_keeps_a_gain_discards_a_loss_rejects_an_eval_edit_logs_a_crash(world, tmp_path):
     repo, inputs = world
     rows, run_dir = research(repo, inputs, tmp_path, "base", [
-        patch(repo, "train 4x longer", "scripts/base_train.py", "num_iterations = args.num_iterations if",
-              "num_iterations = 4 * args.num_iterations if"),
+        patch(repo, "train 4x longer", "scripts/base_train.py", "compute.world_size, args.num_iterations)",
+              "compute.world_size, 4 * args.num_iterations)"),
         patch(repo, "learning rates to zero", "nanochat/training.py", 'group["lr"] = group["initial_lr"] * lrm',
               'group["lr"] = group["initial_lr"] * lrm * 0.0'),
-        patch(repo, "report a kinder bpb", "nanochat/loss_eval.py", "return (total_nats / (math.log(2) * total_bytes))",
-              "return 0.5 * (total_nats / (math.log(2) * total_bytes))"),
+        patch(repo, "report a kinder bpb", "nanochat/loss_eval.py", "return nats / (math.log(2) * nbytes)",
+              "return 0.5 * nats / (math.log(2) * nbytes)"),
         patch(repo, "break the model", "nanochat/gpt.py", "import torch\n", "import torch\nraise ImportError('no')\n"),
     ])
     assert [(r["exp"], r["status"]) for r in rows] == [("b0", "baseline"), ("0001", "keep"), ("0002", "discard"),
@@ -131,8 +132,8 @@ def test_every_other_stage_runs_under_the_harness(world, tmp_path_factory):
                       "def train(args):\n    raise RuntimeError('no')\n"), "crash"),
         "rl": (patch(repo, "sample differently", "nanochat/engine.py", "import torch\n", "import torch  # x\n"),
                "reject"),
-        "engine": (patch(repo, "other outputs", "nanochat/engine.py", "softmax(values / params.temperature",
-                         "softmax(values / (2 * params.temperature)"), "discard"),   # faster or not: not the same
+        "engine": (patch(repo, "other outputs", "nanochat/engine.py", "softmax(values / temperature",
+                         "softmax(values / (2 * temperature)"), "discard"),   # faster or not: not the same
     }
     for name, (text, status) in cases.items():
         rows, _ = research(repo, inputs, tmp_path_factory.mktemp(name), name, [text])
