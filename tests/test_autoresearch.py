@@ -422,7 +422,7 @@ def test_engine_stage_metrics_from_the_real_benchmark(tmp_path):
     off = ("import sys, nanochat.gpt as g; f = g.cached_attention; "
            "g.cached_attention = lambda *a, **k: 1.01 * f(*a, **k); from bench.engine import main; main(sys.argv[1:])")
     no_windows = ("import sys, nanochat.gpt as g; f = g.GPT._cache_positions; "
-                  "g.GPT._cache_positions = lambda *a: (*f(*a)[:3], {w: f(*a)[3][None] for w in f(*a)[3]}); "
+                  "g.GPT._cache_positions = lambda *a: (*(r := f(*a))[:3], dict.fromkeys(r[3], r[3][None])); "
                   "from bench.engine import main; main(sys.argv[1:])")
     results = []
     for i, run in enumerate([["-m", "bench.engine"], ["-m", "bench.engine"], ["-c", off], ["-c", no_windows]]):
